@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitUser     = 1 // bad Unikfile, missing tool, failed build or boot: the user can act
+	exitInternal = 2 // a bug in unikfile
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(execute(ctx, os.Args[1:]))
+}
+
+func execute(ctx context.Context, args []string) int {
+	// Go-style single-dash long flags people type from habit (fmt -check).
+	for i, a := range args {
+		if a == "-check" {
+			args[i] = "--check"
+		}
+	}
+	cli := newCLI()
+	root := cli.rootCommand()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var st *statusError
+	if errors.As(err, &st) {
+		return st.code
+	}
+	var reported *reportedError
+	if !errors.As(err, &reported) {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+	}
+	if isInternal(err) {
+		return exitInternal
+	}
+	return exitUser
+}

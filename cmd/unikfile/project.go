@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unikfile/unikfile/cache"
+	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/pipeline"
+	"github.com/unikfile/unikfile/state"
+)
+
+func (c *cli) initCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "init",
+		Short:   "Write a starter Unikfile for the Go module in the project directory",
+		Example: `  cd myservice && unikfile init && unikfile up`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := filepath.Abs(c.dir)
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(dir, "Unikfile")
+			if _, err := os.Stat(path); err == nil {
+				return fmt.Errorf("%s already exists; edit it, or remove it to start again", path)
+			}
+			mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+			if err != nil {
+				return fmt.Errorf("no go.mod in %s: `unikfile init` scaffolds a Unikfile for a Go module (run `go mod init` first)", dir)
+			}
+			modulePath := ""
+			for _, line := range strings.Split(string(mod), "\n") {
+				if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
+					modulePath = f[1]
+				}
+			}
+			name := sanitizeName(filepath.Base(dir))
+			if err := os.WriteFile(path, lang.Scaffold(name, modulePath), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "Wrote %s (app %q, target \"dev\" on QEMU).\nNext: unikfile up\n", path, name)
+			return nil
+		},
+	}
+}
+
+func sanitizeName(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteRune('-')
+		}
+	}
+	out := strings.Trim(b.String(), "-")
+	if out == "" || !(out[0] >= 'a' && out[0] <= 'z') {
+		out = "app" + out
+	}
+	return out
+}
+
+func (c *cli) validateCommand() *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check the Unikfile: syntax, types, references; builds nothing",
+		Example: `  unikfile validate
+  unikfile validate --json     # diagnostics with file, line and column`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !jsonOut {
+				p, err := c.load()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "%s is valid: %d app(s), %d target(s).\n", p.File, len(p.Apps), len(p.Targets))
+				return nil
+			}
+			path, err := c.unikfilePath()
+			if err != nil {
+				return err
+			}
+			vars := map[string]string{}
+			for _, v := range c.vars {
+				if name, value, ok := strings.Cut(v, "="); ok {
+					vars[name] = value
+				}
+			}
+			_, _, diags := lang.Load(path, lang.Options{Vars: vars})
+			out := struct {
+				Valid       bool                  `json:"valid"`
+				Diagnostics []lang.DiagnosticJSON `json:"diagnostics"`
+			}{Valid: !diags.HasErrors(), Diagnostics: lang.DiagnosticsJSON(diags)}
+			if out.Diagnostics == nil {
+				out.Diagnostics = []lang.DiagnosticJSON{}
+			}
+			if err := writeJSON(c.stdout, out); err != nil {
+				return err
+			}
+			if diags.HasErrors() {
+				return &reportedError{err: diags}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print diagnostics as JSON")
+	return cmd
+}
+
+func (c *cli) fmtCommand() *cobra.Command {
+	var check bool
+	cmd := &cobra.Command{
+		Use:   "fmt [FILE...]",
+		Short: "Rewrite Unikfiles in canonical style (-check: only report)",
+		Example: `  unikfile fmt
+  unikfile fmt -check          # in CI: exit 1 and list files that need formatting`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			files := args
+			if len(files) == 0 {
+				p, err := c.unikfilePath()
+				if err != nil {
+					return err
+				}
+				files = []string{p}
+			}
+			var unformatted []string
+			for _, f := range files {
+				src, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				out, diags := lang.Format(src, f)
+				if diags.HasErrors() {
+					lang.WriteDiagnostics(c.stderr, diags, lang.SourcesOf(f, src), isTerminal(c.stderr))
+					return &reportedError{err: diags}
+				}
+				if bytes.Equal(src, out) {
+					continue
+				}
+				unformatted = append(unformatted, f)
+				if !check {
+					fi, err := os.Stat(f)
+					if err != nil {
+						return err
+					}
+					if err := cache.WriteFileAtomic(f, out, fi.Mode().Perm()); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintln(c.stdout, f)
+			}
+			if check && len(unformatted) > 0 {
+				return &reportedError{err: errors.New("files need formatting")}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&check, "check", false, "do not write; exit 1 if a file is not formatted")
+	return cmd
+}
+
+func (c *cli) imagesCommand() *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "images",
+		Short: "List the images in the cache",
+		Example: `  unikfile images
+  unikfile images --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cs, err := c.cacheStore()
+			if err != nil {
+				return err
+			}
+			keys, err := cs.Entries("images")
+			if err != nil {
+				return err
+			}
+			inUse := map[string][]string{}
+			if st, _, err := c.stateStore(); err == nil {
+				if insts, err := st.List(state.Filter{}); err == nil {
+					for _, i := range insts {
+						if i.Alive() {
+							inUse[i.ImageDigest] = append(inUse[i.ImageDigest], i.ID)
+						}
+					}
+				}
+			}
+			type row struct {
+				App       string    `json:"app"`
+				Digest    string    `json:"digest"`
+				Format    string    `json:"format"`
+				Kernel    string    `json:"kernel"`
+				Size      int64     `json:"size"`
+				Created   time.Time `json:"created"`
+				Dir       string    `json:"dir"`
+				Instances []string  `json:"instances"`
+			}
+			var rows []row
+			for _, k := range keys {
+				dir, _ := cs.Lookup("images", k)
+				img, err := pipeline.ReadImage(dir)
+				if err != nil {
+					continue
+				}
+				fi, _ := os.Stat(dir)
+				rows = append(rows, row{App: img.App, Digest: img.Digest, Format: img.Format, Kernel: img.KernelVersion,
+					Size: dirSize(dir), Created: fi.ModTime(), Dir: dir, Instances: inUse[img.Digest]})
+			}
+			sort.Slice(rows, func(i, j int) bool { return rows[i].Created.After(rows[j].Created) })
+			if jsonOut {
+				if rows == nil {
+					rows = []row{}
+				}
+				return writeJSON(c.stdout, rows)
+			}
+			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "APP\tDIGEST\tFORMAT\tKERNEL\tSIZE\tCREATED\tIN USE BY")
+			for _, r := range rows {
+				use := strings.Join(r.Instances, ",")
+				if use == "" {
+					use = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s ago\t%s\n", r.App, short(r.Digest), r.Format, r.Kernel, humanSize(r.Size), time.Since(r.Created).Round(time.Second), use)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+	return cmd
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func (c *cli) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print unikfile's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintf(c.stdout, "unikfile %s (%s, %s/%s)\n", version, toolVersion(), runtime.GOOS, runtime.GOARCH)
+			return nil
+		},
+	}
+}

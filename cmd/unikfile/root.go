@@ -1,0 +1,180 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/unikfile/unikfile/cache"
+	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/state"
+)
+
+// version is set at release time with -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// cli holds global flags and what commands share.
+type cli struct {
+	dir      string
+	file     string
+	vars     []string
+	jobs     int
+	cacheDir string
+	stateDir string
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+func newCLI() *cli { return &cli{stdout: os.Stdout, stderr: os.Stderr} }
+
+func (c *cli) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "unikfile",
+		Short: "Build apps into unikernels and run them, from a declarative Unikfile",
+		Long: `unikfile builds the apps a Unikfile declares into unikernels (a Linux kernel
+plus an initramfs whose only program is the app), caches every stage, and
+boots them on the Unikfile's targets (QEMU locally).`,
+		Example: `  unikfile init                 # write a Unikfile for the Go module here
+  unikfile up                   # build what changed, boot it, print the URL
+  unikfile ps                   # what runs
+  unikfile logs -f hello        # follow an app's serial console
+  unikfile down                 # stop this project's instances`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVarP(&c.dir, "dir", "C", ".", "project directory")
+	pf.StringVar(&c.file, "file", "", "Unikfile path (default: DIR/Unikfile)")
+	pf.StringArrayVar(&c.vars, "var", nil, "set a variable: --var name=value (repeatable; wins over UNIKFILE_VAR_name)")
+	pf.IntVarP(&c.jobs, "jobs", "j", runtime.NumCPU(), "how many stages run at once")
+	pf.StringVar(&c.cacheDir, "cache-dir", "", "cache directory (default: $UNIKFILE_CACHE_DIR or ~/.cache/unikfile)")
+	pf.StringVar(&c.stateDir, "state-dir", "", "instance state directory (default: $UNIKFILE_STATE_DIR or ~/.local/state/unikfile)")
+	root.AddCommand(
+		c.initCommand(),
+		c.validateCommand(),
+		c.fmtCommand(),
+		c.buildCommand(),
+		c.upCommand(),
+		c.psCommand(),
+		c.logsCommand(),
+		c.downCommand(),
+		c.imagesCommand(),
+		c.versionCommand(),
+	)
+	return root
+}
+
+// unikfilePath returns the Unikfile to load.
+func (c *cli) unikfilePath() (string, error) {
+	if c.file != "" {
+		return filepath.Abs(c.file)
+	}
+	dir, err := filepath.Abs(c.dir)
+	if err != nil {
+		return "", err
+	}
+	return lang.FindFile(dir)
+}
+
+// load reads the Unikfile, printing diagnostics when it has problems.
+func (c *cli) load() (*lang.Project, error) {
+	path, err := c.unikfilePath()
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]string{}
+	for _, v := range c.vars {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--var %q: want name=value", v)
+		}
+		vars[name] = value
+	}
+	p, src, diags := lang.Load(path, lang.Options{Vars: vars})
+	if len(diags) > 0 {
+		lang.WriteDiagnostics(c.stderr, diags, src, isTerminal(c.stderr))
+	}
+	if diags.HasErrors() {
+		return nil, &reportedError{err: diags}
+	}
+	return p, nil
+}
+
+func (c *cli) cacheStore() (*cache.Store, error) {
+	dir := c.cacheDir
+	if dir == "" {
+		dir = os.Getenv("UNIKFILE_CACHE_DIR")
+	}
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("no cache directory: set UNIKFILE_CACHE_DIR: %w", err)
+		}
+		dir = filepath.Join(base, "unikfile")
+	}
+	return cache.Open(dir)
+}
+
+func (c *cli) stateDirectory() (string, error) {
+	dir := c.stateDir
+	if dir == "" {
+		dir = os.Getenv("UNIKFILE_STATE_DIR")
+	}
+	if dir == "" {
+		if x := os.Getenv("XDG_STATE_HOME"); x != "" {
+			dir = filepath.Join(x, "unikfile")
+		} else {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", fmt.Errorf("no state directory: set UNIKFILE_STATE_DIR: %w", err)
+			}
+			dir = filepath.Join(home, ".local", "state", "unikfile")
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+func (c *cli) stateStore() (*state.Store, string, error) {
+	dir, err := c.stateDirectory()
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := state.Open(dir)
+	return s, dir, err
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd())) && os.Getenv("TERM") != "dumb"
+}
+
+// toolVersion identifies this unikfile build for cache keys: a release
+// version, or for development builds the digest of the executable itself,
+// so that a rebuilt unikfile never trusts outputs of an older one.
+func toolVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if exe, err := os.Executable(); err == nil {
+		if d, err := cache.FileDigest(exe); err == nil {
+			return "dev-" + d[:16]
+		}
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		h := sha256.Sum256([]byte(bi.String()))
+		return "dev-" + hex.EncodeToString(h[:8])
+	}
+	return "dev"
+}

@@ -1,0 +1,267 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	binary string // the unikfile binary under test
+	kernel string // a vmlinuz for UNIKFILE_KERNEL
+	// sharedCache holds the guest init and bundles across tests, so only the
+	// first test pays for building them; tests that check caching use their own.
+	sharedCache string
+)
+
+func TestMain(m *testing.M) {
+	tmp, err := os.MkdirTemp("", "unikfile-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(tmp, "unikfile")
+	out, err := exec.Command("go", "build", "-o", binary, "../cmd/unikfile").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build unikfile: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	kernel = findKernel()
+	sharedCache = filepath.Join(tmp, "cache")
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}
+
+func findKernel() string {
+	if k := os.Getenv("UNIKFILE_KERNEL"); k != "" {
+		return k
+	}
+	base := os.Getenv("UNIKFILE_CACHE_DIR")
+	if base == "" {
+		c, _ := os.UserCacheDir()
+		base = filepath.Join(c, "unikfile")
+	}
+	matches, _ := filepath.Glob(filepath.Join(base, "kernels", "*", "boot", "vmlinuz-*"))
+	sort.Strings(matches)
+	if len(matches) == 0 {
+		return ""
+	}
+	return matches[len(matches)-1]
+}
+
+// project is a temporary project directory with its own state.
+type project struct {
+	t        *testing.T
+	dir      string
+	cacheDir string
+	stateDir string
+	env      []string // extra environment
+}
+
+func needBoot(t *testing.T) {
+	t.Helper()
+	if kernel == "" {
+		t.Fatal("no kernel: run scripts/install-deps (it extracts Debian's cloud kernel into the cache)")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Fatal("qemu-system-x86_64 missing: run scripts/install-deps")
+	}
+}
+
+func newProject(t *testing.T, files map[string]string) *project {
+	t.Helper()
+	p := &project{t: t, dir: t.TempDir(), cacheDir: sharedCache, stateDir: t.TempDir()}
+	for name, content := range files {
+		p.write(name, content)
+	}
+	t.Cleanup(func() {
+		// Leave nothing running, whatever the test did.
+		r := p.run("down")
+		if r.code != 0 {
+			t.Logf("cleanup down: %s", r.stderr)
+		}
+		for _, pid := range qemuPIDs(p.stateDir) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Errorf("QEMU pid %d of this test was still running after down", pid)
+		}
+	})
+	return p
+}
+
+func (p *project) write(name, content string) {
+	p.t.Helper()
+	path := filepath.Join(p.dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+	elapsed        time.Duration
+}
+
+func (p *project) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = p.dir
+	cmd.Env = append(os.Environ(),
+		"UNIKFILE_CACHE_DIR="+p.cacheDir,
+		"UNIKFILE_STATE_DIR="+p.stateDir,
+		"UNIKFILE_KERNEL="+kernel,
+		"TERM=dumb",
+	)
+	cmd.Env = append(cmd.Env, p.env...)
+	return cmd
+}
+
+func (p *project) run(args ...string) result {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := p.command(ctx, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(start)}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		p.t.Fatalf("unikfile %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// ok runs unikfile and fails the test unless it exits 0.
+func (p *project) ok(args ...string) result {
+	p.t.Helper()
+	r := p.run(args...)
+	if r.code != 0 {
+		p.t.Fatalf("unikfile %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+type instance struct {
+	ID          string `json:"id"`
+	Target      string `json:"target"`
+	App         string `json:"app"`
+	ImageDigest string `json:"image_digest"`
+	State       string `json:"state"`
+	ExitStatus  *int   `json:"exit_status"`
+	PID         int    `json:"pid"`
+	Ports       []struct {
+		Bind  string `json:"bind"`
+		Host  int    `json:"host"`
+		Guest int    `json:"guest"`
+	} `json:"ports"`
+}
+
+func (p *project) ps() []instance {
+	p.t.Helper()
+	r := p.ok("ps", "--json")
+	var out []instance
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		p.t.Fatalf("ps --json: %v\n%s", err, r.stdout)
+	}
+	return out
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// get fetches a URL with short timeouts and a few retries.
+func get(t *testing.T, port int) string {
+	t.Helper()
+	client := &http.Client{Timeout: 3 * time.Second}
+	var lastErr error
+	for i := 0; i < 5; i++ {
+		resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		if err == nil {
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode == 200 {
+				return string(b)
+			}
+			lastErr = fmt.Errorf("status %d, %v", resp.StatusCode, err)
+		} else {
+			lastErr = err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("GET 127.0.0.1:%d: %v", port, lastErr)
+	return ""
+}
+
+// qemuPIDs lists QEMU processes whose command line mentions dir.
+func qemuPIDs(dir string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		cl := string(b)
+		if strings.Contains(cl, "qemu-system") && strings.Contains(cl, dir) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// helloSource is a Go HTTP server answering msg on port 8080.
+func helloSource(msg string) string { return serverSource(msg, 8080) }
+
+// serverSource is a Go HTTP server answering msg on port.
+func serverSource(msg string, port int) string {
+	return `package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+)
+
+func main() {
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, ` + strconv.Quote(msg) + `) })
+	fmt.Println("serving on :` + strconv.Itoa(port) + `")
+	if err := http.ListenAndServe(":` + strconv.Itoa(port) + `", nil); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+}
+`
+}
+
+const goMod = "module example.com/app\n\ngo 1.22\n"
+
+func lookPath(name string) (string, error) { return exec.LookPath(name) }

@@ -1,0 +1,57 @@
+package guest
+
+// ConfigPath is where the package stage writes Config inside the initramfs and
+// where the init reads it.
+const ConfigPath = "/etc/unikfile/init.json"
+
+// Console markers. The init prints each on a line of its own on the serial
+// console; deploy providers read them from the console log, which is the one
+// channel every hypervisor and cloud offers.
+const (
+	// ReadyMarker is printed once every port in Config.Ports is listening.
+	ReadyMarker = "unikfile-init: ready"
+	// ExitMarker is followed by the app's exit status in decimal, then the
+	// guest powers off.
+	ExitMarker = "unikfile-init: exit status "
+)
+
+// Config is everything the init needs to run the app. It is JSON so that a
+// person can read it out of an image with cpio.
+type Config struct {
+	// App is the app's name, used as the hostname and in messages.
+	App string `json:"app"`
+	// Argv is the app's command line; Argv[0] is an absolute path in the image.
+	Argv []string `json:"argv"`
+	// Env is the app's environment, KEY=value, sorted.
+	Env []string `json:"env,omitempty"`
+	// Dir is the app's working directory.
+	Dir string `json:"dir,omitempty"`
+	// Ports are the TCP ports the app listens on; ReadyMarker is printed when
+	// all of them are listening.
+	Ports []int `json:"ports,omitempty"`
+	// Modules are kernel module paths in the image, in load order (every
+	// module after the modules it depends on).
+	Modules []string `json:"modules,omitempty"`
+	// Net configures the first ethernet interface.
+	Net Net `json:"net"`
+}
+
+// Net is the guest's network setup: DHCP first, then the static fallback.
+type Net struct {
+	// DHCP enables a DHCP client on the first ethernet interface.
+	DHCP bool `json:"dhcp"`
+	// DHCPTimeoutMillis bounds the DHCP exchange before the fallback is used.
+	DHCPTimeoutMillis int `json:"dhcp_timeout_ms,omitempty"`
+	// Static is used when DHCP is off or gets no answer. Empty means none.
+	Static *Static `json:"static,omitempty"`
+}
+
+// Static is a fixed IPv4 configuration.
+type Static struct {
+	Address string   `json:"address"` // CIDR, e.g. 10.0.2.15/24
+	Gateway string   `json:"gateway,omitempty"`
+	DNS     []string `json:"dns,omitempty"`
+}
+
+// QEMUUserNet is the static fallback for QEMU user-mode networking (slirp).
+var QEMUUserNet = Static{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: []string{"10.0.2.3"}}

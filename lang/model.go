@@ -1,0 +1,87 @@
+package lang
+
+import "github.com/hashicorp/hcl/v2"
+
+// Project is one loaded Unikfile with every expression evaluated.
+type Project struct {
+	// File is the Unikfile's absolute path; Dir is its directory, the root
+	// every relative path in it is resolved against.
+	File string
+	Dir  string
+	// Apps and Targets are in declaration order.
+	Apps    []*App
+	Targets []*Target
+	Build   Build
+}
+
+// App returns the app with the given name, or nil.
+func (p *Project) App(name string) *App {
+	for _, a := range p.Apps {
+		if a.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// Target returns the target with the given name, or nil.
+func (p *Project) Target(name string) *Target {
+	for _, t := range p.Targets {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// App is an `app "name" { ... }` block.
+type App struct {
+	Name     string
+	Source   string // absolute path of the build context, inside Project.Dir
+	Language string // go | c | cpp | rust | node | python | java | elf
+	Base     string // linux | osv | rump | mirage | includeos
+	Main     string // language-specific entry point, e.g. "./cmd/api"; "" means "."
+	Args     []string
+	Env      map[string]string
+	Ports    []int
+	// MemoryMiB is the guest memory; `memory = "256MiB"` in the Unikfile.
+	MemoryMiB int
+	Linux     LinuxSettings
+	Range     hcl.Range // the block's header, for diagnostics
+}
+
+// LinuxSettings is the app's optional `linux { ... }` block.
+type LinuxSettings struct {
+	// Kernel is a path to a vmlinuz; the Unikfile may write it absolute
+	// or relative to Project.Dir, and Load makes it absolute. It may lie
+	// outside the project and is not checked for existence by Load.
+	// "" means: UNIKFILE_KERNEL, then the kernel cache.
+	Kernel string
+	// Cmdline is appended to the kernel command line unikfile builds.
+	Cmdline string
+}
+
+// Target is a `target "name" { ... }` block.
+type Target struct {
+	Name     string
+	Provider string   // qemu | libvirt | vsphere | aws | gcp
+	Apps     []string // names of apps, from references such as app.api
+	QEMU     QEMUSettings
+	Range    hcl.Range
+}
+
+// QEMUSettings is the target's optional `qemu { ... }` block.
+type QEMUSettings struct {
+	Accel string // auto (default) | kvm | tcg
+	CPUs  int    // default 1
+	// Bind is the host address port forwards listen on; default 127.0.0.1.
+	Bind string
+	// HostPorts maps a guest port to the host port it is forwarded from;
+	// unmapped guest ports are forwarded from the same port number.
+	HostPorts map[int]int
+}
+
+// Build is the optional project-wide `build { ... }` block.
+type Build struct {
+	Executor string // local (default)
+}

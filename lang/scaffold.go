@@ -1,0 +1,59 @@
+package lang
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Scaffold returns a starter Unikfile for the Go module modulePath, for
+// `unikfile init`: one app called name (usually the directory's name,
+// made into a valid app name if it is not one) built from the Unikfile's
+// directory and listening on port 8080, and a qemu target "dev" running
+// it. The result loads without diagnostics and is already formatted.
+func Scaffold(name string, modulePath string) []byte {
+	app := appNameFrom(name)
+	var b strings.Builder
+	if modulePath != "" {
+		fmt.Fprintf(&b, "# Unikfile for %s.\n", strings.ReplaceAll(modulePath, "\n", " "))
+	} else {
+		b.WriteString("# Unikfile: apps to build as unikernels, and targets to run them on.\n")
+	}
+	fmt.Fprintf(&b, `# Build and boot it with "unikfile up dev".
+
+app %[1]q {
+  source   = "."
+  language = "go"
+  main     = "."
+  ports    = [8080]
+  memory   = "256MiB"
+}
+
+target "dev" {
+  provider = "qemu"
+  apps     = [app.%[1]s]
+}
+`, app)
+	return []byte(b.String())
+}
+
+// appNameFrom turns s (a directory name) into a valid app name: letters,
+// digits, '_' and '-', starting with a letter.
+func appNameFrom(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
+			b.WriteRune(r)
+		case b.Len() > 0:
+			b.WriteRune('-')
+		}
+	}
+	name := strings.Trim(b.String(), "-_")
+	if name == "" || !validName(name) {
+		name = "app" + name
+		if !validName(name) {
+			name = "app"
+		}
+	}
+	return name
+}

@@ -1,0 +1,161 @@
+package lang
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+var targetSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "provider", Required: true},
+		{Name: "apps", Required: true},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "qemu"}},
+}
+
+var qemuSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "accel"},
+		{Name: "cpus"},
+		{Name: "bind"},
+		{Name: "host_ports"},
+	},
+}
+
+const maxCPUs = 64
+
+// decodeTarget decodes one `target` block. p holds the apps decoded so
+// far, whose ports host_ports is checked against.
+func decodeTarget(b *hcl.Block, s *scope, p *Project) (*Target, hcl.Diagnostics) {
+	t := &Target{
+		Name:  b.Labels[0],
+		Apps:  []string{},
+		QEMU:  QEMUSettings{Accel: "auto", CPUs: 1, Bind: "127.0.0.1", HostPorts: map[int]int{}},
+		Range: b.DefRange,
+	}
+	content, diags := b.Body.Content(targetSchema)
+	d := &decoder{s: s, attrs: content.Attributes}
+	t.Provider = d.choice("provider", "", providers)
+	t.Apps = decodeTargetApps(d, s)
+
+	for i, qb := range content.Blocks {
+		if i > 0 {
+			d.errorf(qb.DefRange, "Duplicate qemu block",
+				"A qemu block was already declared at %s; a target has at most one.", posString(content.Blocks[0].DefRange))
+			continue
+		}
+		qc, qd := qb.Body.Content(qemuSchema)
+		diags = append(diags, qd...)
+		sub := &decoder{s: s, attrs: qc.Attributes}
+		decodeQEMU(sub, t, p)
+		d.diags = append(d.diags, sub.diags...)
+	}
+	return t, append(diags, d.diags...)
+}
+
+// decodeTargetApps reads the apps attribute: references such as app.api
+// (or app names as strings), at least one, no duplicates.
+func decodeTargetApps(d *decoder, s *scope) []string {
+	names := []string{}
+	before := len(d.diags)
+	items, attr := d.list("apps", cty.DynamicPseudoType)
+	example := "app.NAME"
+	if len(s.apps) > 0 {
+		example = "app." + s.apps[0]
+	}
+	seen := map[string]hcl.Range{}
+	for _, it := range items {
+		var name string
+		switch ty := it.val.Type(); {
+		case ty == cty.String:
+			name = it.val.AsString()
+		case ty.IsObjectType() && ty.HasAttribute("name") && ty.AttributeType("name") == cty.String:
+			name = it.val.GetAttr("name").AsString()
+		default:
+			d.errorf(it.rng, "Invalid app reference",
+				"apps lists apps by reference, such as %s; this is a %s.", example, ty.FriendlyName())
+			continue
+		}
+		if !contains(s.apps, name) {
+			d.errorf(it.rng, "Reference to undeclared app", "There is no app named %q; %s.%s",
+				name, declared("apps", s.apps), suggest(name, s.apps))
+			continue
+		}
+		if first, dup := seen[name]; dup {
+			d.errorf(it.rng, "Duplicate app", "App %q is already listed at %s.", name, posString(first))
+			continue
+		}
+		seen[name] = it.rng
+		names = append(names, name)
+	}
+	if attr != nil && len(names) == 0 && len(d.diags) == before {
+		d.errorf(attr.Expr.Range(), "No apps", "A target runs at least one app: list them, e.g. apps = [%s].", example)
+	}
+	return names
+}
+
+// decodeQEMU reads a target's qemu block into t.QEMU.
+func decodeQEMU(d *decoder, t *Target, p *Project) {
+	q := &t.QEMU
+	q.Accel = d.choice("accel", q.Accel, accels)
+	if v, attr, ok := d.value("cpus", cty.Number); ok {
+		if n, ok := intIn(v, 1, maxCPUs); ok {
+			q.CPUs = n
+		} else {
+			d.errorf(attr.Expr.Range(), "Invalid cpus", "%s is not a CPU count: use a whole number from 1 to %d.", numberString(v), maxCPUs)
+		}
+	}
+	if bind, attr := d.str("bind", q.Bind); attr != nil {
+		if net.ParseIP(bind) == nil {
+			d.errorf(attr.Expr.Range(), "Invalid bind address",
+				"%q is not an IP address: use e.g. \"127.0.0.1\" (this host only) or \"0.0.0.0\" (all interfaces).", bind)
+		} else {
+			q.Bind = bind
+		}
+	}
+
+	// The guest ports of the target's apps, for checking host_ports keys.
+	exposed := map[int]bool{}
+	var list []string
+	for _, name := range t.Apps {
+		if a := p.App(name); a != nil {
+			for _, n := range a.Ports {
+				exposed[n] = true
+				list = append(list, fmt.Sprintf("%d (%s)", n, name))
+			}
+		}
+	}
+	pairs, _ := d.pairs("host_ports", cty.Number)
+	hostSeen := map[int]hcl.Range{}
+	for _, kv := range pairs {
+		guest, ok := port(cty.StringVal(kv.key))
+		if !ok {
+			d.errorf(kv.keyRng, "Invalid port", "%q is not a port: host_ports keys are guest ports, whole numbers from 1 to 65535.", kv.key)
+			continue
+		}
+		if !exposed[guest] {
+			have := "none of them expose a port"
+			if len(list) > 0 {
+				have = "they expose " + strings.Join(list, ", ")
+			}
+			d.errorf(kv.keyRng, "Port not exposed by the target's apps",
+				"host_ports maps guest ports to host ports, but no app of target %q listens on port %d; %s.", t.Name, guest, have)
+			continue
+		}
+		host, ok := port(kv.val)
+		if !ok {
+			d.errorf(kv.valRng, "Invalid port", "%s is not a port: host ports are whole numbers from 1 to 65535.", numberString(kv.val))
+			continue
+		}
+		if first, dup := hostSeen[host]; dup {
+			d.errorf(kv.valRng, "Duplicate host port", "Host port %d is already used at %s.", host, posString(first))
+			continue
+		}
+		hostSeen[host] = kv.valRng
+		q.HostPorts[guest] = host
+	}
+}

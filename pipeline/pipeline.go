@@ -1,0 +1,223 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/unikfile/unikfile/cache"
+	"github.com/unikfile/unikfile/graph"
+	"github.com/unikfile/unikfile/guest"
+	"github.com/unikfile/unikfile/internal/run"
+	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/compile"
+	"github.com/unikfile/unikfile/stages/deploy"
+	"github.com/unikfile/unikfile/stages/deploy/providers"
+	pack "github.com/unikfile/unikfile/stages/package"
+	"github.com/unikfile/unikfile/stages/package/linux"
+	"github.com/unikfile/unikfile/state"
+)
+
+// Env is what the stages need from the outside world.
+type Env struct {
+	Cache       *cache.Store
+	State       *state.Store
+	StateDir    string
+	ToolVersion string
+	Environ     []string  // for UNIKFILE_KERNEL; nil = os.Environ()
+	Log         io.Writer // compiler output
+	// Deploy options.
+	Attach  bool
+	Console io.Writer
+}
+
+// Image is the output of a package node.
+type Image struct {
+	App   string
+	Dir   string
+	Image *pack.Image
+}
+
+// Node IDs. They are what the progress output and the summary show.
+func compileID(app string) string   { return "compile " + app }
+func packageID(app string) string   { return "package " + app + " (linux, kernel+initrd)" }
+func deployID(target string) string { return "deploy " + target }
+
+const initID = "build guest init"
+
+// BuildGraph returns the graph that builds apps (compile and package).
+func BuildGraph(p *lang.Project, apps []*lang.App, env *Env) *graph.Graph {
+	g := graph.New()
+	for _, a := range apps {
+		addPackage(g, p, a, env)
+	}
+	return g
+}
+
+// UpGraph returns the graph that builds the apps of targets and deploys them.
+func UpGraph(p *lang.Project, targets []*lang.Target, env *Env) *graph.Graph {
+	g := graph.New()
+	for _, t := range targets {
+		t := t
+		var deps []string
+		for _, name := range t.Apps {
+			deps = append(deps, addPackage(g, p, p.App(name), env))
+		}
+		g.Add(&graph.Node{ID: deployID(t.Name), Deps: deps, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
+			images := map[string]deploy.AppImage{}
+			for _, d := range deps {
+				img := in[d].(*Image)
+				images[img.App] = deploy.AppImage{Image: img.Image, Dir: img.Dir}
+			}
+			results, err := deploy.Up(ctx, env.State, providers.Registry(), deploy.UpRequest{
+				Project:  p.Dir,
+				Target:   t,
+				Apps:     appsOf(p, t),
+				Images:   images,
+				RunRoot:  filepath.Join(env.StateDir, "instances"),
+				Attach:   env.Attach,
+				Console:  env.Console,
+				Progress: func(msg string) { graph.Progress(ctx, "%s", msg) },
+			})
+			unchanged := err == nil
+			for _, r := range results {
+				if r.Action != deploy.ActionUnchanged {
+					unchanged = false
+				}
+			}
+			return results, unchanged, err
+		}})
+	}
+	return g
+}
+
+func appsOf(p *lang.Project, t *lang.Target) map[string]*lang.App {
+	m := map[string]*lang.App{}
+	for _, n := range t.Apps {
+		m[n] = p.App(n)
+	}
+	return m
+}
+
+func addPackage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env) string {
+	g.Add(&graph.Node{ID: initID, Run: func(ctx context.Context, _ map[string]any) (any, bool, error) {
+		return buildInit(ctx, env)
+	}})
+	g.Add(&graph.Node{ID: compileID(a.Name), Run: func(ctx context.Context, _ map[string]any) (any, bool, error) {
+		res, err := compile.Compile(ctx, a, compile.Options{Cache: env.Cache, ToolVersion: env.ToolVersion, Log: env.Log})
+		if err != nil {
+			return nil, false, err
+		}
+		return res, res.Cached, nil
+	}})
+	id := packageID(a.Name)
+	g.Add(&graph.Node{ID: id, Deps: []string{compileID(a.Name), initID}, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
+		return packageApp(ctx, p, a, in[compileID(a.Name)].(*compile.Result), in[initID].(string), env)
+	}})
+	return id
+}
+
+// buildInit builds the guest init once per init source and Go toolchain.
+func buildInit(ctx context.Context, env *Env) (string, bool, error) {
+	gover, err := run.Run(ctx, run.Cmd{Path: "go", Args: []string{"env", "GOVERSION"},
+		Hint: "the guest init is built with Go: install Go (https://go.dev/doc/install) and put it in PATH"})
+	if err != nil {
+		return "", false, err
+	}
+	key := (&cache.Key{}).Add("stage", "init").Add("source", guest.SourceDigest()).Add("go", strings.TrimSpace(string(gover.Stdout))).Sum()
+	dir, hit, err := env.Cache.Fill(ctx, "init", key, func(ctx context.Context, dir string) error {
+		return guest.Build(ctx, "go", filepath.Join(dir, "init"))
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("build guest init: %w", err)
+	}
+	return filepath.Join(dir, "init"), hit, nil
+}
+
+func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compile.Result, initBin string, env *Env) (*Image, bool, error) {
+	if a.Base != "linux" {
+		return nil, false, fmt.Errorf("app %s: base %q cannot be built by this version of unikfile (supported: linux)", a.Name, a.Base)
+	}
+	environ := env.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
+	explicit := a.Linux.Kernel
+	if explicit != "" && !filepath.IsAbs(explicit) {
+		explicit = filepath.Join(p.Dir, explicit)
+	}
+	k, err := linux.ResolveKernel(explicit, env.Cache.Dir(), environ)
+	if err != nil {
+		return nil, false, err
+	}
+	initDigest, err := cache.FileDigest(initBin)
+	if err != nil {
+		return nil, false, err
+	}
+	cfg := guest.Config{
+		App:   a.Name,
+		Argv:  append([]string{bundle.Manifest.Program}, a.Args...),
+		Env:   sortedEnv(a.Env),
+		Ports: append([]int(nil), a.Ports...),
+	}
+	cfgJSON, _ := json.Marshal(cfg)
+	key := (&cache.Key{}).
+		Add("stage", "package").
+		Add("tool", env.ToolVersion).
+		Add("base", "linux").
+		Add("format", "kernel+initrd").
+		Add("bundle", bundle.Manifest.Key).
+		Add("kernel", k.Digest).
+		Add("init", initDigest).
+		Add("config", string(cfgJSON)).
+		Add("cmdline", a.Linux.Cmdline).
+		Add("memory", strconv.Itoa(a.MemoryMiB)).
+		Sum()
+	dir, hit, err := env.Cache.Fill(ctx, "images", key, func(ctx context.Context, dir string) error {
+		_, err := linux.Build(ctx, linux.Input{
+			BundleRoot:   filepath.Join(bundle.Dir, compile.RootfsDir),
+			Config:       cfg,
+			Kernel:       k,
+			InitBinary:   initBin,
+			ExtraCmdline: a.Linux.Cmdline,
+			MemoryMiB:    a.MemoryMiB,
+		}, dir)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("package %s: %w", a.Name, err)
+	}
+	img, err := ReadImage(dir)
+	if err != nil {
+		return nil, false, err
+	}
+	return &Image{App: a.Name, Dir: dir, Image: img}, hit, nil
+}
+
+// ReadImage reads an image directory's description.
+func ReadImage(dir string) (*pack.Image, error) {
+	b, err := os.ReadFile(filepath.Join(dir, pack.ImageFile))
+	if err != nil {
+		return nil, err
+	}
+	var img pack.Image
+	if err := json.Unmarshal(b, &img); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, pack.ImageFile), err)
+	}
+	return &img, nil
+}
+
+func sortedEnv(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,145 @@
+package compile
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/unikfile/unikfile/cache"
+	"github.com/unikfile/unikfile/ignore"
+	"github.com/unikfile/unikfile/lang"
+)
+
+// Files in a bundle directory.
+const (
+	RootfsDir    = "rootfs"      // the tree placed at / in the image
+	ManifestFile = "bundle.json" // Manifest
+)
+
+// Manifest describes a bundle.
+type Manifest struct {
+	App       string `json:"app"`
+	Language  string `json:"language"`
+	Toolchain string `json:"toolchain"`
+	// Program is the absolute path of the app's executable inside RootfsDir.
+	Program string `json:"program"`
+	// Key is the cache key the bundle is stored under.
+	Key string `json:"key"`
+}
+
+// Language compiles apps of one language with the host's toolchain.
+type Language interface {
+	// Toolchain identifies the toolchain for cache keys, e.g.
+	// "go1.26.8"; a missing toolchain is a *run.NotFoundError.
+	Toolchain(ctx context.Context) (string, error)
+	// Build compiles app into rootfs and returns the program's absolute path
+	// inside rootfs. Compiler output goes to log.
+	Build(ctx context.Context, app *lang.App, rootfs string, log io.Writer) (string, error)
+}
+
+var languages = map[string]Language{
+	"go": goLang{},
+}
+
+// Lookup returns the language named name.
+func Lookup(name string) (Language, error) {
+	if l, ok := languages[name]; ok {
+		return l, nil
+	}
+	var names []string
+	for n := range languages {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return nil, &UnsupportedError{Language: name, Supported: names}
+}
+
+// UnsupportedError is returned for a language the Unikfile accepts but this
+// version of unikfile cannot build yet.
+type UnsupportedError struct {
+	Language  string
+	Supported []string
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("language %q cannot be built by this version of unikfile (supported: %s)", e.Language, strings.Join(e.Supported, ", "))
+}
+
+// Result is a compiled bundle.
+type Result struct {
+	Dir      string // the bundle directory in the cache
+	Manifest Manifest
+	Cached   bool
+}
+
+// Options carry what the compile needs besides the app.
+type Options struct {
+	Cache       *cache.Store
+	ToolVersion string    // unikfile's own version, part of every key
+	Log         io.Writer // compiler output; nil discards
+}
+
+// Compile builds app, or returns the cached bundle when nothing it depends
+// on changed.
+func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) {
+	l, err := Lookup(app.Language)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := l.Toolchain(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ignore.Load(app.Source)
+	if err != nil {
+		return nil, err
+	}
+	src, err := cache.TreeDigest(app.Source, m)
+	if err != nil {
+		return nil, fmt.Errorf("digest %s: %w", app.Source, err)
+	}
+	key := (&cache.Key{}).
+		Add("stage", "compile").
+		Add("tool", opts.ToolVersion).
+		Add("language", app.Language).
+		Add("toolchain", tc).
+		Add("source", src).
+		Add("main", app.Main).
+		Sum()
+	log := opts.Log
+	if log == nil {
+		log = io.Discard
+	}
+	var man Manifest
+	dir, hit, err := opts.Cache.Fill(ctx, "bundles", key, func(ctx context.Context, dir string) error {
+		rootfs := filepath.Join(dir, RootfsDir)
+		if err := os.MkdirAll(rootfs, 0o755); err != nil {
+			return err
+		}
+		prog, err := l.Build(ctx, app, rootfs, log)
+		if err != nil {
+			return err
+		}
+		man = Manifest{App: app.Name, Language: app.Language, Toolchain: tc, Program: prog, Key: key}
+		b, _ := json.MarshalIndent(man, "", "  ")
+		return os.WriteFile(filepath.Join(dir, ManifestFile), b, 0o644)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if hit {
+		b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(b, &man); err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", dir, err)
+		}
+	}
+	return &Result{Dir: dir, Manifest: man, Cached: hit}, nil
+}

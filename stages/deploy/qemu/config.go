@@ -1,0 +1,139 @@
+package qemu
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Accelerators.
+const (
+	AccelAuto = "auto" // KVM when a real probe shows it works, else TCG
+	AccelKVM  = "kvm"
+	AccelTCG  = "tcg"
+)
+
+// Config is how one instance's QEMU is started. It is stored with the
+// instance (state.Instance.Config) and Args turns it into the command line.
+type Config struct {
+	Binary    string `json:"binary"`  // absolute path of qemu-system-x86_64
+	Machine   string `json:"machine"` // "pc"
+	Accel     string `json:"accel"`   // "tcg" or "kvm", never "auto"
+	MemoryMiB int    `json:"memory_mib"`
+	CPUs      int    `json:"cpus"`
+	Kernel    string `json:"kernel"` // absolute paths
+	Initrd    string `json:"initrd,omitempty"`
+	Cmdline   string `json:"cmdline"`
+	// Forwards are the port forwards QEMU was started with. After a
+	// replacement took over an old instance's ports, the instance's Ports
+	// say where they are now.
+	Forwards []Forward `json:"forwards,omitempty"`
+	Console  string    `json:"console"`  // the serial console's file
+	QMP      string    `json:"qmp"`      // the QMP unix socket
+	PIDFile  string    `json:"pid_file"` // written by QEMU
+	// Log receives QEMU's own standard output and error; it is not an
+	// argument but where they were redirected.
+	Log string `json:"log"`
+}
+
+// Forward forwards TCP connections to Bind:Host on the host to Guest in the
+// guest.
+type Forward struct {
+	Bind  string `json:"bind"`
+	Host  int    `json:"host"`
+	Guest int    `json:"guest"`
+}
+
+// Rule is the forward in QEMU's hostfwd syntax.
+func (f Forward) Rule() string {
+	return fmt.Sprintf("tcp:%s:%d-:%d", f.Bind, f.Host, f.Guest)
+}
+
+// netdevID names the one network backend, for -netdev and hostfwd_add.
+const netdevID = "n0"
+
+// CPU is the -cpu model: the host's own with KVM, everything TCG can
+// emulate otherwise.
+func (c Config) CPU() string {
+	if c.Accel == AccelKVM {
+		return "host"
+	}
+	return "max"
+}
+
+// Args is QEMU's command line, without the program name.
+func (c Config) Args() []string {
+	netdev := "user,id=" + netdevID
+	for _, f := range c.Forwards {
+		netdev += ",hostfwd=" + f.Rule()
+	}
+	args := []string{
+		"-M", c.Machine,
+		"-accel", c.Accel,
+		"-cpu", c.CPU(),
+		"-m", strconv.Itoa(c.MemoryMiB),
+		"-smp", strconv.Itoa(c.CPUs),
+		"-nodefaults", "-no-user-config",
+		"-display", "none",
+		"-no-reboot",
+		"-serial", "file:" + c.Console,
+		"-kernel", c.Kernel,
+	}
+	if c.Initrd != "" {
+		args = append(args, "-initrd", c.Initrd)
+	}
+	args = append(args,
+		"-append", c.Cmdline,
+		"-netdev", netdev,
+		// romfile= drops the NIC's iPXE option ROM: nothing boots from the
+		// network, and loading it costs time under TCG.
+		"-device", "virtio-net-pci,netdev="+netdevID+",romfile=",
+		"-qmp", "unix:"+c.QMP+",server=on,wait=off",
+		"-pidfile", c.PIDFile,
+	)
+	return args
+}
+
+// maxSocketPath is the longest path a unix socket address holds.
+const maxSocketPath = 107
+
+// Validate rejects what QEMU's option syntax cannot carry.
+func (c Config) Validate() error {
+	if c.Accel != AccelKVM && c.Accel != AccelTCG {
+		return fmt.Errorf("accelerator %q: want kvm or tcg", c.Accel)
+	}
+	if c.MemoryMiB <= 0 || c.CPUs <= 0 {
+		return fmt.Errorf("memory %d MiB and %d CPUs: both must be positive", c.MemoryMiB, c.CPUs)
+	}
+	if strings.Contains(c.QMP, ",") {
+		return fmt.Errorf("QMP socket path %q contains a comma, which QEMU's option syntax cannot carry; use a state directory without commas", c.QMP)
+	}
+	if len(c.QMP) > maxSocketPath {
+		return fmt.Errorf("QMP socket path %q is longer than %d bytes, the limit of unix sockets; use a shorter state directory (UNIKFILE_STATE_DIR)", c.QMP, maxSocketPath)
+	}
+	seen := map[int]bool{}
+	for _, f := range c.Forwards {
+		if err := validBind(f.Bind); err != nil {
+			return err
+		}
+		if f.Host <= 0 || f.Host > 65535 || f.Guest <= 0 || f.Guest > 65535 {
+			return fmt.Errorf("port forward %s: ports must be 1-65535", f.Rule())
+		}
+		if seen[f.Host] {
+			return fmt.Errorf("host port %d is forwarded twice", f.Host)
+		}
+		seen[f.Host] = true
+	}
+	return nil
+}
+
+// validBind accepts what QEMU's user networking can listen on: an IPv4
+// address.
+func validBind(bind string) error {
+	a, err := netip.ParseAddr(bind)
+	if err != nil || !a.Is4() {
+		return fmt.Errorf("bind address %q: QEMU user networking forwards IPv4 addresses only (e.g. 127.0.0.1 or 0.0.0.0)", bind)
+	}
+	return nil
+}

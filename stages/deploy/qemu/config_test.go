@@ -1,0 +1,86 @@
+package qemu
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+func TestArgsGolden(t *testing.T) {
+	base := Config{
+		Binary: "/usr/bin/qemu-system-x86_64", Machine: "pc", Accel: AccelTCG, MemoryMiB: 256, CPUs: 1,
+		Kernel: "/images/hello/vmlinuz", Initrd: "/images/hello/initrd",
+		Cmdline: "console=ttyS0 panic=-1 quiet",
+		Forwards: []Forward{
+			{Bind: "127.0.0.1", Host: 8080, Guest: 8080},
+			{Bind: "127.0.0.1", Host: 18443, Guest: 443},
+		},
+		Console: "/run/i/console.log", QMP: "/run/i/qmp.sock", PIDFile: "/run/i/qemu.pid", Log: "/run/i/qemu.log",
+	}
+	kvm := base
+	kvm.Accel, kvm.CPUs, kvm.MemoryMiB, kvm.Forwards, kvm.Initrd = AccelKVM, 2, 512, nil, ""
+	var b strings.Builder
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{{"tcg, two forwards", base}, {"kvm, no forwards, no initrd", kvm}} {
+		if err := c.cfg.Validate(); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		b.WriteString("# " + c.name + "\n")
+		for _, a := range c.cfg.Args() {
+			b.WriteString(a + "\n")
+		}
+		b.WriteString("\n")
+	}
+	golden(t, "args.golden", b.String())
+}
+
+func TestValidate(t *testing.T) {
+	ok := Config{Accel: AccelTCG, MemoryMiB: 64, CPUs: 1, QMP: "/r/qmp.sock"}
+	for _, c := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"auto is not a final accelerator", func(c *Config) { c.Accel = AccelAuto }, "accelerator"},
+		{"comma in socket path", func(c *Config) { c.QMP = "/a,b/qmp.sock" }, "comma"},
+		{"long socket path", func(c *Config) { c.QMP = "/" + strings.Repeat("x", 120) }, "longer"},
+		{"IPv6 bind", func(c *Config) { c.Forwards = []Forward{{Bind: "::1", Host: 1, Guest: 1}} }, "IPv4"},
+		{"twice the same host port", func(c *Config) {
+			c.Forwards = []Forward{{Bind: "127.0.0.1", Host: 80, Guest: 1}, {Bind: "127.0.0.1", Host: 80, Guest: 2}}
+		}, "twice"},
+	} {
+		cfg := ok
+		c.edit(&cfg)
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to mention %q", c.name, err, c.want)
+		}
+	}
+	if err := ok.Validate(); err != nil {
+		t.Error(err)
+	}
+}

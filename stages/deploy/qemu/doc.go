@@ -1,0 +1,13 @@
+// Package qemu is the local deploy provider: it boots kernel+initrd images
+// in QEMU on this machine, detached in a session of their own, with user-mode
+// networking and host port forwards, the serial console in a file, a QMP
+// socket for a clean stop, and KVM when a real probe shows it works (TCG
+// otherwise, with a warning).
+//
+// Everything an instance needs lives in its run directory; the typed Config
+// it was started with is stored in the instance's record, so `unikfile ps
+// --json` shows exactly how it was started.
+//
+// It must not read the state store or decide which instances should exist
+// (that is the reconciler in stages/deploy), nor build images.
+package qemu

@@ -1,0 +1,200 @@
+package linux
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// KernelEnv names the environment variable that points at a kernel image.
+const KernelEnv = "UNIKFILE_KERNEL"
+
+// Kernel is a bootable Linux kernel image and its modules.
+type Kernel struct {
+	// Path is the kernel image (a bzImage, e.g. /boot/vmlinuz-6.1.0-56-cloud-amd64).
+	Path string
+	// Version is the kernel release, e.g. 6.1.0-56-cloud-amd64; empty when
+	// neither the file name nor the module tree tells it.
+	Version string
+	// ModulesDir is lib/modules/<version> beside the kernel; empty when the
+	// kernel has no module tree (allowed for a kernel the user named, whose
+	// drivers are then assumed built in).
+	ModulesDir string
+	// Digest is the sha256 (hex) of the kernel image.
+	Digest string
+}
+
+// KernelNotFoundError says no kernel was found and how to get one.
+type KernelNotFoundError struct {
+	// Looked lists the places searched, in order.
+	Looked []string
+}
+
+func (e *KernelNotFoundError) Error() string {
+	return "no Linux kernel found: looked in " + strings.Join(e.Looked, ", ") +
+		"; get Debian's cloud kernel with `scripts/get-kernel` (or `apt-get download linux-image-cloud-amd64` + `dpkg -x`), " +
+		"set " + KernelEnv + "=/path/to/vmlinuz, or set linux { kernel = \"...\" } in the Unikfile"
+}
+
+// ResolveKernel finds the kernel for an image: explicit (the Unikfile's
+// linux { kernel }) first, then $UNIKFILE_KERNEL from environ, then the
+// newest cacheDir/kernels/*/boot/vmlinuz-* that has its modules (the layout
+// scripts/get-kernel writes). A kernel the user named that does not exist
+// is an error, not a reason to look elsewhere.
+func ResolveKernel(explicit, cacheDir string, environ []string) (*Kernel, error) {
+	if explicit != "" {
+		return namedKernel(explicit, "linux { kernel } in the Unikfile")
+	}
+	if p := lookupEnv(environ, KernelEnv); p != "" {
+		return namedKernel(p, "$"+KernelEnv)
+	}
+	var looked []string
+	looked = append(looked, "$"+KernelEnv+" (unset)")
+	if cacheDir == "" {
+		return nil, &KernelNotFoundError{Looked: looked}
+	}
+	pattern := filepath.Join(cacheDir, "kernels", "*", "boot", "vmlinuz-*")
+	looked = append(looked, pattern)
+	matches, err := filepath.Glob(pattern)
+	if err != nil {
+		return nil, fmt.Errorf("look for kernels: %w", err)
+	}
+	sort.Slice(matches, func(i, j int) bool {
+		return versionLess(kernelVersionFromName(matches[j]), kernelVersionFromName(matches[i]))
+	})
+	for _, m := range matches {
+		fi, err := os.Stat(m)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		k, err := describeKernel(m)
+		if err != nil {
+			return nil, err
+		}
+		if k.ModulesDir == "" {
+			continue // an incomplete extraction; get-kernel writes both
+		}
+		return k, nil
+	}
+	return nil, &KernelNotFoundError{Looked: looked}
+}
+
+// namedKernel is a kernel the user pointed at.
+func namedKernel(p, from string) (*Kernel, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, &KernelNotFoundError{Looked: []string{abs + " (from " + from + ")"}}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("kernel %s (from %s) is not a regular file", abs, from)
+	}
+	return describeKernel(abs)
+}
+
+// describeKernel fills a Kernel for the image file at p.
+func describeKernel(p string) (*Kernel, error) {
+	k := &Kernel{Path: p, Version: kernelVersionFromName(p)}
+	dir := filepath.Dir(p)
+	root := dir
+	if filepath.Base(dir) == "boot" {
+		root = filepath.Dir(dir)
+	}
+	modules := filepath.Join(root, "lib", "modules")
+	if k.Version == "" {
+		// A bzImage with another name: a single module tree tells the version.
+		if entries, err := os.ReadDir(modules); err == nil && len(entries) == 1 && entries[0].IsDir() {
+			k.Version = entries[0].Name()
+		}
+	}
+	if k.Version != "" {
+		md := filepath.Join(modules, k.Version)
+		if fi, err := os.Stat(filepath.Join(md, "kernel")); err == nil && fi.IsDir() {
+			k.ModulesDir = md
+		}
+	}
+	d, err := fileDigest(p)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", p, err)
+	}
+	k.Digest = d
+	return k, nil
+}
+
+// kernelVersionFromName is the suffix after "vmlinuz-", or "".
+func kernelVersionFromName(p string) string {
+	v, ok := strings.CutPrefix(filepath.Base(p), "vmlinuz-")
+	if !ok {
+		return ""
+	}
+	return v
+}
+
+func lookupEnv(environ []string, key string) string {
+	v := ""
+	for _, e := range environ {
+		if rest, ok := strings.CutPrefix(e, key+"="); ok {
+			v = rest // the last one wins, as in os/exec
+		}
+	}
+	return v
+}
+
+func fileDigest(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// versionLess orders kernel versions the way `sort -V` does: runs of digits
+// compare as numbers, everything else byte by byte.
+func versionLess(a, b string) bool {
+	for a != "" && b != "" {
+		ai, bi := chunk(a), chunk(b)
+		ca, cb := a[:ai], b[:bi]
+		a, b = a[ai:], b[bi:]
+		if ca == cb {
+			continue
+		}
+		da, db := isDigit(ca[0]), isDigit(cb[0])
+		if da && db {
+			na, nb := strings.TrimLeft(ca, "0"), strings.TrimLeft(cb, "0")
+			if len(na) != len(nb) {
+				return len(na) < len(nb)
+			}
+			if na != nb {
+				return na < nb
+			}
+			return len(ca) < len(cb)
+		}
+		return ca < cb
+	}
+	return len(a) < len(b)
+}
+
+// chunk is the length of the leading run of digits or of non-digits.
+func chunk(s string) int {
+	d := isDigit(s[0])
+	i := 1
+	for i < len(s) && isDigit(s[i]) == d {
+		i++
+	}
+	return i
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -1,0 +1,215 @@
+package linux
+
+import (
+	"bufio"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// RequiredModules are the drivers every image needs when the kernel has
+// them as modules: QEMU's virtio NIC and disk, and virtio over PCI.
+func RequiredModules() []string { return []string{"virtio_pci", "virtio_net", "virtio_blk"} }
+
+// OptionalModules are the clouds' NIC drivers (AWS ENA, GCP gVNIC, vSphere
+// vmxnet3), included when the kernel has them; their absence is no error.
+func OptionalModules() []string { return []string{"ena", "gve", "vmxnet3"} }
+
+// moduleIndex is what a kernel's module tree offers.
+type moduleIndex struct {
+	dir        string
+	byName     map[string]string // module name ('_' form) -> path relative to dir
+	compressed map[string]string // module name -> compressed file, which the guest cannot load
+	builtin    map[string]bool
+}
+
+// moduleName is the kernel's name for a module file or a name the user
+// wrote: base name without .ko, with '-' as '_'.
+func moduleName(s string) string {
+	s = path.Base(filepath.ToSlash(s))
+	for _, ext := range []string{".ko.xz", ".ko.zst", ".ko.gz", ".ko"} {
+		if strings.HasSuffix(s, ext) {
+			s = strings.TrimSuffix(s, ext)
+			break
+		}
+	}
+	return strings.ReplaceAll(s, "-", "_")
+}
+
+func loadModuleIndex(dir string) (*moduleIndex, error) {
+	ix := &moduleIndex{dir: dir, byName: map[string]string{}, compressed: map[string]string{}, builtin: map[string]bool{}}
+	err := filepath.WalkDir(filepath.Join(dir, "kernel"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		name := moduleName(rel)
+		switch {
+		case strings.HasSuffix(rel, ".ko"):
+			if old, ok := ix.byName[name]; !ok || rel < old {
+				ix.byName[name] = rel
+			}
+		case strings.HasSuffix(rel, ".ko.xz"), strings.HasSuffix(rel, ".ko.zst"), strings.HasSuffix(rel, ".ko.gz"):
+			ix.compressed[name] = rel
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read kernel modules in %s: %w", dir, err)
+	}
+	f, err := os.Open(filepath.Join(dir, "modules.builtin"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if f != nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if line := strings.TrimSpace(sc.Text()); line != "" {
+				ix.builtin[moduleName(line)] = true
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("read %s: %w", f.Name(), err)
+		}
+	}
+	return ix, nil
+}
+
+// available reports whether the kernel has the module, as a file or built in.
+func (ix *moduleIndex) available(name string) bool {
+	n := moduleName(name)
+	_, ok := ix.byName[n]
+	return ok || ix.builtin[n]
+}
+
+// depends reads the depends= list of a module's .modinfo section.
+func (ix *moduleIndex) depends(rel string) ([]string, error) {
+	f, err := elf.Open(filepath.Join(ix.dir, filepath.FromSlash(rel)))
+	if err != nil {
+		return nil, fmt.Errorf("read module %s: %w", rel, err)
+	}
+	defer f.Close()
+	sec := f.Section(".modinfo")
+	if sec == nil {
+		return nil, fmt.Errorf("module %s has no .modinfo section", rel)
+	}
+	data, err := sec.Data()
+	if err != nil {
+		return nil, fmt.Errorf("read .modinfo of %s: %w", rel, err)
+	}
+	var deps []string
+	for _, kv := range strings.Split(string(data), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "depends="); ok {
+			for _, d := range strings.Split(v, ",") {
+				if d = strings.TrimSpace(d); d != "" {
+					deps = append(deps, moduleName(d))
+				}
+			}
+		}
+	}
+	sort.Strings(deps)
+	return deps, nil
+}
+
+// closure returns the module files for want and everything they depend
+// on, each after its dependencies. Wanted modules keep the caller's order
+// (which one loads first); dependencies are visited in name order.
+func (ix *moduleIndex) closure(want []string) ([]string, error) {
+	const (
+		visiting = 1
+		done     = 2
+	)
+	state := map[string]int{}
+	var order []string
+	var visit func(name string, chain []string) error
+	visit = func(name string, chain []string) error {
+		switch state[name] {
+		case done:
+			return nil
+		case visiting:
+			return fmt.Errorf("kernel modules depend on each other in a cycle: %s", strings.Join(append(chain, name), " -> "))
+		}
+		rel, ok := ix.byName[name]
+		if !ok {
+			if ix.builtin[name] {
+				state[name] = done
+				return nil
+			}
+			msg := fmt.Sprintf("kernel module %s not found in %s (neither a .ko file nor in modules.builtin)", name, ix.dir)
+			if len(chain) > 0 {
+				msg += "; needed by " + strings.Join(chain, " -> ")
+			}
+			if c, ok := ix.compressed[name]; ok {
+				msg += fmt.Sprintf("; %s is compressed, and the image needs uncompressed modules (Debian 12's are)", c)
+			}
+			return errors.New(msg)
+		}
+		state[name] = visiting
+		deps, err := ix.depends(rel)
+		if err != nil {
+			return err
+		}
+		for _, d := range deps {
+			if err := visit(d, append(chain, name)); err != nil {
+				return err
+			}
+		}
+		state[name] = done
+		order = append(order, rel)
+		return nil
+	}
+	for _, w := range want {
+		if err := visit(moduleName(w), nil); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+// ModuleClosure returns the module files (paths relative to modulesDir)
+// needed to load the wanted modules, in load order: every module after the
+// modules it depends on (read from each module's .modinfo, since kernel
+// packages need not ship modules.dep). Names may use '-' or '_'. A wanted
+// module built into the kernel (modules.builtin) needs no file; one the
+// kernel lacks entirely is an error naming it.
+func ModuleClosure(modulesDir string, want []string) ([]string, error) {
+	ix, err := loadModuleIndex(modulesDir)
+	if err != nil {
+		return nil, err
+	}
+	return ix.closure(want)
+}
+
+// imageModules chooses the modules for an image: the required ones and the
+// optional ones this kernel has.
+func imageModules(modulesDir string) ([]string, error) {
+	ix, err := loadModuleIndex(modulesDir)
+	if err != nil {
+		return nil, err
+	}
+	want := RequiredModules()
+	for _, m := range OptionalModules() {
+		if ix.available(m) {
+			want = append(want, m)
+		}
+	}
+	rels, err := ix.closure(want)
+	if err != nil {
+		return nil, fmt.Errorf("%w; the image needs %s as modules or built into the kernel", err, strings.Join(RequiredModules(), ", "))
+	}
+	return rels, nil
+}
