@@ -103,6 +103,9 @@ func Build(ctx context.Context, goBin string, out string) error {
 	if err != nil {
 		return fmt.Errorf("build guest init: %w", err)
 	}
+	if err := os.MkdirAll(filepath.Dir(outAbs), 0o755); err != nil {
+		return fmt.Errorf("build guest init: %w", err)
+	}
 	pf, err := os.CreateTemp(filepath.Dir(outAbs), "."+filepath.Base(outAbs)+".partial-*")
 	if err != nil {
 		return fmt.Errorf("build guest init: %w", err)

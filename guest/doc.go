@@ -3,7 +3,8 @@
 // the host (Config, the console markers).
 //
 // The init is built from this package's embedded source with the host Go
-// toolchain, so it must depend on the standard library and this package only.
+// toolchain (Build; SourceDigest keys the cache of built inits), so it must
+// depend on the standard library and this package only.
 // This package must not import anything outside the standard library either:
 // it is compiled into the guest.
 package guest

@@ -160,6 +160,8 @@ func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compi
 	if err != nil {
 		return nil, false, err
 	}
+	// The host's CA bundle goes into the image, so it is an input.
+	caDigest, _ := cache.FileDigest(linux.HostCACerts)
 	cfg := guest.Config{
 		App:   a.Name,
 		Argv:  append([]string{bundle.Manifest.Program}, a.Args...),
@@ -175,6 +177,7 @@ func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compi
 		Add("bundle", bundle.Manifest.Key).
 		Add("kernel", k.Digest).
 		Add("init", initDigest).
+		Add("ca-certificates", caDigest).
 		Add("config", string(cfgJSON)).
 		Add("cmdline", a.Linux.Cmdline).
 		Add("memory", strconv.Itoa(a.MemoryMiB)).

@@ -255,4 +255,3 @@ func short(d string) string {
 	}
 	return d
 }
-

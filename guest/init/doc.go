@@ -2,7 +2,8 @@
 // at /init in the initramfs and the kernel runs it (rdinit=/init).
 //
 // It mounts the pseudo filesystems, reads guest.ConfigPath, loads the kernel
-// modules listed there, configures the first ethernet interface (DHCP, then
+// modules listed there (skipping PCI drivers that match no present device),
+// configures the first ethernet interface (DHCP, then
 // the static fallback), starts the app on the serial console, prints
 // guest.ReadyMarker once the app's ports listen, reaps zombies, forwards
 // SIGTERM and SIGINT to the app, and when the app ends prints

@@ -272,3 +272,19 @@ func TestBuildWithoutModules(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildKeepsCallerNet(t *testing.T) {
+	in := testInput(t)
+	in.Config.Net = guest.Net{DHCP: true, DHCPTimeoutMillis: 10000}
+	out := t.TempDir()
+	if _, err := Build(context.Background(), in, out); err != nil {
+		t.Fatal(err)
+	}
+	var cfg guest.Config
+	if err := json.Unmarshal(readImageCPIO(t, out)["etc/unikfile/init.json"].Data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.Net, in.Config.Net) {
+		t.Errorf("net %+v, want the caller's %+v", cfg.Net, in.Config.Net)
+	}
+}

@@ -64,8 +64,13 @@ func ResolveKernel(explicit, cacheDir string, environ []string) (*Kernel, error)
 	if err != nil {
 		return nil, fmt.Errorf("look for kernels: %w", err)
 	}
-	sort.Slice(matches, func(i, j int) bool {
-		return versionLess(kernelVersionFromName(matches[j]), kernelVersionFromName(matches[i]))
+	// Newest first; the same version in two folders: by path.
+	sort.SliceStable(matches, func(i, j int) bool {
+		vi, vj := kernelVersionFromName(matches[i]), kernelVersionFromName(matches[j])
+		if vi != vj {
+			return versionLess(vj, vi)
+		}
+		return matches[i] < matches[j]
 	})
 	for _, m := range matches {
 		fi, err := os.Stat(m)

@@ -1,0 +1,12 @@
+// Command bench measures unikfile against the floor of what it does, in one
+// run, and prints the ratios:
+//
+//   - cold build of examples/hello (unikfile build, empty cache) against the
+//     bare steps: go build of the app and of the guest init, then writing
+//     the initramfs with the same library call;
+//   - no-change `unikfile up` (everything cached, instance running);
+//   - boot to first HTTP response with `unikfile up` against booting the
+//     same kernel and initramfs with a plain qemu command line.
+//
+// Run it with bench/run; record results in docs/benchmarks.md.
+package main

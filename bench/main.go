@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var (
+	runs   = flag.Int("runs", 5, "repetitions of each measurement (the median is reported)")
+	accel  = flag.String("accel", "tcg", "QEMU accelerator for both sides of the boot comparison")
+	kernel = flag.String("kernel", "", "vmlinuz (default: $UNIKFILE_KERNEL or the newest in the cache)")
+)
+
+func main() {
+	flag.Parse()
+	if err := benchmark(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type env struct {
+	tmp, bin, project, cache, state, kernel string
+	port                                    int
+}
+
+func benchmark() error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "unikfile-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	e := &env{tmp: tmp, bin: filepath.Join(tmp, "unikfile"), project: filepath.Join(tmp, "hello"),
+		state: filepath.Join(tmp, "state"), port: freePort()}
+	if e.kernel, err = findKernel(); err != nil {
+		return err
+	}
+	if out, err := exec.Command("go", "build", "-o", e.bin, filepath.Join(root, "cmd", "unikfile")).CombinedOutput(); err != nil {
+		return fmt.Errorf("build unikfile: %v\n%s", err, out)
+	}
+	if err := copyDir(filepath.Join(root, "examples", "hello"), e.project); err != nil {
+		return err
+	}
+	// The example's Unikfile with the accelerator fixed, so both sides of
+	// the boot comparison run the same way.
+	uf, _ := os.ReadFile(filepath.Join(e.project, "Unikfile"))
+	uf = bytes.Replace(uf, []byte("qemu {"), []byte("qemu {\n    accel = \""+*accel+"\""), 1)
+	os.WriteFile(filepath.Join(e.project, "Unikfile"), uf, 0o644)
+
+	fmt.Printf("unikfile bench: %s, %d CPUs, %s, accel %s, %d runs each (median)\n\n", runtime.Version(), runtime.NumCPU(), kernelVersion(e.kernel), *accel, *runs)
+	defer e.unikfile("down")
+
+	// 1. Cold build against the bare steps.
+	var cold, bare []time.Duration
+	for i := 0; i < *runs; i++ {
+		e.cache = filepath.Join(tmp, "cache-"+strconv.Itoa(i))
+		d, err := timeIt(func() error { return e.unikfile("build") })
+		if err != nil {
+			return err
+		}
+		cold = append(cold, d)
+		d, err = timeIt(func() error { return bareBuild(e, i) })
+		if err != nil {
+			return err
+		}
+		bare = append(bare, d)
+	}
+	report("cold build of examples/hello", median(cold), "go build app+init, write initramfs", median(bare))
+
+	// 2. No-change up.
+	if err := e.unikfile("up"); err != nil {
+		return err
+	}
+	var noop []time.Duration
+	for i := 0; i < *runs*2; i++ {
+		d, err := timeIt(func() error { return e.unikfile("up") })
+		if err != nil {
+			return err
+		}
+		noop = append(noop, d)
+	}
+	fmt.Printf("%-40s %10s   (goal: well under 1s)\n\n", "no-change up", round(median(noop)))
+	if err := e.unikfile("down"); err != nil {
+		return err
+	}
+
+	// 3. Boot to first response: unikfile up (image cached) against plain QEMU.
+	imageDir, err := e.imageDir()
+	if err != nil {
+		return err
+	}
+	var upBoot, plainBoot []time.Duration
+	for i := 0; i < *runs; i++ {
+		d, err := timeIt(func() error {
+			if err := e.unikfile("up"); err != nil {
+				return err
+			}
+			return waitHTTP(e.port, time.Minute)
+		})
+		if err != nil {
+			return err
+		}
+		upBoot = append(upBoot, d)
+		if err := e.unikfile("down"); err != nil {
+			return err
+		}
+		d, err = plainQEMU(e, imageDir)
+		if err != nil {
+			return err
+		}
+		plainBoot = append(plainBoot, d)
+	}
+	report("boot to first response: unikfile up", median(upBoot), "plain qemu command line", median(plainBoot))
+	return nil
+}
+
+func report(name string, got time.Duration, baseName string, base time.Duration) {
+	fmt.Printf("%-40s %10s\n%-40s %10s\n%-40s %9.2fx  (overhead %+.1f%%)\n\n", name, round(got), "  baseline: "+baseName, round(base),
+		"  ratio", float64(got)/float64(base), 100*(float64(got)/float64(base)-1))
+}
+
+func (e *env) unikfile(args ...string) error {
+	cmd := exec.Command(e.bin, args...)
+	cmd.Dir = e.project
+	cmd.Env = append(os.Environ(), "UNIKFILE_CACHE_DIR="+e.cache, "UNIKFILE_STATE_DIR="+e.state,
+		"UNIKFILE_KERNEL="+e.kernel, "UNIKFILE_VAR_port="+strconv.Itoa(e.port))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("unikfile %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return nil
+}
+
+// imageDir asks unikfile where the hello image is.
+func (e *env) imageDir() (string, error) {
+	cmd := exec.Command(e.bin, "build", "--json")
+	cmd.Dir = e.project
+	cmd.Env = append(os.Environ(), "UNIKFILE_CACHE_DIR="+e.cache, "UNIKFILE_STATE_DIR="+e.state, "UNIKFILE_KERNEL="+e.kernel)
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("build --json: %v", err)
+	}
+	i := bytes.Index(out, []byte(`"dir": "`))
+	if i < 0 {
+		return "", fmt.Errorf("build --json: no dir in %s", out)
+	}
+	rest := out[i+8:]
+	return string(rest[:bytes.IndexByte(rest, '"')]), nil
+}
+
+// bareBuild does what a cold build must do at least: compile the app and the
+// init, and write the initramfs, with no planning, hashing or caching.
+func bareBuild(e *env, i int) error {
+	dir := filepath.Join(e.tmp, "bare-"+strconv.Itoa(i))
+	os.MkdirAll(filepath.Join(dir, "rootfs", "app"), 0o755)
+	gobuild := func(dirArg, out string, pkg string) error {
+		cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, pkg)
+		cmd.Dir = dirArg
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build: %v\n%s", err, b)
+		}
+		return nil
+	}
+	if err := gobuild(e.project, filepath.Join(dir, "rootfs", "app", "hello"), "."); err != nil {
+		return err
+	}
+	return bareInitramfs(e, dir)
+}
+
+// plainQEMU boots the image's kernel and initrd with a plain command line and
+// returns the time to the first HTTP response.
+func plainQEMU(e *env, imageDir string) (time.Duration, error) {
+	cmdline, err := os.ReadFile(filepath.Join(imageDir, "cmdline"))
+	if err != nil {
+		cmdline, err = imageCmdline(imageDir)
+		if err != nil {
+			return 0, err
+		}
+	}
+	port := freePort()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-M", "pc", "-accel", *accel, "-cpu", "max", "-m", "256",
+		"-nodefaults", "-no-user-config", "-display", "none", "-serial", "file:/dev/null",
+		"-kernel", filepath.Join(imageDir, "kernel"), "-initrd", filepath.Join(imageDir, "initrd"),
+		"-append", strings.TrimSpace(string(cmdline)),
+		"-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:"+strconv.Itoa(port)+"-:8080",
+		"-device", "virtio-net-pci,netdev=n0,romfile=")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if err := waitHTTP(port, time.Minute); err != nil {
+		return 0, fmt.Errorf("plain qemu: %w", err)
+	}
+	return time.Since(start), nil
+}
+
+// waitHTTP polls with short timeouts: QEMU's user network accepts the host
+// side of a connection before the guest listens.
+func waitHTTP(port int, limit time.Duration) error {
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("no HTTP answer on port %d within %s", port, limit)
+}
+
+func timeIt(f func() error) (time.Duration, error) {
+	start := time.Now()
+	err := f()
+	return time.Since(start), err
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func round(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(10 * time.Millisecond).String()
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func repoRoot() (string, error) {
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "Unikfile.example")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("run bench from inside the unikfile repository")
+		}
+		dir = parent
+	}
+}
+
+func findKernel() (string, error) {
+	if *kernel != "" {
+		return *kernel, nil
+	}
+	if k := os.Getenv("UNIKFILE_KERNEL"); k != "" {
+		return k, nil
+	}
+	base := os.Getenv("UNIKFILE_CACHE_DIR")
+	if base == "" {
+		c, _ := os.UserCacheDir()
+		base = filepath.Join(c, "unikfile")
+	}
+	m, _ := filepath.Glob(filepath.Join(base, "kernels", "*", "boot", "vmlinuz-*"))
+	sort.Strings(m)
+	if len(m) == 0 {
+		return "", fmt.Errorf("no kernel: run scripts/install-deps")
+	}
+	return m[len(m)-1], nil
+}
+
+func kernelVersion(path string) string {
+	return "kernel " + strings.TrimPrefix(filepath.Base(path), "vmlinuz-")
+}
+
+func copyDir(src, dst string) error {
+	return filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		t := filepath.Join(dst, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(t, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(t, b, fi.Mode())
+	})
+}
