@@ -14,10 +14,12 @@ import (
 // FileName is the per-source ignore file.
 const FileName = ".unikignore"
 
-// Builtin patterns always apply: version control, editor temp files and the
-// folders unikfile itself writes, so that a build never changes its inputs.
+// Builtin patterns always apply: version control, editor temp files, the
+// folders unikfile itself writes (so that a build never changes its inputs),
+// and the Unikfile at the root of a build context: it describes the build
+// and is never read by it, so editing it must not recompile.
 var Builtin = []string{
-	".git/", ".hg/", ".svn/", ".unikfile/",
+	".git/", ".hg/", ".svn/", ".unikfile/", "/Unikfile",
 	"*~", ".*.swp", ".*.swx", ".*.swo", "4913", ".#*", "#*#", ".DS_Store",
 }
 

@@ -29,6 +29,8 @@ func TestMatch(t *testing.T) {
 		{"docs/c.txt", false, false},
 		{"x/tmp", true, true},
 		{"x/tmp", false, true},
+		{"Unikfile", false, true},
+		{"sub/Unikfile", false, false},
 	} {
 		if got := m.Match(c.path, c.dir); got != c.want {
 			t.Errorf("Match(%q, dir=%v) = %v, want %v", c.path, c.dir, got, c.want)

@@ -1,0 +1,92 @@
+package compile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/unikfile/unikfile/cache"
+	"github.com/unikfile/unikfile/internal/run"
+	"github.com/unikfile/unikfile/lang"
+)
+
+func writeApp(t *testing.T, main string) *lang.App {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/x\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte(main), 0o644)
+	return &lang.App{Name: "x", Source: dir, Language: "go"}
+}
+
+const okMain = "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hi\") }\n"
+
+func compileWith(t *testing.T, app *lang.App, cacheDir string) (*Result, error) {
+	t.Helper()
+	cs, err := cache.Open(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Compile(context.Background(), app, Options{Cache: cs, ToolVersion: "test"})
+}
+
+func TestGoBuildIsReproducibleAndCached(t *testing.T) {
+	app := writeApp(t, okMain)
+	r1, err := compileWith(t, app, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := compileWith(t, app, t.TempDir()) // another machine's empty cache
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, _ := os.ReadFile(filepath.Join(r1.Dir, RootfsDir, r1.Manifest.Program))
+	b2, _ := os.ReadFile(filepath.Join(r2.Dir, RootfsDir, r2.Manifest.Program))
+	if len(b1) == 0 || !bytes.Equal(b1, b2) {
+		t.Fatalf("two builds of the same source differ (%d and %d bytes)", len(b1), len(b2))
+	}
+	if !bytes.HasPrefix(b1, []byte("\x7fELF")) {
+		t.Fatal("the program is not an ELF file")
+	}
+	if r1.Manifest.Program != "/app/x" || !strings.HasPrefix(r1.Manifest.Toolchain, "go1.") {
+		t.Fatalf("manifest %+v", r1.Manifest)
+	}
+	cacheDir := t.TempDir()
+	compileWith(t, app, cacheDir)
+	again, err := compileWith(t, app, cacheDir)
+	if err != nil || !again.Cached {
+		t.Fatalf("second compile into one cache: cached=%v err=%v", again != nil && again.Cached, err)
+	}
+	os.WriteFile(filepath.Join(app.Source, "main.go"), []byte(strings.Replace(okMain, "hi", "hello", 1)), 0o644)
+	edited, err := compileWith(t, app, cacheDir)
+	if err != nil || edited.Cached || edited.Manifest.Key == again.Manifest.Key {
+		t.Fatalf("an edit must recompile: cached=%v err=%v", edited != nil && edited.Cached, err)
+	}
+}
+
+func TestCompileErrorShowsCompilerOutput(t *testing.T) {
+	app := writeApp(t, "package main\n\nfunc main() { undefinedThing() }\n")
+	_, err := compileWith(t, app, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "undefined: undefinedThing") || !strings.Contains(err.Error(), "main.go:3") {
+		t.Fatalf("want the compiler's message with its position, got %v", err)
+	}
+}
+
+func TestMissingGoAndUnsupportedLanguage(t *testing.T) {
+	app := writeApp(t, okMain)
+	t.Setenv("PATH", t.TempDir())
+	_, err := compileWith(t, app, t.TempDir())
+	var nf *run.NotFoundError
+	if !errors.As(err, &nf) || !strings.Contains(err.Error(), "install Go") {
+		t.Fatalf("want a NotFoundError saying how to install Go, got %v", err)
+	}
+	app.Language = "rust"
+	_, err = compileWith(t, app, t.TempDir())
+	var ue *UnsupportedError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "supported: go") {
+		t.Fatalf("want an UnsupportedError, got %v", err)
+	}
+}
