@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -31,6 +32,7 @@ func TestAppExitStatusIsReported(t *testing.T) {
 		"Unikfile": `
 app "quitter" {
   language = "go"
+  ports    = [` + fmt.Sprint(freePort(t)) + `] # it exits before it listens
 }
 target "dev" {
   provider = "qemu"
@@ -60,6 +62,15 @@ target "dev" {
 	if ps := p.ok("ps").stdout; !strings.Contains(ps, "exited (3)") {
 		t.Errorf("ps table lacks 'exited (3)':\n%s", ps)
 	}
+	// Detached, the same is an error that says what happened.
+	r = p.run("up")
+	if r.code != 1 || !strings.Contains(r.stderr, "exited with status 3 before it was ready") ||
+		!strings.Contains(r.stderr, "about to exit with status 3") {
+		t.Fatalf("up: exit %d, want 1 with the status and the console:\n%s", r.code, r.stderr)
+	}
+	if insts := p.ps(); len(insts) != 1 {
+		t.Errorf("failed attempts must not pile up in ps: %+v", insts)
+	}
 }
 
 func TestMalformedUnikfileExitsOneWithPosition(t *testing.T) {
@@ -70,7 +81,7 @@ func TestMalformedUnikfileExitsOneWithPosition(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("validate: exit %d, want 1\n%s", r.code, r.stderr)
 	}
-	for _, want := range []string{"Unsupported argument", "Unikfile", "3", `colour = "red"`} {
+	for _, want := range []string{"Unsupported argument", "Unikfile:3:3", `colour = "red"`} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("diagnostic lacks %q:\n%s", want, r.stderr)
 		}
@@ -80,8 +91,12 @@ func TestMalformedUnikfileExitsOneWithPosition(t *testing.T) {
 		t.Errorf("validate --json: exit %d\n%s", r.code, r.stdout)
 	}
 	// up on a broken Unikfile builds nothing and changes nothing.
-	if r := p.run("up"); r.code != 1 {
-		t.Errorf("up on a broken Unikfile: exit %d", r.code)
+	p.cacheDir = t.TempDir()
+	if r := p.run("up"); r.code != 1 || strings.Contains(r.stderr, "started") {
+		t.Errorf("up on a broken Unikfile: exit %d\n%s", r.code, r.stderr)
+	}
+	if objs, _ := os.ReadDir(filepath.Join(p.cacheDir, "objects")); len(objs) != 0 {
+		t.Errorf("up on a broken Unikfile wrote to the cache: %v", objs)
 	}
 }
 
@@ -132,7 +147,8 @@ func TestKillDuringBuildThenBuild(t *testing.T) {
 	needBoot(t)
 	// A source large enough that go build takes a moment.
 	var big strings.Builder
-	big.WriteString("package main\n\nimport \"fmt\"\n\n")
+	// A nonce keeps Go's own build cache from answering for the compiler.
+	fmt.Fprintf(&big, "package main\n\nimport \"fmt\"\n\nconst nonce = %d\n\n", time.Now().UnixNano())
 	for i := 0; i < 3000; i++ {
 		fmt.Fprintf(&big, "func f%d(x int) int { return x*%d + len(fmt.Sprint(x)) }\n", i, i)
 	}
@@ -145,17 +161,26 @@ func TestKillDuringBuildThenBuild(t *testing.T) {
 	p.cacheDir = t.TempDir()
 	// Kill -9 at several moments of the build; every later build must succeed
 	// and produce the same image as an undisturbed one.
-	for _, after := range []time.Duration{200 * time.Millisecond, 1500 * time.Millisecond, 4 * time.Second} {
+	for _, after := range []time.Duration{0, 200 * time.Millisecond, 500 * time.Millisecond} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		cmd := p.command(ctx, "build")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() && !strings.HasPrefix(sc.Text(), "compile big: started") {
+		}
 		time.Sleep(after)
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the whole group: unikfile and go
+		for sc.Scan() {
+		}
 		cmd.Wait()
 		cancel()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+			t.Fatalf("the build finished before the kill %s after the compile started; make the test source bigger", after)
+		}
 	}
 	r := p.ok("build", "--json")
 	digest := jsonField(r.stdout, "digest")
@@ -166,7 +191,7 @@ func TestKillDuringBuildThenBuild(t *testing.T) {
 		t.Fatalf("build after kills gave image %q, an undisturbed build %q", digest, want)
 	}
 	if tmp, _ := os.ReadDir(filepath.Join(p.cacheDir, "tmp")); len(tmp) != 0 {
-		t.Errorf("temporary build folders left behind: %d", len(tmp))
+		t.Errorf("temporary build folders left behind: %d (%v)", len(tmp), tmp)
 	}
 }
 

@@ -66,8 +66,8 @@ target "dev" {
 		t.Errorf("no-change up did not say so:\n%s", r.stdout)
 	}
 	for _, node := range []string{"compile hello", "compile other", "package hello", "deploy dev"} {
-		if !hasLine(r.stderr, node, "cached") {
-			t.Errorf("no-change up: %q not reported cached:\n%s", node, r.stderr)
+		if !hasLine(r.stderr, node, "up to date") {
+			t.Errorf("no-change up: %q not reported up to date:\n%s", node, r.stderr)
 		}
 	}
 	same := p.ps()
@@ -78,8 +78,8 @@ target "dev" {
 	// Edit one app: only it is rebuilt and replaced.
 	p.write("main.go", helloSource("hello v2"))
 	r = p.ok("up")
-	if !hasLine(r.stderr, "compile hello", "done") || !hasLine(r.stderr, "compile other", "cached") {
-		t.Errorf("edit of hello: want hello compiled and other cached:\n%s", r.stderr)
+	if !hasLine(r.stderr, "compile hello", "done") || !hasLine(r.stderr, "compile other", "up to date") {
+		t.Errorf("edit of hello: want hello compiled and other up to date:\n%s", r.stderr)
 	}
 	if !strings.Contains(r.stdout, "dev/hello: replaced") || !strings.Contains(r.stdout, "dev/other: unchanged") {
 		t.Errorf("edit of hello: want hello replaced, other unchanged:\n%s", r.stdout)

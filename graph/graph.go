@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -293,10 +294,21 @@ func (g *Graph) Run(ctx context.Context, opts Options) (map[string]*Result, erro
 func safeRun(ctx context.Context, n *Node, deps map[string]any) (out any, cached bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("internal error in %s: %v", n.ID, p)
+			err = &PanicError{Node: n.ID, Value: p, Stack: debug.Stack()}
 		}
 	}()
 	return n.Run(ctx, deps)
+}
+
+// PanicError is a node that panicked: a bug, not bad input.
+type PanicError struct {
+	Node  string
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("internal error in %s: %v (please report it with this stack)\n%s", e.Node, e.Value, e.Stack)
 }
 
 // NodeError is a failed node's error, naming the node.

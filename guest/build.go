@@ -117,7 +117,7 @@ func Build(ctx context.Context, goBin string, out string) error {
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = tmp
 	cmd.Env = withEnv(os.Environ(), buildEnv)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 3 * time.Second
 	var stderr bytes.Buffer

@@ -13,6 +13,9 @@ const (
 	// ExitMarker is followed by the app's exit status in decimal, then the
 	// guest powers off.
 	ExitMarker = "unikfile-init: exit status "
+	// ErrorPrefix starts every error line of the init; hosts relay such
+	// lines to the user while they wait for readiness.
+	ErrorPrefix = "unikfile-init: error: "
 )
 
 // Config is everything the init needs to run the app. It is JSON so that a

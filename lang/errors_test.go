@@ -296,7 +296,29 @@ target "t" {
   qemu {
     bind = "localhost"
   }
-}`, want: `"localhost" is not an IP address`, line: 7, col: 12},
+}`, want: `"localhost" is not an IPv4 address`, line: 7, col: 12},
+		{name: "bind IPv6", src: `
+app "a" { language = "go" }
+target "t" {
+  provider = "qemu"
+  apps     = [app.a]
+  qemu {
+    bind = "::1"
+  }
+}`, want: `"::1" is not an IPv4 address`, line: 7, col: 12},
+		{name: "two apps on one host port", src: `
+app "a" {
+  language = "go"
+  ports    = [8080]
+}
+app "b" {
+  language = "go"
+  ports    = [8080]
+}
+target "t" {
+  provider = "qemu"
+  apps     = [app.a, app.b]
+}`, want: `Apps "a" and "b" of target "t" would both be served on host port 8080`, line: 10, col: 1},
 		{name: "bad executor", src: `
 build {
   executor = "docker"

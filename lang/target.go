@@ -54,6 +54,7 @@ func decodeTarget(b *hcl.Block, s *scope, p *Project) (*Target, hcl.Diagnostics)
 		decodeQEMU(sub, t, p)
 		d.diags = append(d.diags, sub.diags...)
 	}
+	checkHostPorts(d, t, p)
 	return t, append(diags, d.diags...)
 }
 
@@ -110,9 +111,9 @@ func decodeQEMU(d *decoder, t *Target, p *Project) {
 		}
 	}
 	if bind, attr := d.str("bind", q.Bind); attr != nil {
-		if net.ParseIP(bind) == nil {
+		if ip := net.ParseIP(bind); ip == nil || ip.To4() == nil {
 			d.errorf(attr.Expr.Range(), "Invalid bind address",
-				"%q is not an IP address: use e.g. \"127.0.0.1\" (this host only) or \"0.0.0.0\" (all interfaces).", bind)
+				"%q is not an IPv4 address (QEMU's user network forwards IPv4): use e.g. \"127.0.0.1\" (this host only) or \"0.0.0.0\" (all interfaces).", bind)
 		} else {
 			q.Bind = bind
 		}
@@ -157,5 +158,31 @@ func decodeQEMU(d *decoder, t *Target, p *Project) {
 		}
 		hostSeen[host] = kv.valRng
 		q.HostPorts[guest] = host
+	}
+
+}
+
+// checkHostPorts reports two apps of a target served on one host port:
+// every app's guest ports land on host ports, and two cannot share one.
+func checkHostPorts(d *decoder, t *Target, p *Project) {
+	q := &t.QEMU
+	owner := map[int]string{}
+	for _, name := range t.Apps {
+		a := p.App(name)
+		if a == nil {
+			continue
+		}
+		for _, g := range a.Ports {
+			host := g
+			if h, ok := q.HostPorts[g]; ok {
+				host = h
+			}
+			if other, taken := owner[host]; taken && other != name {
+				d.errorf(t.Range, "Host port used twice",
+					"Apps %q and %q of target %q would both be served on host port %d. host_ports maps a guest port to one host port for the whole target, so give the apps different guest ports, or put them in different targets.", other, name, t.Name, host)
+				return
+			}
+			owner[host] = name
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/unikfile/unikfile/cache"
 	"github.com/unikfile/unikfile/graph"
@@ -35,6 +36,9 @@ type Env struct {
 	// Deploy options.
 	Attach  bool
 	Console io.Writer
+	// Timeout bounds the wait for an app to be ready; 0 is the provider's
+	// default.
+	Timeout time.Duration
 }
 
 // Image is the output of a package node.
@@ -45,9 +49,11 @@ type Image struct {
 }
 
 // Node IDs. They are what the progress output and the summary show.
-func compileID(app string) string   { return "compile " + app }
-func packageID(app string) string   { return "package " + app + " (linux, kernel+initrd)" }
-func deployID(target string) string { return "deploy " + target }
+func compileID(app string) string { return "compile " + app }
+func packageID(app string) string { return "package " + app + " (linux, kernel+initrd)" }
+
+// DeployID is the ID of the node that deploys target.
+func DeployID(target string) string { return "deploy " + target }
 
 const initID = "build guest init"
 
@@ -69,7 +75,7 @@ func UpGraph(p *lang.Project, targets []*lang.Target, env *Env) *graph.Graph {
 		for _, name := range t.Apps {
 			deps = append(deps, addPackage(g, p, p.App(name), env))
 		}
-		g.Add(&graph.Node{ID: deployID(t.Name), Deps: deps, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
+		g.Add(&graph.Node{ID: DeployID(t.Name), Deps: deps, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
 			images := map[string]deploy.AppImage{}
 			for _, d := range deps {
 				img := in[d].(*Image)
@@ -81,6 +87,7 @@ func UpGraph(p *lang.Project, targets []*lang.Target, env *Env) *graph.Graph {
 				Apps:     appsOf(p, t),
 				Images:   images,
 				RunRoot:  filepath.Join(env.StateDir, "instances"),
+				Timeout:  env.Timeout,
 				Attach:   env.Attach,
 				Console:  env.Console,
 				Progress: func(msg string) { graph.Progress(ctx, "%s", msg) },
@@ -148,11 +155,7 @@ func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compi
 	if environ == nil {
 		environ = os.Environ()
 	}
-	explicit := a.Linux.Kernel
-	if explicit != "" && !filepath.IsAbs(explicit) {
-		explicit = filepath.Join(p.Dir, explicit)
-	}
-	k, err := linux.ResolveKernel(explicit, env.Cache.Dir(), environ)
+	k, err := linux.ResolveKernel(a.Linux.Kernel, env.Cache.Dir(), environ) // lang made it absolute
 	if err != nil {
 		return nil, false, err
 	}

@@ -34,7 +34,11 @@ type Instance struct {
 	// ImageDigest is the booted image's digest; the reconciler compares it to
 	// decide whether an instance is up to date.
 	ImageDigest string `json:"image_digest"`
-	ImageDir    string `json:"image_dir"`
+	// SettingsDigest digests the target's settings that shape the instance
+	// (provider settings, ports, memory): a change redeploys even when the
+	// image is the same.
+	SettingsDigest string `json:"settings_digest,omitempty"`
+	ImageDir       string `json:"image_dir"`
 	// RunDir holds the instance's files (console log, sockets, pid file).
 	RunDir string `json:"run_dir"`
 	// State is one of Starting, Running, Exited, Stopped, Failed.

@@ -120,7 +120,7 @@ func (c *cli) pipelineEnv(withState bool) (*pipeline.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersion(), Log: c.stderr}
+	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersion()}
 	if withState {
 		st, dir, err := c.stateStore()
 		if err != nil {
@@ -136,17 +136,15 @@ func (c *cli) runGraph(ctx context.Context, g *graph.Graph) (map[string]*graph.R
 	pr := newProgress(c.stderr, isTerminal(c.stderr))
 	results, err := g.Run(ctx, graph.Options{Jobs: c.jobs, OnEvent: pr.Event})
 	pr.Close()
-	if err != nil {
-		if ctx.Err() != nil {
-			return results, fmt.Errorf("interrupted: %w", ctx.Err())
-		}
-		return results, err
+	if ctx.Err() != nil {
+		return results, &interruptedError{err: ctx.Err()}
 	}
-	return results, nil
+	return results, err
 }
 
 func (c *cli) upCommand() *cobra.Command {
 	var attach, jsonOut bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up [TARGET...]",
 		Short: "Build what changed and bring targets up (all targets by default)",
@@ -173,6 +171,7 @@ foreground, streams the console, and exits with the app's exit status.`,
 			if err != nil {
 				return err
 			}
+			env.Timeout = timeout
 			if attach {
 				if n := countApps(targets); n != 1 {
 					return fmt.Errorf("--attach needs exactly one app to run, and the selected targets run %d; name one target with one app", n)
@@ -183,25 +182,28 @@ foreground, streams the console, and exits with the app's exit status.`,
 			start := time.Now()
 			g := pipeline.UpGraph(p, targets, env)
 			results, err := c.runGraph(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
 			var all []deploy.Result
 			for _, t := range targets {
-				if rs, ok := results["deploy "+t.Name].Output.([]deploy.Result); ok {
-					all = append(all, rs...)
+				if r := results[pipeline.DeployID(t.Name)]; r != nil {
+					if rs, ok := r.Output.([]deploy.Result); ok {
+						all = append(all, rs...)
+					}
 				}
 			}
-			if attach {
+			if attach && cmd.Context().Err() == nil {
+				// The console was on screen: the app's status says it all.
 				for _, r := range all {
-					if r.Instance.ExitStatus != nil {
+					if r.Instance != nil && r.Instance.ExitStatus != nil {
 						fmt.Fprintf(c.stderr, "%s exited with status %d\n", r.Instance.App, *r.Instance.ExitStatus)
 						if *r.Instance.ExitStatus != 0 {
 							return &statusError{code: *r.Instance.ExitStatus}
 						}
+						return nil
 					}
 				}
-				return nil
+			}
+			if err != nil || attach {
+				return err
 			}
 			if jsonOut {
 				return writeJSON(c.stdout, all)
@@ -211,7 +213,11 @@ foreground, streams the console, and exits with the app's exit status.`,
 				if r.Action != deploy.ActionUnchanged {
 					changed = true
 				}
-				fmt.Fprintf(c.stdout, "%s/%s: %s %s%s\n", r.Instance.Target, r.Instance.App, r.Action, r.Instance.ID, urls(r.Instance))
+				where := urls(r.Instance)
+				if r.Action == deploy.ActionRemoved {
+					where = ""
+				}
+				fmt.Fprintf(c.stdout, "%s/%s: %s %s%s\n", r.Target, r.App, r.Action, r.Instance.ID, where)
 			}
 			if !changed {
 				fmt.Fprintf(c.stdout, "Nothing changed; %d instance(s) up to date (%s).\n", len(all), round(time.Since(start)))
@@ -220,6 +226,7 @@ foreground, streams the console, and exits with the app's exit status.`,
 		},
 	}
 	cmd.Flags().BoolVar(&attach, "attach", false, "stay in the foreground with the console; exit with the app's status")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait for each app to be ready (default: 2m under TCG emulation, 30s with KVM)")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the instances as JSON")
 	return cmd
 }

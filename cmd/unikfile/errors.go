@@ -2,7 +2,8 @@ package main
 
 import (
 	"errors"
-	"strings"
+
+	"github.com/unikfile/unikfile/graph"
 )
 
 // statusError carries an exit status through cobra without a message, e.g.
@@ -23,8 +24,16 @@ type internalError struct{ err error }
 func (e *internalError) Error() string { return "internal error: " + e.err.Error() }
 func (e *internalError) Unwrap() error { return e.err }
 
+// interruptedError is a command stopped by Ctrl-C or SIGTERM.
+type interruptedError struct{ err error }
+
+func (e *interruptedError) Error() string {
+	return "interrupted; what this command had started is stopped"
+}
+func (e *interruptedError) Unwrap() error { return e.err }
+
 func isInternal(err error) bool {
 	var ie *internalError
-	// A panic inside a graph node is reported as "internal error in <node>".
-	return errors.As(err, &ie) || strings.Contains(err.Error(), "internal error in ")
+	var pe *graph.PanicError
+	return errors.As(err, &ie) || errors.As(err, &pe)
 }

@@ -14,10 +14,12 @@ const (
 	exitOK       = 0
 	exitUser     = 1 // bad Unikfile, missing tool, failed build or boot: the user can act
 	exitInternal = 2 // a bug in unikfile
+	// exitInterrupted is the shells' code for a command ended by SIGINT.
+	exitInterrupted = 130
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	os.Exit(execute(ctx, os.Args[1:]))
 }
@@ -43,6 +45,10 @@ func execute(ctx context.Context, args []string) int {
 	var reported *reportedError
 	if !errors.As(err, &reported) {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+	}
+	var intr *interruptedError
+	if errors.As(err, &intr) {
+		return exitInterrupted
 	}
 	if isInternal(err) {
 		return exitInternal

@@ -111,7 +111,7 @@ func (p *progress) Event(e graph.Event) {
 		delete(p.running, e.Node)
 		switch e.Status {
 		case graph.StatusCached:
-			fmt.Fprintf(p.w, "%s: %s\n", e.Node, p.color("36", "cached, nothing to do"))
+			fmt.Fprintf(p.w, "%s: %s\n", e.Node, p.color("36", "up to date"))
 		case graph.StatusBuilt:
 			fmt.Fprintf(p.w, "%s: %s in %s\n", e.Node, p.color("32", "done"), round(e.Elapsed))
 		case graph.StatusFailed:

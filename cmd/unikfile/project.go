@@ -94,11 +94,9 @@ func (c *cli) validateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vars := map[string]string{}
-			for _, v := range c.vars {
-				if name, value, ok := strings.Cut(v, "="); ok {
-					vars[name] = value
-				}
+			vars, err := c.parseVars()
+			if err != nil {
+				return err
 			}
 			_, _, diags := lang.Load(path, lang.Options{Vars: vars})
 			out := struct {

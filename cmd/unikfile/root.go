@@ -91,13 +91,9 @@ func (c *cli) load() (*lang.Project, error) {
 	if err != nil {
 		return nil, err
 	}
-	vars := map[string]string{}
-	for _, v := range c.vars {
-		name, value, ok := strings.Cut(v, "=")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("--var %q: want name=value", v)
-		}
-		vars[name] = value
+	vars, err := c.parseVars()
+	if err != nil {
+		return nil, err
 	}
 	p, src, diags := lang.Load(path, lang.Options{Vars: vars})
 	if len(diags) > 0 {
@@ -107,6 +103,19 @@ func (c *cli) load() (*lang.Project, error) {
 		return nil, &reportedError{err: diags}
 	}
 	return p, nil
+}
+
+// parseVars reads the --var flags.
+func (c *cli) parseVars() (map[string]string, error) {
+	vars := map[string]string{}
+	for _, v := range c.vars {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--var %q: want name=value", v)
+		}
+		vars[name] = value
+	}
+	return vars, nil
 }
 
 func (c *cli) cacheStore() (*cache.Store, error) {

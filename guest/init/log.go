@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"sync"
+
+	"github.com/unikfile/unikfile/guest"
 )
 
 // prefix starts every line the init prints.
@@ -47,7 +49,7 @@ func (l *logger) debugf(format string, args ...any) { l.stepf(format, args...) }
 // errorf prints an error line, always.
 func (l *logger) errorf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	l.line(prefix + "error: " + strings.TrimRight(msg, "\n"))
+	l.line(guest.ErrorPrefix + strings.TrimRight(msg, "\n"))
 }
 
 // raw prints a marker line as is, always.

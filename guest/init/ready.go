@@ -9,13 +9,14 @@ import (
 const tcpListen = "0A"
 
 // listeningPorts adds to ports the local port of every LISTEN socket in the
-// text of /proc/net/tcp or /proc/net/tcp6:
+// text of /proc/net/tcp or /proc/net/tcp6 that the host can reach, and to
+// loopback the ports of sockets listening on a loopback address only:
 //
 //	sl  local_address rem_address   st ...
 //	0: 00000000:1F90 00000000:0000 0A ...
 //
 // Malformed lines are skipped.
-func listeningPorts(table string, ports map[int]bool) {
+func listeningPorts(table string, ports, loopback map[int]bool) {
 	for i, line := range strings.Split(table, "\n") {
 		if i == 0 {
 			continue // header
@@ -24,7 +25,7 @@ func listeningPorts(table string, ports map[int]bool) {
 		if len(f) < 4 || f[3] != tcpListen {
 			continue
 		}
-		_, port, ok := strings.Cut(f[1], ":")
+		addr, port, ok := strings.Cut(f[1], ":")
 		if !ok {
 			continue
 		}
@@ -32,8 +33,28 @@ func listeningPorts(table string, ports map[int]bool) {
 		if err != nil {
 			continue
 		}
+		if isLoopback(addr) {
+			loopback[int(n)] = true
+			continue
+		}
 		ports[int(n)] = true
 	}
+}
+
+// isLoopback reports whether a /proc/net/tcp{,6} address (hex, in the
+// kernel's byte order) is 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104.
+func isLoopback(addr string) bool {
+	addr = strings.ToUpper(addr)
+	switch len(addr) {
+	case 8: // IPv4, little-endian: 127.0.0.1 is 0100007F
+		return strings.HasSuffix(addr, "7F")
+	case 32:
+		if addr == "00000000000000000000000001000000" {
+			return true // ::1
+		}
+		return strings.HasPrefix(addr, "0000000000000000FFFF0000") && strings.HasSuffix(addr, "7F")
+	}
+	return false
 }
 
 // allListening reports whether every port in want is in have.

@@ -16,15 +16,21 @@ garbage
 
 const procNetTCP6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000000000000000000000000000:1FBB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 99 1 0000000000000000 100 0 0 10 0
+   1: 00000000000000000000000001000000:1F91 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 98 1 0000000000000000 100 0 0 10 0
+   2: 0000000000000000FFFF00000100007F:1F92 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 97 1 0000000000000000 100 0 0 10 0
 `
 
 func TestListeningPorts(t *testing.T) {
-	have := map[int]bool{}
-	listeningPorts(procNetTCP, have)
-	listeningPorts(procNetTCP6, have)
-	want := map[int]bool{8080: true, 53: true, 8123: true}
+	have, loopback := map[int]bool{}, map[int]bool{}
+	listeningPorts(procNetTCP, have, loopback)
+	listeningPorts(procNetTCP6, have, loopback)
+	want := map[int]bool{8080: true, 8123: true}
 	if !reflect.DeepEqual(have, want) {
 		t.Errorf("got %v, want %v", have, want)
+	}
+	// 127.0.0.1:53, ::1:8081 and ::ffff:127.0.0.1:8082 are unreachable from the host.
+	if !reflect.DeepEqual(loopback, map[int]bool{53: true, 8081: true, 8082: true}) {
+		t.Errorf("loopback listeners: got %v", loopback)
 	}
 	if !allListening([]int{8080, 8123}, have) {
 		t.Error("8080 and 8123 listen")

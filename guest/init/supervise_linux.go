@@ -124,11 +124,18 @@ func waitReady(log *logger, ports []int, stop <-chan struct{}) {
 	}
 	t := time.NewTicker(readyPoll)
 	defer t.Stop()
+	warned := map[int]bool{}
 	for {
-		have := map[int]bool{}
+		have, loopback := map[int]bool{}, map[int]bool{}
 		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 			if b, err := os.ReadFile(f); err == nil {
-				listeningPorts(string(b), have)
+				listeningPorts(string(b), have, loopback)
+			}
+		}
+		for _, p := range ports {
+			if loopback[p] && !have[p] && !warned[p] {
+				warned[p] = true
+				log.errorf("the app listens on port %d on a loopback address only, which the host cannot reach; listen on 0.0.0.0:%d (or :%d) instead", p, p, p)
 			}
 		}
 		if allListening(ports, have) {

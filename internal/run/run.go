@@ -99,10 +99,13 @@ func CommandLine(path string, args []string) string {
 }
 
 // Command prepares an exec.Cmd in its own process group whose cancellation
-// sends SIGTERM to the group and SIGKILL after Grace.
+// sends SIGTERM to the group and SIGKILL after Grace, and which is killed
+// when unikfile dies.
 func Command(ctx context.Context, path string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a compiler must not outlive a unikfile killed with -9 and
+	// go on writing into a folder that a later run has cleaned up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error {
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 	}

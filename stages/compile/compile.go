@@ -37,9 +37,13 @@ type Language interface {
 	// Toolchain identifies the toolchain for cache keys, e.g.
 	// "go1.26.8"; a missing toolchain is a *run.NotFoundError.
 	Toolchain(ctx context.Context) (string, error)
-	// Build compiles app into rootfs and returns the program's absolute path
-	// inside rootfs. Compiler output goes to log.
-	Build(ctx context.Context, app *lang.App, rootfs string, log io.Writer) (string, error)
+	// Program is the absolute path the program gets inside the bundle. It
+	// may depend only on what the cache key covers (source, main), so that
+	// apps built from the same source share one bundle.
+	Program(app *lang.App) string
+	// Build compiles app into rootfs at Program(app). Compiler output goes
+	// to log.
+	Build(ctx context.Context, app *lang.App, rootfs string, log io.Writer) error
 }
 
 var languages = map[string]Language{
@@ -110,36 +114,36 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 		Add("toolchain", tc).
 		Add("source", src).
 		Add("main", app.Main).
+		Add("program", l.Program(app)).
 		Sum()
 	log := opts.Log
 	if log == nil {
 		log = io.Discard
 	}
-	var man Manifest
 	dir, hit, err := opts.Cache.Fill(ctx, "bundles", key, func(ctx context.Context, dir string) error {
 		rootfs := filepath.Join(dir, RootfsDir)
 		if err := os.MkdirAll(rootfs, 0o755); err != nil {
 			return err
 		}
-		prog, err := l.Build(ctx, app, rootfs, log)
-		if err != nil {
+		if err := l.Build(ctx, app, rootfs, log); err != nil {
 			return err
 		}
-		man = Manifest{App: app.Name, Language: app.Language, Toolchain: tc, Program: prog, Key: key}
+		man := Manifest{App: app.Name, Language: app.Language, Toolchain: tc, Program: l.Program(app), Key: key}
 		b, _ := json.MarshalIndent(man, "", "  ")
 		return os.WriteFile(filepath.Join(dir, ManifestFile), b, 0o644)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if hit {
-		b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(b, &man); err != nil {
-			return nil, fmt.Errorf("bundle %s: %w", dir, err)
-		}
+	// Always read the manifest from the entry: another app (or process) with
+	// the same key may have filled it.
+	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return nil, err
+	}
+	var man Manifest
+	if err := json.Unmarshal(b, &man); err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", dir, err)
 	}
 	return &Result{Dir: dir, Manifest: man, Cached: hit}, nil
 }

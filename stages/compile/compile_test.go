@@ -51,7 +51,7 @@ func TestGoBuildIsReproducibleAndCached(t *testing.T) {
 	if !bytes.HasPrefix(b1, []byte("\x7fELF")) {
 		t.Fatal("the program is not an ELF file")
 	}
-	if r1.Manifest.Program != "/app/x" || !strings.HasPrefix(r1.Manifest.Toolchain, "go1.") {
+	if r1.Manifest.Program != "/app/main" || !strings.HasPrefix(r1.Manifest.Toolchain, "go1.") {
 		t.Fatalf("manifest %+v", r1.Manifest)
 	}
 	cacheDir := t.TempDir()

@@ -2,9 +2,11 @@ package compile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -29,7 +31,8 @@ func (goLang) Toolchain(ctx context.Context) (string, error) {
 	return strings.TrimSpace(string(res.Stdout)) + " GOFLAGS=" + os.Getenv("GOFLAGS") + " GOEXPERIMENT=" + os.Getenv("GOEXPERIMENT"), nil
 }
 
-func (goLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.Writer) (string, error) {
+// goMain is the package to build, as a relative import path.
+func goMain(app *lang.App) string {
 	main := app.Main
 	if main == "" {
 		main = "."
@@ -37,21 +40,43 @@ func (goLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.Wr
 	if !strings.HasPrefix(main, "./") && main != "." && !strings.HasPrefix(main, "../") {
 		main = "./" + main
 	}
-	prog := "/app/" + app.Name
-	out := filepath.Join(rootfs, filepath.FromSlash(prog))
+	return main
+}
+
+// Program names the binary after its main package's folder ("./cmd/api"
+// gives /app/api) or, for ".", "/app/main".
+func (goLang) Program(app *lang.App) string {
+	name := path.Base(goMain(app))
+	if name == "." || name == "/" || name == ".." {
+		name = "main"
+	}
+	return "/app/" + name
+}
+
+func (g goLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.Writer) error {
+	out := filepath.Join(rootfs, filepath.FromSlash(g.Program(app)))
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", err
+		return err
 	}
 	_, err := run.Run(ctx, run.Cmd{
 		Path:   "go",
-		Args:   []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, main},
+		Args:   []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, goMain(app)},
 		Dir:    app.Source,
 		Env:    run.Environ("CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"),
 		Stderr: log,
 		Hint:   goHint,
 	})
 	if err != nil {
-		return "", fmt.Errorf("compile %s (go build in %s): %w", app.Name, app.Source, err)
+		return fmt.Errorf("go build in %s failed:\n%s", app.Source, compilerOutput(err))
 	}
-	return prog, nil
+	return nil
+}
+
+// compilerOutput is the compiler's own message from a failed run.
+func compilerOutput(err error) string {
+	var re *run.Error
+	if errors.As(err, &re) && re.Tail != "" {
+		return re.Tail
+	}
+	return err.Error()
 }

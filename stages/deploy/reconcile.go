@@ -20,20 +20,20 @@ const (
 	ActionExited    = "exited"    // the app exited (before it was ready, or when attached)
 	ActionStopped   = "stopped"   // attached and stopped by cancellation
 	ActionFailed    = "failed"    // it could not be booted; see the error
-	ActionRemoved   = "removed"   // down: stopped and removed
+	ActionRemoved   = "removed"   // down, or the app left the target: stopped and removed
 )
 
 // Result is what happened to one app's instance.
 type Result struct {
-	Target string
-	App    string
-	Action string
+	Target string `json:"target"`
+	App    string `json:"app"`
+	Action string `json:"action"`
 	// Instance is the instance now recorded for the app; for Down, the
 	// instance as it was when removed (State stopped or exited). It is nil
 	// when a boot failed without leaving an instance.
-	Instance *state.Instance
+	Instance *state.Instance `json:"instance"`
 	// Removed are the IDs of instances stopped and removed on the way.
-	Removed []string
+	Removed []string `json:"removed,omitempty"`
 }
 
 // providers constructs each provider once per reconciler call.

@@ -2,10 +2,14 @@ package deploy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -127,7 +131,9 @@ func Up(ctx context.Context, store *state.Store, reg Registry, req UpRequest) ([
 		unlock()
 	}()
 	done.Wait()
-	return results, errors.Join(errs...)
+	// The target is declarative: instances of apps it no longer lists go.
+	stale, err := pruneApps(ctx, store, ps, &req)
+	return append(results, stale...), errors.Join(append(errs, err)...)
 }
 
 // upApp reconciles one app. settle is called once the app no longer needs
@@ -146,18 +152,11 @@ func upApp(ctx context.Context, store *state.Store, ps *providers, req *UpReques
 	if err != nil {
 		return fail(err)
 	}
-	var errs []error
-	for _, inst := range existing {
-		if err := refresh(ctx, store, ps, inst); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return fail(errors.Join(errs...))
-	}
 	// Under the project's lock nothing else is booting this app, so an
-	// instance still starting was left by an `up` that died: remove it
-	// before it holds ports the new instance needs.
+	// instance recorded as still starting was left by an `up` that died
+	// (maybe half-way through replacing another, on a temporary port):
+	// remove it, judging by the record before a refresh could call it
+	// running.
 	kept := existing[:0]
 	for _, inst := range existing {
 		if inst.State != state.Starting {
@@ -170,8 +169,19 @@ func upApp(ctx context.Context, store *state.Store, ps *providers, req *UpReques
 		res.Removed = append(res.Removed, inst.ID)
 	}
 	existing = kept
+	var errs []error
 	for _, inst := range existing {
-		if inst.State == state.Running && inst.Provider == req.Target.Provider && inst.ImageDigest == img.Image.Digest {
+		if err := refresh(ctx, store, ps, inst); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fail(errors.Join(errs...))
+	}
+	settings := SettingsDigest(req.Target, req.Apps[name])
+	for _, inst := range existing {
+		if inst.State == state.Running && inst.Provider == req.Target.Provider &&
+			inst.ImageDigest == img.Image.Digest && inst.SettingsDigest == settings {
 			res.Action, res.Instance = ActionUnchanged, inst
 			settle()
 			if req.Attach {
@@ -181,10 +191,24 @@ func upApp(ctx context.Context, store *state.Store, ps *providers, req *UpReques
 		}
 	}
 
+	// Records of instances that are gone (exited, stopped, failed) make way
+	// for the new one, so that failed attempts do not pile up.
+	kept = existing[:0]
+	for _, inst := range existing {
+		if inst.Alive() {
+			kept = append(kept, inst)
+			continue
+		}
+		if err := remove(ctx, store, ps, inst); err != nil {
+			return fail(err)
+		}
+	}
+	existing = kept
+
 	id := state.NewID(name)
 	inst := &state.Instance{
 		ID: id, Project: req.Project, Target: req.Target.Name, App: name, Provider: req.Target.Provider,
-		ImageDigest: img.Image.Digest, ImageDir: img.Dir, RunDir: filepath.Join(req.RunRoot, id),
+		ImageDigest: img.Image.Digest, SettingsDigest: settings, ImageDir: img.Dir, RunDir: filepath.Join(req.RunRoot, id),
 		State: state.Starting, Created: time.Now().UTC(),
 	}
 	// Recorded before the boot, so that a crash of this process leaves a
@@ -199,7 +223,7 @@ func upApp(ctx context.Context, store *state.Store, ps *providers, req *UpReques
 		Attach: req.Attach, Console: console, Progress: req.Progress,
 		Replaces: alive(existing),
 		Ready: func(ready *state.Instance) error {
-			ready.Created = inst.Created
+			ready.Created, ready.SettingsDigest = inst.Created, settings
 			if err := store.Put(ready); err != nil {
 				return err
 			}
@@ -215,13 +239,26 @@ func upApp(ctx context.Context, store *state.Store, ps *providers, req *UpReques
 				res.Removed = append(res.Removed, old.ID)
 				replaced = replaced || wasAlive
 			}
-			settle()
+			if req.Attach {
+				// The guest runs until it exits; other commands on the
+				// project need not wait that long.
+				settle()
+			}
 			return errors.Join(errs...)
 		},
 	}
+	if len(spec.Replaces) > 0 {
+		req.say("%s: booting image %.12s to replace %s", name, img.Image.Digest, spec.Replaces[0].ID)
+	} else {
+		req.say("%s: booting image %.12s", name, img.Image.Digest)
+	}
+	bootStart := time.Now()
 	booted, err := p.Boot(ctx, spec)
+	if err == nil && booted != nil && booted.State == state.Running {
+		req.say("%s: ready after %s", name, time.Since(bootStart).Round(10*time.Millisecond))
+	}
 	if booted != nil {
-		booted.Created = inst.Created
+		booted.Created, booted.SettingsDigest = inst.Created, settings
 	}
 	if err != nil {
 		settle()
@@ -303,4 +340,52 @@ func portHolder(store *state.Store, port int) string {
 		}
 	}
 	return ""
+}
+
+// SettingsDigest digests what of the target and app shapes the app's
+// running instance besides its image: the provider, the accelerator, CPUs,
+// bind address, the app's own port forwards, and its memory. Settings of
+// the target that concern other apps (their host ports) are left out, so
+// changing them does not restart this one.
+func SettingsDigest(t *lang.Target, a *lang.App) string {
+	v := struct {
+		Provider, Accel, Bind string
+		CPUs, MemoryMiB       int
+		Forwards              [][2]int // guest, host
+	}{Provider: t.Provider, Accel: t.QEMU.Accel, Bind: t.QEMU.Bind, CPUs: t.QEMU.CPUs}
+	if a != nil {
+		v.MemoryMiB = a.MemoryMiB
+		for _, g := range a.Ports {
+			h, ok := t.QEMU.HostPorts[g]
+			if !ok {
+				h = g
+			}
+			v.Forwards = append(v.Forwards, [2]int{g, h})
+		}
+	}
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}
+
+// pruneApps removes the target's instances of apps it no longer lists.
+func pruneApps(ctx context.Context, store *state.Store, ps *providers, req *UpRequest) ([]Result, error) {
+	insts, err := store.List(state.Filter{Project: req.Project, Target: req.Target.Name})
+	if err != nil {
+		return nil, err
+	}
+	var results []Result
+	var errs []error
+	for _, inst := range insts {
+		if slices.Contains(req.Target.Apps, inst.App) {
+			continue
+		}
+		if err := remove(ctx, store, ps, inst); err != nil {
+			errs = append(errs, fmt.Errorf("app %s is no longer in target %s, but removing %s failed: %w", inst.App, req.Target.Name, inst.ID, err))
+			continue
+		}
+		req.say("%s: no longer in target %s; removed %s", inst.App, req.Target.Name, inst.ID)
+		results = append(results, Result{Target: req.Target.Name, App: inst.App, Action: ActionRemoved, Instance: inst})
+	}
+	return results, errors.Join(errs...)
 }

@@ -93,7 +93,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 	}
 	b := &booting{
 		p: p, spec: &spec, app: app, cfg: cfg, final: final, timeout: timeout,
-		con: &consoleFollower{path: cfg.Console, out: spec.Console},
+		con: &consoleFollower{path: cfg.Console, out: spec.Console, errs: func(msg string) { spec.Say("%s: guest %s", spec.AppName(), msg) }},
 	}
 	if !spec.Attach {
 		b.con.out = nil
@@ -209,7 +209,9 @@ func (b *booting) run(ctx context.Context) (*state.Instance, error) {
 			return nil, fmt.Errorf("app %s: %w", b.app, err)
 		}
 	}
-	if err := b.takeOverPorts(ctx); err != nil {
+	// The instances it replaces are gone now: whatever happens to ctx, the
+	// new one must take over their ports.
+	if err := b.takeOverPorts(context.WithoutCancel(ctx)); err != nil {
 		b.abort(ctx)
 		return nil, fmt.Errorf("app %s: ready, but cannot take over the host ports of the instance it replaced: %w", b.app, err)
 	}
@@ -374,7 +376,11 @@ func (b *booting) follow(ctx context.Context) (*state.Instance, error) {
 				return b.inst, nil
 			}
 			b.inst.State = state.Failed
-			return b.inst, fmt.Errorf("app %s: qemu exited (%v) without the app's exit status\n%s", b.app, b.waitErr, b.quote())
+			why := "it was stopped from outside (for example by `unikfile down`)"
+			if b.waitErr != nil {
+				why = fmt.Sprintf("qemu ended with %v", b.waitErr)
+			}
+			return b.inst, fmt.Errorf("app %s: the VM stopped before the app exited: %s\n%s", b.app, why, b.quote())
 		case <-tick.C:
 		}
 	}

@@ -22,8 +22,10 @@ type consoleFollower struct {
 	partial []byte
 	last    []string // the last tailLines complete lines
 	out     io.Writer
-	ready   bool
-	exit    *int
+	// errs receives the init's error lines as they appear, when out is nil.
+	errs  func(string)
+	ready bool
+	exit  *int
 }
 
 // poll reads what was appended since the last call.
@@ -77,6 +79,9 @@ func (c *consoleFollower) line(l string) {
 	}
 	if strings.Contains(l, guest.ReadyMarker) {
 		c.ready = true
+	}
+	if c.out == nil && c.errs != nil && strings.HasPrefix(l, guest.ErrorPrefix) {
+		c.errs(strings.TrimPrefix(l, "unikfile-init: "))
 	}
 	if st, ok := exitStatus(l); ok && c.exit == nil {
 		c.exit = &st
