@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/unikfile/unikfile/stages/package/linux"
 )
 
 var (
@@ -283,20 +285,16 @@ func findKernel() (string, error) {
 	if *kernel != "" {
 		return *kernel, nil
 	}
-	if k := os.Getenv("UNIKFILE_KERNEL"); k != "" {
-		return k, nil
-	}
 	base := os.Getenv("UNIKFILE_CACHE_DIR")
 	if base == "" {
 		c, _ := os.UserCacheDir()
 		base = filepath.Join(c, "unikfile")
 	}
-	m, _ := filepath.Glob(filepath.Join(base, "kernels", "*", "boot", "vmlinuz-*"))
-	sort.Strings(m)
-	if len(m) == 0 {
-		return "", fmt.Errorf("no kernel: run scripts/install-deps")
+	k, err := linux.ResolveKernel("", base, os.Environ())
+	if err != nil {
+		return "", err
 	}
-	return m[len(m)-1], nil
+	return k.Path, nil
 }
 
 func kernelVersion(path string) string {

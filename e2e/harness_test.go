@@ -11,12 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/unikfile/unikfile/stages/package/linux"
 )
 
 var (
@@ -45,21 +46,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// findKernel finds the kernel the way unikfile does without a Unikfile
+// setting: UNIKFILE_KERNEL, then the newest in the user's cache.
 func findKernel() string {
-	if k := os.Getenv("UNIKFILE_KERNEL"); k != "" {
-		return k
-	}
 	base := os.Getenv("UNIKFILE_CACHE_DIR")
 	if base == "" {
 		c, _ := os.UserCacheDir()
 		base = filepath.Join(c, "unikfile")
 	}
-	matches, _ := filepath.Glob(filepath.Join(base, "kernels", "*", "boot", "vmlinuz-*"))
-	sort.Strings(matches)
-	if len(matches) == 0 {
+	k, err := linux.ResolveKernel("", base, os.Environ())
+	if err != nil {
 		return ""
 	}
-	return matches[len(matches)-1]
+	return k.Path
 }
 
 // project is a temporary project directory with its own state.

@@ -222,6 +222,7 @@ foreground, streams the console, and exits with the app's exit status.`,
 			if !changed {
 				fmt.Fprintf(c.stdout, "Nothing changed; %d instance(s) up to date (%s).\n", len(all), round(time.Since(start)))
 			}
+			c.warnUndeclaredTargets(p, env)
 			return nil
 		},
 	}
@@ -261,4 +262,21 @@ func short(d string) string {
 		return d[:12]
 	}
 	return d
+}
+
+// warnUndeclaredTargets points at running instances of targets the
+// Unikfile no longer declares: up does not remove them on its own, since a
+// renamed target is a guess, but the user should know they still run.
+func (c *cli) warnUndeclaredTargets(p *lang.Project, env *pipeline.Env) {
+	insts, err := env.State.List(state.Filter{Project: p.Dir})
+	if err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, i := range insts {
+		if i.Alive() && p.Target(i.Target) == nil && !seen[i.Target] {
+			seen[i.Target] = true
+			fmt.Fprintf(c.stderr, "note: target %q is no longer in %s but has running instances; stop them with `unikfile down %s`\n", i.Target, p.File, i.Target)
+		}
+	}
 }

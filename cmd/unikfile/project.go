@@ -15,7 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/unikfile/unikfile/cache"
+	"github.com/unikfile/unikfile/internal/atomicfile"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/pipeline"
 	"github.com/unikfile/unikfile/state"
@@ -155,7 +155,7 @@ func (c *cli) fmtCommand() *cobra.Command {
 					if err != nil {
 						return err
 					}
-					if err := cache.WriteFileAtomic(f, out, fi.Mode().Perm()); err != nil {
+					if err := atomicfile.WriteFile(f, out, fi.Mode().Perm()); err != nil {
 						return err
 					}
 				}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/unikfile/unikfile/internal/atomicfile"
 	"github.com/unikfile/unikfile/internal/run"
 )
 
@@ -77,7 +78,7 @@ func (p *Provider) kvmUsable(ctx context.Context, binary string) (probeResult, e
 	res := probeResult{BootID: bootID, Binary: binary, Usable: usable, Reason: reason, When: time.Now().UTC()}
 	if bootID != "" && cache != "" {
 		// A cache that cannot be written only costs a probe next time.
-		_ = writeJSONAtomic(cache, res)
+		_ = atomicfile.WriteJSON(cache, res, 0o644)
 	}
 	return res, nil
 }
@@ -174,31 +175,4 @@ func probeFailure(e *run.Error) string {
 		return fmt.Sprintf("exit status %d", e.ExitCode)
 	}
 	return e.Err.Error()
-}
-
-// writeJSONAtomic writes v to path through a temporary file and a rename.
-func writeJSONAtomic(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(append(data, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

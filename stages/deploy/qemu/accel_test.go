@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unikfile/unikfile/internal/atomicfile"
 	"github.com/unikfile/unikfile/stages/deploy"
 )
 
@@ -37,7 +38,7 @@ func TestResolveAccelUsesCache(t *testing.T) {
 	// A cached negative result for this boot is used without probing (the
 	// binary does not exist, so a probe would fail differently).
 	bin := "/nonexistent/qemu"
-	err := writeJSONAtomic(p.probeCachePath(), probeResult{BootID: readBootID(), Binary: bin, Reason: "cached reason"})
+	err := atomicfile.WriteJSON(p.probeCachePath(), probeResult{BootID: readBootID(), Binary: bin, Reason: "cached reason"}, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}

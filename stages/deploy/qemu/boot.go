@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/unikfile/unikfile/internal/atomicfile"
 	"github.com/unikfile/unikfile/internal/run"
 	"github.com/unikfile/unikfile/stages/deploy"
 	"github.com/unikfile/unikfile/state"
@@ -80,7 +81,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 	for _, f := range []string{cfg.Console, cfg.QMP, cfg.PIDFile} {
 		_ = os.Remove(f) // leftovers would be read as this boot's
 	}
-	if err := writeJSONAtomic(filepath.Join(spec.RunDir, ConfigFile), cfg); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(spec.RunDir, ConfigFile), cfg, 0o644); err != nil {
 		_ = os.RemoveAll(spec.RunDir)
 		return nil, fmt.Errorf("app %s: %w", app, err)
 	}

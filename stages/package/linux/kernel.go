@@ -1,14 +1,13 @@
 package linux
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/unikfile/unikfile/cache"
 )
 
 // KernelEnv names the environment variable that points at a kernel image.
@@ -126,7 +125,7 @@ func describeKernel(p string) (*Kernel, error) {
 			k.ModulesDir = md
 		}
 	}
-	d, err := fileDigest(p)
+	d, err := cache.FileDigest(p)
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", p, err)
 	}
@@ -151,19 +150,6 @@ func lookupEnv(environ []string, key string) string {
 		}
 	}
 	return v
-}
-
-func fileDigest(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // versionLess orders kernel versions the way `sort -V` does: runs of digits

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/unikfile/unikfile/cache"
 )
 
 // fakeKernel lays out root/boot/vmlinuz-ver and, if withModules,
@@ -76,7 +78,7 @@ func TestResolveKernelDigest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := fileDigest(p)
+	want, _ := cache.FileDigest(p)
 	if k.Digest != want || len(want) != 64 {
 		t.Errorf("digest %q, want %q", k.Digest, want)
 	}
