@@ -11,14 +11,10 @@ import (
 	"github.com/unikfile/unikfile/stages/package/linux"
 )
 
-// bareInitramfs builds the guest init and writes the image with the same
-// library calls unikfile makes, minus everything around them.
-func bareInitramfs(e *env, dir string) error {
+// bareInitramfs writes the image with the same library call unikfile
+// makes, minus everything around it.
+func bareInitramfs(e *env, dir, initBin string) error {
 	ctx := context.Background()
-	initBin := filepath.Join(dir, "init")
-	if err := guest.Build(ctx, "go", initBin); err != nil {
-		return err
-	}
 	k, err := linux.ResolveKernel(e.kernel, "", nil)
 	if err != nil {
 		return err
@@ -29,7 +25,7 @@ func bareInitramfs(e *env, dir string) error {
 	}
 	_, err = linux.Build(ctx, linux.Input{
 		BundleRoot: filepath.Join(dir, "rootfs"),
-		Config:     guest.Config{App: "hello", Argv: []string{"/app/hello", "-listen", ":8080"}, Ports: []int{8080}},
+		Config:     guest.Config{App: "hello", Argv: []string{"/app/main", "-listen", ":8080"}, Ports: []int{8080}},
 		Kernel:     k,
 		InitBinary: initBin,
 	}, out)
