@@ -273,6 +273,10 @@ func (g *Graph) Run(ctx context.Context, opts Options) (map[string]*Result, erro
 				out, cached, err := safeRun(nctx, n, deps)
 				r := &Result{ID: id, Output: out, Err: err, Duration: time.Since(start)}
 				switch {
+				case err != nil && ctx.Err() != nil:
+					// Cancelled: by another node's failure or by the
+					// caller. The cause is reported elsewhere.
+					r.Status = StatusSkipped
 				case err != nil:
 					r.Status = StatusFailed
 				case cached:

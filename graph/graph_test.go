@@ -96,6 +96,9 @@ func TestFailureSkipsDependentsAndCancels(t *testing.T) {
 	if !<-slowSawCancel {
 		t.Fatal("a failure did not cancel running nodes")
 	}
+	if res["slow"].Status != StatusSkipped || strings.Contains(err.Error(), "slow") {
+		t.Fatalf("a node cancelled by another's failure must be skipped, not failed: %v, %v", res["slow"].Status, err)
+	}
 }
 
 func TestKeepGoing(t *testing.T) {

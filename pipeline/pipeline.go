@@ -117,6 +117,13 @@ func addPackage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env) string {
 		return buildInit(ctx, env)
 	}})
 	g.Add(&graph.Node{ID: compileID(a.Name), Run: func(ctx context.Context, _ map[string]any) (any, bool, error) {
+		switch p.Build.Executor {
+		case "", "local":
+		case "auto":
+			graph.Progress(ctx, "executor auto: this version of unikfile has no BuildKit executor yet; using local")
+		default:
+			return nil, false, fmt.Errorf("executor %q (build block of %s) is not available in this version of unikfile; use \"local\"", p.Build.Executor, p.File)
+		}
 		res, err := compile.Compile(ctx, a, compile.Options{Cache: env.Cache, ToolVersion: env.ToolVersion, Log: env.Log})
 		if err != nil {
 			return nil, false, err
