@@ -149,8 +149,9 @@ func (c *cli) upCommand() *cobra.Command {
 		Use:   "up [TARGET...]",
 		Short: "Build what changed and bring targets up (all targets by default)",
 		Long: `up builds every app the targets use (cached stages are skipped), boots each
-app whose image changed, waits until its ports answer, and then stops the
-instance it replaces. Instances whose image did not change are left alone.
+app whose image or settings changed, waits until its ports answer, and then
+stops the instance it replaces. Instances whose image and settings did not
+change are left alone; instances of apps no longer in a target are stopped.
 
 By default instances keep running after up returns; --attach stays in the
 foreground, streams the console, and exits with the app's exit status.`,

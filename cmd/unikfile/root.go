@@ -42,7 +42,12 @@ func (c *cli) rootCommand() *cobra.Command {
 		Short: "Build apps into unikernels and run them, from a declarative Unikfile",
 		Long: `unikfile builds the apps a Unikfile declares into unikernels (a Linux kernel
 plus an initramfs whose only program is the app), caches every stage, and
-boots them on the Unikfile's targets (QEMU locally).`,
+boots them on the Unikfile's targets (QEMU locally).
+
+Exit status: 0 success; 1 something you can fix (a bad Unikfile, a missing
+tool or kernel, a failed compile, an app that did not become ready); 2 an
+internal error in unikfile; 130 interrupted. up --attach exits with the
+app's own status.`,
 		Example: `  unikfile init                 # write a Unikfile for the Go module here
   unikfile up                   # build what changed, boot it, print the URL
   unikfile ps                   # what runs
