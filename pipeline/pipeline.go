@@ -166,6 +166,10 @@ func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compi
 	if err != nil {
 		return nil, false, err
 	}
+	modDigest, err := linux.ModulesDigest(k)
+	if err != nil {
+		return nil, false, fmt.Errorf("package %s: %w", a.Name, err)
+	}
 	initDigest, err := cache.FileDigest(initBin)
 	if err != nil {
 		return nil, false, err
@@ -186,6 +190,7 @@ func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compi
 		Add("format", "kernel+initrd").
 		Add("bundle", bundle.Manifest.Key).
 		Add("kernel", k.Digest).
+		Add("modules", modDigest).
 		Add("init", initDigest).
 		Add("ca-certificates", caDigest).
 		Add("config", string(cfgJSON)).

@@ -288,3 +288,29 @@ func TestBuildKeepsCallerNet(t *testing.T) {
 		t.Errorf("net %+v, want the caller's %+v", cfg.Net, in.Config.Net)
 	}
 }
+
+func TestModulesDigestFollowsModuleContents(t *testing.T) {
+	in := testInput(t)
+	d1, err := ModulesDigest(in.Kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d2, _ := ModulesDigest(in.Kernel); d2 != d1 {
+		t.Fatal("the same modules gave two digests")
+	}
+	rels, err := imageModules(in.Kernel.ModulesDir)
+	if err != nil || len(rels) == 0 {
+		t.Fatalf("closure: %v %v", rels, err)
+	}
+	p := filepath.Join(in.Kernel.ModulesDir, rels[0])
+	b, _ := os.ReadFile(p)
+	if err := os.WriteFile(p, append(b, 0), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d3, _ := ModulesDigest(in.Kernel); d3 == d1 {
+		t.Fatal("a changed module file did not change the digest")
+	}
+	if d, err := ModulesDigest(&Kernel{}); err != nil || d == "" {
+		t.Fatalf("a kernel without modules: %q %v", d, err)
+	}
+}

@@ -2,7 +2,9 @@ package linux
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"debug/elf"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +13,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/unikfile/unikfile/cache"
 )
 
 // RequiredModules are the drivers every image needs when the kernel has
@@ -212,4 +216,25 @@ func imageModules(modulesDir string) ([]string, error) {
 		return nil, fmt.Errorf("%w; the image needs %s as modules or built into the kernel", err, strings.Join(RequiredModules(), ", "))
 	}
 	return rels, nil
+}
+
+// ModulesDigest digests the module files an image of kernel k gets (their
+// paths and contents), for cache keys: k.Digest covers the vmlinuz only.
+func ModulesDigest(k *Kernel) (string, error) {
+	if k.ModulesDir == "" {
+		return "no modules", nil
+	}
+	rels, err := imageModules(k.ModulesDir)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, rel := range rels {
+		d, err := cache.FileDigest(filepath.Join(k.ModulesDir, rel))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %s\n", rel, d)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
