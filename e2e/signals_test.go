@@ -82,3 +82,124 @@ func TestArgsChangeRepackagesWithoutRecompiling(t *testing.T) {
 		t.Fatal("the image digest did not change with the arguments")
 	}
 }
+
+const gracefulSource = `package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	go http.ListenAndServe(":8080", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "up") }))
+	fmt.Println("serving")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	<-sig
+	fmt.Println("got SIGTERM, shutting down cleanly")
+	os.Exit(0)
+}
+`
+
+// Stopping an instance asks the app first: the guest's power button, then
+// SIGTERM to the app, which may finish its work and exit.
+func TestStopIsGracefulForTheApp(t *testing.T) {
+	needBoot(t)
+	p := newProject(t, map[string]string{
+		"Unikfile": fmt.Sprintf("app \"a\" {\n  language = \"go\"\n  ports = [8080]\n}\ntarget \"dev\" {\n  provider = \"qemu\"\n  apps = [app.a]\n  qemu {\n    accel = \"tcg\"\n    host_ports = { 8080 = %d }\n  }\n}\n", freePort(t)),
+		"go.mod":   goMod,
+		"main.go":  gracefulSource,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := p.command(ctx, "up", "--attach")
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var seen []string
+	for sc.Scan() {
+		seen = append(seen, sc.Text())
+		if strings.Contains(sc.Text(), "serving") {
+			break
+		}
+	}
+	// Readiness is reported on stderr by then; give it a moment and stop.
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(stderr.String(), "ready after") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	for sc.Scan() {
+		seen = append(seen, sc.Text())
+	}
+	cmd.Wait()
+	out := strings.Join(seen, "\n")
+	if !strings.Contains(out, "got SIGTERM, shutting down cleanly") {
+		t.Fatalf("the app was not asked to stop; console:\n%s\nstderr:\n%s", out, stderr.String())
+	}
+	if pids := qemuPIDs(p.stateDir); len(pids) != 0 {
+		t.Fatalf("QEMU still running: %v", pids)
+	}
+}
+
+// An `up` killed with -9 while it boots a replacement leaves an orphan VM;
+// ps does not mistake it for the running instance, and the next up removes
+// it and completes the replacement on the right port.
+func TestKilledReplacementIsCleanedUpByTheNextUp(t *testing.T) {
+	needBoot(t)
+	port := freePort(t)
+	p := newProject(t, map[string]string{
+		"Unikfile": fmt.Sprintf("app \"a\" {\n  language = \"go\"\n  ports = [8080]\n}\ntarget \"dev\" {\n  provider = \"qemu\"\n  apps = [app.a]\n  qemu {\n    accel = \"tcg\"\n    host_ports = { 8080 = %d }\n  }\n}\n", port),
+		"go.mod":   goMod,
+		"main.go":  helloSource("v1"),
+	})
+	p.ok("up")
+	p.write("main.go", helloSource("v2"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := p.command(ctx, "up")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "booting image") {
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(qemuPIDs(p.stateDir)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // let the new guest get ready on its temporary port
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	for sc.Scan() {
+	}
+	cmd.Wait()
+
+	for _, i := range p.ps() {
+		if i.State == "running" && len(i.Ports) == 1 && i.Ports[0].Host != port {
+			t.Errorf("ps calls the orphan on a temporary port running: %+v", i)
+		}
+	}
+	r := p.ok("up")
+	if !strings.Contains(r.stdout, "dev/a: replaced") {
+		t.Fatalf("up after a killed up: want the replacement completed:\n%s\n%s", r.stdout, r.stderr)
+	}
+	if got := get(t, port); !strings.Contains(got, "v2") {
+		t.Fatalf("port %d answers %q, want v2", port, got)
+	}
+	if insts := p.ps(); len(insts) != 1 {
+		t.Fatalf("want one instance, got %+v", insts)
+	}
+	if n := len(qemuPIDs(p.stateDir)); n != 1 {
+		t.Fatalf("%d QEMU processes, want 1", n)
+	}
+}

@@ -16,7 +16,17 @@ const (
 	// ErrorPrefix starts every error line of the init; hosts relay such
 	// lines to the user while they wait for readiness.
 	ErrorPrefix = "unikfile-init: error: "
+	// PowerButtonMarker is printed, before the app starts, when the init
+	// watches the ACPI power button: pressing it (QEMU's system_powerdown,
+	// a cloud's stop) sends SIGTERM to the app, SIGKILL after StopGrace,
+	// and the guest powers off with the app's status. A host that sees it
+	// stops the guest that way before pulling the plug.
+	PowerButtonMarker = "unikfile-init: stop on power button"
 )
+
+// StopGraceSeconds is how long the app gets between SIGTERM and SIGKILL
+// when the guest is asked to stop.
+const StopGraceSeconds = 10
 
 // Config is everything the init needs to run the app. It is JSON so that a
 // person can read it out of an image with cpio.

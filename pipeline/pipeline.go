@@ -139,7 +139,9 @@ func addPackage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env) string {
 
 // buildInit builds the guest init once per init source and Go toolchain.
 func buildInit(ctx context.Context, env *Env) (string, bool, error) {
-	gover, err := run.Run(ctx, run.Cmd{Path: "go", Args: []string{"env", "GOVERSION"},
+	// guest.Build pins GOOS, GOARCH, GOAMD64, GOFLAGS and CGO; what it
+	// inherits from this environment is below.
+	gover, err := run.Run(ctx, run.Cmd{Path: "go", Args: []string{"env", "-json", "GOVERSION", "GOROOT", "GOEXPERIMENT", "GODEBUG"},
 		Hint: "the guest init is built with Go: install Go (https://go.dev/doc/install) and put it in PATH"})
 	if err != nil {
 		return "", false, err

@@ -14,14 +14,14 @@ import (
 	"github.com/unikfile/unikfile/state"
 )
 
-// projectDir returns the absolute directory of the Unikfile in use, without
-// loading it (ps, logs and down must work even when the Unikfile is broken).
+// projectDir returns the project's directory, without loading the Unikfile
+// (ps, logs and down must work even when the Unikfile is broken).
 func (c *cli) projectDir() (string, error) {
-	if c.file != "" {
-		p, err := filepath.Abs(c.file)
-		return filepath.Dir(p), err
+	path, err := c.unikfileLocation()
+	if err != nil {
+		return "", err
 	}
-	return filepath.Abs(c.dir)
+	return filepath.Dir(path), nil
 }
 
 func (c *cli) psCommand() *cobra.Command {

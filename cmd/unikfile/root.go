@@ -78,16 +78,51 @@ app's own status.`,
 	return root
 }
 
-// unikfilePath returns the Unikfile to load.
-func (c *cli) unikfilePath() (string, error) {
+// unikfileLocation is where the project's Unikfile is or would be: --file,
+// or DIR/Unikfile. Symlinks are resolved, so that one project reached by
+// two paths has one identity (its lock, its instances).
+func (c *cli) unikfileLocation() (string, error) {
 	if c.file != "" {
-		return filepath.Abs(c.file)
+		abs, err := filepath.Abs(c.file)
+		if err != nil {
+			return "", err
+		}
+		fi, err := os.Stat(abs)
+		if err != nil {
+			return "", fmt.Errorf("--file %s: %w", c.file, err)
+		}
+		if fi.IsDir() {
+			return "", fmt.Errorf("--file %s is a directory: pass the Unikfile itself, or the directory with -C", c.file)
+		}
+		return filepath.EvalSymlinks(abs)
 	}
 	dir, err := filepath.Abs(c.dir)
 	if err != nil {
 		return "", err
 	}
-	return lang.FindFile(dir)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return "", fmt.Errorf("project directory %s: %w", c.dir, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("-C %s is not a directory", c.dir)
+	}
+	if dir, err = filepath.EvalSymlinks(dir); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, lang.FileName), nil
+}
+
+// unikfilePath returns the Unikfile to load, which must exist.
+func (c *cli) unikfilePath() (string, error) {
+	path, err := c.unikfileLocation()
+	if err != nil {
+		return "", err
+	}
+	if c.file != "" {
+		return path, nil
+	}
+	return lang.FindFile(filepath.Dir(path))
 }
 
 // load reads the Unikfile, printing diagnostics when it has problems.

@@ -64,12 +64,16 @@ func startApp(cfg *guest.Config) (int, error) {
 }
 
 // supervise starts the app and does PID 1's duties until it exits: reap
-// every child, forward SIGTERM and SIGINT to the app, print the ready
-// marker. It returns the app's exit status.
+// every child, forward SIGTERM and SIGINT to the app's process group, stop
+// the app when the power button is pressed (SIGTERM, then SIGKILL after
+// guest.StopGraceSeconds), print the ready marker. It returns the app's
+// exit status.
 func supervise(log *logger, cfg *guest.Config, onStart func()) int {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGCHLD, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	power := watchPowerButton(log)
+	var kill <-chan time.Time
 
 	pid, err := startApp(cfg)
 	if err != nil {
@@ -91,10 +95,30 @@ func supervise(log *logger, cfg *guest.Config, onStart func()) int {
 		return status
 	}
 
-	for sig := range sigs {
-		if s := sig.(syscall.Signal); s == syscall.SIGTERM || s == syscall.SIGINT {
-			log.stepf("forwarding %v to the app", s)
+	// The app leads its own session, so -pid is its whole process group.
+	signalApp := func(s syscall.Signal) {
+		if err := syscall.Kill(-pid, s); err != nil {
 			_ = syscall.Kill(pid, s)
+		}
+	}
+	for {
+		select {
+		case sig := <-sigs:
+			if s := sig.(syscall.Signal); s == syscall.SIGTERM || s == syscall.SIGINT {
+				log.stepf("forwarding %v to the app", s)
+				signalApp(s)
+			}
+		case <-power:
+			if kill == nil {
+				log.line(fmt.Sprintf("unikfile-init: power button: stopping the app (SIGTERM; SIGKILL after %ds)", guest.StopGraceSeconds))
+				signalApp(syscall.SIGTERM)
+				kill = time.After(guest.StopGraceSeconds * time.Second)
+			}
+			continue
+		case <-kill:
+			log.line("unikfile-init: the app did not stop in time: SIGKILL")
+			signalApp(syscall.SIGKILL)
+			continue
 		}
 		for {
 			var ws syscall.WaitStatus
@@ -112,7 +136,6 @@ func supervise(log *logger, cfg *guest.Config, onStart func()) int {
 			}
 		}
 	}
-	return finish(255) // not reached: sigs is never closed
 }
 
 // waitReady prints guest.ReadyMarker once every port listens, or at once

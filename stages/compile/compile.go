@@ -34,9 +34,14 @@ type Manifest struct {
 
 // Language compiles apps of one language with the host's toolchain.
 type Language interface {
-	// Toolchain identifies the toolchain for cache keys, e.g.
-	// "go1.26.8"; a missing toolchain is a *run.NotFoundError.
-	Toolchain(ctx context.Context) (string, error)
+	// Toolchain identifies the toolchain and every setting of it that can
+	// change the output for app (version, flags from the environment or
+	// the toolchain's own settings file), for cache keys. A missing
+	// toolchain is a *run.NotFoundError.
+	Toolchain(ctx context.Context, app *lang.App) (string, error)
+	// ExtraInputs are folders outside app.Source that the build reads
+	// (for Go: local replace directives), digested into the key.
+	ExtraInputs(app *lang.App) ([]string, error)
 	// Program is the absolute path the program gets inside the bundle. It
 	// may depend only on what the cache key covers (source, main), so that
 	// apps built from the same source share one bundle.
@@ -95,24 +100,32 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	tc, err := l.Toolchain(ctx)
+	tc, err := l.Toolchain(ctx, app)
 	if err != nil {
 		return nil, err
 	}
-	m, err := ignore.Load(app.Source)
+	extra, err := l.ExtraInputs(app)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("compile %s: %w", app.Name, err)
 	}
-	src, err := cache.TreeDigest(app.Source, m)
-	if err != nil {
-		return nil, fmt.Errorf("digest %s: %w", app.Source, err)
+	var src strings.Builder
+	for _, dir := range append([]string{app.Source}, extra...) {
+		m, err := ignore.Load(dir)
+		if err != nil {
+			return nil, err
+		}
+		d, err := cache.TreeDigest(dir, m)
+		if err != nil {
+			return nil, fmt.Errorf("digest %s: %w", dir, err)
+		}
+		fmt.Fprintf(&src, "%s %s\n", dir, d)
 	}
 	key := (&cache.Key{}).
 		Add("stage", "compile").
 		Add("tool", opts.ToolVersion).
 		Add("language", app.Language).
 		Add("toolchain", tc).
-		Add("source", src).
+		Add("source", src.String()).
 		Add("main", app.Main).
 		Add("program", l.Program(app)).
 		Sum()

@@ -51,7 +51,7 @@ func TestGoBuildIsReproducibleAndCached(t *testing.T) {
 	if !bytes.HasPrefix(b1, []byte("\x7fELF")) {
 		t.Fatal("the program is not an ELF file")
 	}
-	if r1.Manifest.Program != "/app/main" || !strings.HasPrefix(r1.Manifest.Toolchain, "go1.") {
+	if r1.Manifest.Program != "/app/main" || !strings.Contains(r1.Manifest.Toolchain, `"GOVERSION":"go1.`) {
 		t.Fatalf("manifest %+v", r1.Manifest)
 	}
 	cacheDir := t.TempDir()
@@ -88,5 +88,41 @@ func TestMissingGoAndUnsupportedLanguage(t *testing.T) {
 	var ue *UnsupportedError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "supported: go") {
 		t.Fatalf("want an UnsupportedError, got %v", err)
+	}
+}
+
+func TestKeyCoversCompilerSettingsAndLocalReplaces(t *testing.T) {
+	dir := t.TempDir()
+	app := &lang.App{Name: "x", Source: filepath.Join(dir, "app"), Language: "go"}
+	os.MkdirAll(app.Source, 0o755)
+	os.MkdirAll(filepath.Join(dir, "lib"), 0o755)
+	os.WriteFile(filepath.Join(app.Source, "go.mod"), []byte("module example.com/x\n\ngo 1.22\n\nrequire example.com/lib v0.0.0\n\nreplace example.com/lib => ../lib\n"), 0o644)
+	os.WriteFile(filepath.Join(app.Source, "main.go"), []byte("package main\n\nimport \"example.com/lib\"\n\nfunc main() { println(lib.V) }\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "lib", "go.mod"), []byte("module example.com/lib\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "lib", "lib.go"), []byte("package lib\n\nconst V = \"v1\"\n"), 0o644)
+	cacheDir := t.TempDir()
+	first, err := compileWith(t, app, cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "lib", "lib.go"), []byte("package lib\n\nconst V = \"v2\"\n"), 0o644)
+	second, err := compileWith(t, app, cacheDir)
+	if err != nil || second.Cached || second.Manifest.Key == first.Manifest.Key {
+		t.Fatalf("an edit in a replaced module must recompile: cached=%v err=%v", second != nil && second.Cached, err)
+	}
+	t.Setenv("GOAMD64", "v3")
+	third, err := compileWith(t, app, cacheDir)
+	if err != nil || third.Cached {
+		t.Fatalf("GOAMD64 changes the binary, so it must recompile: cached=%v err=%v", third != nil && third.Cached, err)
+	}
+}
+
+func TestParentGoWorkIsIgnored(t *testing.T) {
+	app := writeApp(t, okMain)
+	// A go.work above the app that does not list it would break the build
+	// if it were honoured.
+	os.WriteFile(filepath.Join(filepath.Dir(app.Source), "go.work"), []byte("go 1.22\n\nuse ./elsewhere\n"), 0o644)
+	if _, err := compileWith(t, app, t.TempDir()); err != nil {
+		t.Fatalf("a go.work outside the build context must not matter: %v", err)
 	}
 }

@@ -1,14 +1,19 @@
 package compile
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/mod/modfile"
 
 	"github.com/unikfile/unikfile/internal/run"
 	"github.com/unikfile/unikfile/lang"
@@ -22,13 +27,58 @@ const goHint = "install Go (https://go.dev/doc/install, or apt-get install golan
 // and toolchain give the same bytes.
 type goLang struct{}
 
-func (goLang) Toolchain(ctx context.Context) (string, error) {
-	res, err := run.Run(ctx, run.Cmd{Path: "go", Args: []string{"env", "GOVERSION"}, Hint: goHint})
+// buildEnv is the environment of every go command for app: a static
+// linux/amd64 build that reads nothing outside the module (no go.work).
+func buildEnv() []string {
+	return run.Environ("CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOWORK=off")
+}
+
+// Toolchain is what `go env` says, in the app's folder and the build's
+// environment, about everything that changes the compiler's output: the
+// version, GOFLAGS, GOEXPERIMENT, GOAMD64 and the rest, whether they come
+// from the environment or from `go env -w`.
+func (goLang) Toolchain(ctx context.Context, app *lang.App) (string, error) {
+	res, err := run.Run(ctx, run.Cmd{
+		Path: "go",
+		Args: []string{"env", "-json", "GOVERSION", "GOROOT", "GOFLAGS", "GOEXPERIMENT", "GOAMD64", "GODEBUG", "GOFIPS140", "GOTOOLCHAIN"},
+		Dir:  app.Source,
+		Env:  buildEnv(),
+		Hint: goHint,
+	})
 	if err != nil {
 		return "", err
 	}
-	// GOFLAGS and GOEXPERIMENT change what the compiler produces.
-	return strings.TrimSpace(string(res.Stdout)) + " GOFLAGS=" + os.Getenv("GOFLAGS") + " GOEXPERIMENT=" + os.Getenv("GOEXPERIMENT"), nil
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, res.Stdout); err != nil {
+		return "", fmt.Errorf("go env -json: %w", err)
+	}
+	return compact.String(), nil
+}
+
+// ExtraInputs are the folders of go.mod's local replace directives.
+func (goLang) ExtraInputs(app *lang.App) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(app.Source, "go.mod"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // go build will say what is wrong
+	}
+	if err != nil {
+		return nil, err
+	}
+	mf, err := modfile.Parse("go.mod", data, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(app.Source, "go.mod"), err)
+	}
+	var dirs []string
+	for _, r := range mf.Replace {
+		if modfile.IsDirectoryPath(r.New.Path) {
+			dir := r.New.Path
+			if !filepath.IsAbs(dir) {
+				dir = filepath.Join(app.Source, dir)
+			}
+			dirs = append(dirs, filepath.Clean(dir))
+		}
+	}
+	return dirs, nil
 }
 
 // goMain is the package to build, as a relative import path.
@@ -62,7 +112,7 @@ func (g goLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 		Path:   "go",
 		Args:   []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, goMain(app)},
 		Dir:    app.Source,
-		Env:    run.Environ("CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"),
+		Env:    buildEnv(),
 		Stderr: log,
 		Hint:   goHint,
 	})

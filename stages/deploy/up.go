@@ -103,6 +103,10 @@ func Up(ctx context.Context, store *state.Store, reg Registry, req UpRequest) ([
 	}
 	defer unlock()
 
+	// The target is declarative: instances of apps it no longer lists go,
+	// under the lock, before anything of this run boots.
+	stale, pruneErr := pruneApps(ctx, store, ps, &req)
+
 	apps := req.Target.Apps
 	var mux *consoleMux
 	if req.Attach && req.Console != nil {
@@ -131,9 +135,7 @@ func Up(ctx context.Context, store *state.Store, reg Registry, req UpRequest) ([
 		unlock()
 	}()
 	done.Wait()
-	// The target is declarative: instances of apps it no longer lists go.
-	stale, err := pruneApps(ctx, store, ps, &req)
-	return append(results, stale...), errors.Join(append(errs, err)...)
+	return append(stale, results...), errors.Join(append(errs, pruneErr)...)
 }
 
 // upApp reconciles one app. settle is called once the app no longer needs
@@ -217,12 +219,14 @@ func upApp(ctx context.Context, store *state.Store, ps *providers, req *UpReques
 		return fail(err)
 	}
 	var replaced bool
+	var bootStart time.Time
 	spec := Spec{
 		Project: req.Project, Target: req.Target, App: req.Apps[name], Image: img.Image, ImageDir: img.Dir,
 		RunDir: inst.RunDir, ID: id, Timeout: req.Timeout,
 		Attach: req.Attach, Console: console, Progress: req.Progress,
 		Replaces: alive(existing),
 		Ready: func(ready *state.Instance) error {
+			req.say("%s: ready after %s", name, time.Since(bootStart).Round(10*time.Millisecond))
 			ready.Created, ready.SettingsDigest = inst.Created, settings
 			if err := store.Put(ready); err != nil {
 				return err
@@ -252,11 +256,8 @@ func upApp(ctx context.Context, store *state.Store, ps *providers, req *UpReques
 	} else {
 		req.say("%s: booting image %.12s", name, img.Image.Digest)
 	}
-	bootStart := time.Now()
+	bootStart = time.Now()
 	booted, err := p.Boot(ctx, spec)
-	if err == nil && booted != nil && booted.State == state.Running {
-		req.say("%s: ready after %s", name, time.Since(bootStart).Round(10*time.Millisecond))
-	}
 	if booted != nil {
 		booted.Created, booted.SettingsDigest = inst.Created, settings
 	}

@@ -62,6 +62,14 @@ func (p *Provider) resolveAccel(ctx context.Context, setting, binary string) (ac
 func (p *Provider) kvmUsable(ctx context.Context, binary string) (probeResult, error) {
 	p.probeMu.Lock()
 	defer p.probeMu.Unlock()
+	// Opening /dev/kvm is cheap and its answer changes without a reboot
+	// (a user added to the kvm group): check it every time, and cache only
+	// what the probe boot found.
+	f, err := os.OpenFile(kvmDevice, os.O_RDWR, 0)
+	if err != nil {
+		return probeResult{Reason: fmt.Sprintf("cannot open %s: %v", kvmDevice, errors.Unwrap(err))}, nil
+	}
+	_ = f.Close()
 	bootID := readBootID()
 	cache := p.probeCachePath()
 	if bootID != "" && cache != "" {

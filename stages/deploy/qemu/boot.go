@@ -283,7 +283,8 @@ func (b *booting) exitedEarly(ctx context.Context) (*state.Instance, error) {
 	case <-b.exited:
 	case <-time.After(exitGrace):
 	}
-	_ = stopProcess(context.WithoutCancel(ctx), b.cmd.Process.Pid, b.spec.RunDir, b.cfg.QMP)
+	// The app is gone: nothing to stop gracefully.
+	_ = stopProcess(context.WithoutCancel(ctx), b.cmd.Process.Pid, b.spec.RunDir, b.cfg.QMP, "")
 	b.waitReaped()
 	b.con.poll()
 	b.con.flush()
@@ -301,9 +302,10 @@ func (b *booting) quote() string {
 	return s.String()
 }
 
-// abort stops QEMU and removes the run directory.
+// abort stops QEMU at once (a boot that failed or was interrupted serves
+// nobody yet) and removes the run directory.
 func (b *booting) abort(ctx context.Context) {
-	_ = stopProcess(context.WithoutCancel(ctx), b.cmd.Process.Pid, b.spec.RunDir, b.cfg.QMP)
+	_ = stopProcess(context.WithoutCancel(ctx), b.cmd.Process.Pid, b.spec.RunDir, b.cfg.QMP, "")
 	// stopProcess goes by the command line, which a just-started QEMU may
 	// not show yet: make sure.
 	_ = b.cmd.Process.Kill()
@@ -359,7 +361,7 @@ func (b *booting) follow(ctx context.Context) (*state.Instance, error) {
 		b.con.poll()
 		select {
 		case <-ctx.Done():
-			_ = stopProcess(context.WithoutCancel(ctx), b.cmd.Process.Pid, b.spec.RunDir, b.cfg.QMP)
+			_ = stopProcess(context.WithoutCancel(ctx), b.cmd.Process.Pid, b.spec.RunDir, b.cfg.QMP, b.cfg.Console)
 			b.waitReaped()
 			b.con.poll()
 			b.con.flush()

@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"os"
@@ -77,7 +76,7 @@ func (c *consoleFollower) line(l string) {
 	if len(c.last) > tailLines {
 		c.last = c.last[len(c.last)-tailLines:]
 	}
-	if strings.Contains(l, guest.ReadyMarker) {
+	if strings.HasPrefix(l, guest.ReadyMarker) {
 		c.ready = true
 	}
 	if c.out == nil && c.errs != nil && strings.HasPrefix(l, guest.ErrorPrefix) {
@@ -98,11 +97,12 @@ func (c *consoleFollower) tail() string {
 
 // exitStatus parses guest.ExitMarker followed by a decimal status.
 func exitStatus(line string) (int, bool) {
-	i := strings.Index(line, guest.ExitMarker)
-	if i < 0 {
+	// Markers count only at the start of a line, so that an app echoing
+	// one in the middle of its own output does not fake it.
+	rest, ok := strings.CutPrefix(line, guest.ExitMarker)
+	if !ok {
 		return 0, false
 	}
-	rest := line[i+len(guest.ExitMarker):]
 	end := 0
 	for end < len(rest) && (rest[end] >= '0' && rest[end] <= '9' || end == 0 && rest[end] == '-') {
 		end++
@@ -114,25 +114,32 @@ func exitStatus(line string) (int, bool) {
 	return n, true
 }
 
-// scanConsole reads a whole console file for the markers.
-func scanConsole(path string) (ready bool, exit *int) {
+// exitTail is how much of the end of a console file consoleExit reads: the
+// exit marker is among the last lines the guest prints.
+const exitTail = 64 << 10
+
+// consoleExit returns the app's exit status from the end of a console file,
+// or nil. It reads a bounded tail, so a console of any size costs the same.
+func consoleExit(path string) *int {
 	f, err := os.Open(path)
 	if err != nil {
-		return false, nil
+		return nil
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		l := sc.Text()
-		if strings.Contains(l, guest.ReadyMarker) {
-			ready = true
-		}
-		if st, ok := exitStatus(l); ok && exit == nil {
-			exit = &st
+	fi, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	off := max(fi.Size()-exitTail, 0)
+	buf := make([]byte, fi.Size()-off)
+	n, _ := f.ReadAt(buf, off)
+	lines := strings.Split(string(buf[:n]), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if st, ok := exitStatus(strings.TrimRight(lines[i], "\r")); ok {
+			return &st
 		}
 	}
-	return ready, exit
+	return nil
 }
 
 // fileTail is the last n lines of a file, or "" when it cannot be read.

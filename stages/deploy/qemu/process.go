@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,13 +14,18 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/unikfile/unikfile/guest"
 )
 
 // Stop waits: how long QEMU gets to quit after QMP quit, then after SIGTERM.
 const (
-	quitGrace  = 5 * time.Second
-	termGrace  = 3 * time.Second
-	qmpTimeout = 3 * time.Second
+	quitGrace = 5 * time.Second
+	// powerOffGrace is what a guest gets, after its app's stop grace, to
+	// print its exit status and power off.
+	powerOffGrace = 3 * time.Second
+	termGrace     = 3 * time.Second
+	qmpTimeout    = 3 * time.Second
 )
 
 // processAlive reports whether pid is a live QEMU of the instance whose run
@@ -67,11 +73,21 @@ func waitGone(ctx context.Context, pid int, runDir string, d time.Duration) bool
 	}
 }
 
-// stopProcess stops the QEMU of an instance: QMP quit, then SIGTERM to its
-// process group (QEMU leads its own session), then SIGKILL.
-func stopProcess(ctx context.Context, pid int, runDir, qmpSocket string) error {
+// stopProcess stops the QEMU of an instance. A guest whose init watches
+// the power button (its console says so) is asked first, through QMP
+// system_powerdown: the app gets SIGTERM and guest.StopGraceSeconds to
+// finish, and the guest powers off by itself. Then, or otherwise: QMP
+// quit, SIGTERM to QEMU's process group (it leads its own session), and
+// SIGKILL.
+func stopProcess(ctx context.Context, pid int, runDir, qmpSocket, console string) error {
 	if !processAlive(pid, runDir) {
 		return nil
+	}
+	if qmpSocket != "" && consoleHasLine(console, guest.PowerButtonMarker) {
+		grace := guest.StopGraceSeconds*time.Second + powerOffGrace
+		if err := qmpExecute(ctx, qmpSocket, "system_powerdown", nil, nil); err == nil && waitGone(ctx, pid, runDir, grace) {
+			return nil
+		}
 	}
 	if qmpSocket != "" {
 		if err := qmpExecute(ctx, qmpSocket, "quit", nil, nil); err == nil && waitGone(ctx, pid, runDir, quitGrace) {
@@ -171,4 +187,26 @@ func hmp(ctx context.Context, socket, line string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(out), nil
+}
+
+// consoleHead is how much of the start of a console file consoleHasLine
+// reads: the init's early markers come before the app's output.
+const consoleHead = 256 << 10
+
+// consoleHasLine reports whether a line of the start of a console file
+// begins with prefix.
+func consoleHasLine(path, prefix string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, consoleHead)
+	n, _ := io.ReadFull(f, buf)
+	for _, l := range strings.Split(string(buf[:n]), "\n") {
+		if strings.HasPrefix(strings.TrimRight(l, "\r"), prefix) {
+			return true
+		}
+	}
+	return false
 }

@@ -136,15 +136,18 @@ func (p *Provider) Refresh(ctx context.Context, inst *state.Instance) error {
 		return err
 	}
 	pid := pidOf(inst, c)
-	ready, exit := scanConsole(c.Console)
+	exit := consoleExit(c.Console)
 	switch {
 	case exit != nil:
 		inst.State, inst.ExitStatus = state.Exited, exit
 	case processAlive(pid, inst.RunDir):
 		inst.PID = pid
-		if ready {
-			inst.State = state.Running
-		} else {
+		// A running instance stays running. A starting one stays starting
+		// even when its guest is ready: only the command that booted it
+		// makes it running (after taking over the ports of what it
+		// replaces), so a booter that died leaves a record the next `up`
+		// recognises and removes.
+		if inst.State != state.Running {
 			inst.State = state.Starting
 		}
 	case inst.State == state.Stopped || inst.State == state.Exited:
@@ -162,10 +165,10 @@ func (p *Provider) Stop(ctx context.Context, inst *state.Instance) error {
 	if err != nil {
 		return err
 	}
-	if err := stopProcess(ctx, pidOf(inst, c), inst.RunDir, c.QMP); err != nil {
+	if err := stopProcess(ctx, pidOf(inst, c), inst.RunDir, c.QMP, c.Console); err != nil {
 		return fmt.Errorf("instance %s: %w", inst.ID, err)
 	}
-	if _, exit := scanConsole(c.Console); exit != nil {
+	if exit := consoleExit(c.Console); exit != nil {
 		inst.State, inst.ExitStatus = state.Exited, exit
 	} else if inst.State != state.Exited {
 		inst.State = state.Stopped

@@ -21,9 +21,11 @@ import (
 // them as modules: QEMU's virtio NIC and disk, and virtio over PCI.
 func RequiredModules() []string { return []string{"virtio_pci", "virtio_net", "virtio_blk"} }
 
-// OptionalModules are the clouds' NIC drivers (AWS ENA, GCP gVNIC, vSphere
-// vmxnet3), included when the kernel has them; their absence is no error.
-func OptionalModules() []string { return []string{"ena", "gve", "vmxnet3"} }
+// OptionalModules are included when the kernel has them as modules, and
+// their absence is no error: the clouds' NIC drivers (AWS ENA, GCP gVNIC,
+// vSphere vmxnet3), and the ACPI power button with evdev, through which the
+// init hears a stop request (QEMU's system_powerdown, a cloud's stop).
+func OptionalModules() []string { return []string{"ena", "gve", "vmxnet3", "button", "evdev"} }
 
 // moduleIndex is what a kernel's module tree offers.
 type moduleIndex struct {
