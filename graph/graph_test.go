@@ -74,9 +74,13 @@ func TestFailureSkipsDependentsAndCancels(t *testing.T) {
 	g := New()
 	boom := errors.New("boom")
 	slowSawCancel := make(chan bool, 1)
-	g.Add(node("bad", nil, func(context.Context) error { return boom }))
+	slowStarted := make(chan struct{})
+	// bad fails only once slow runs, so that the failure has something
+	// running to cancel.
+	g.Add(node("bad", nil, func(context.Context) error { <-slowStarted; return boom }))
 	g.Add(node("after bad", []string{"bad"}, nil))
 	g.Add(node("slow", nil, func(ctx context.Context) error {
+		close(slowStarted)
 		select {
 		case <-ctx.Done():
 			slowSawCancel <- true
