@@ -114,7 +114,7 @@ func TestPortTakenByAnotherProcess(t *testing.T) {
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
 	p := newProject(t, map[string]string{
-		"Unikfile": fmt.Sprintf("app \"a\" {\n  language = \"go\"\n  ports = [8080]\n}\ntarget \"dev\" {\n  provider = \"qemu\"\n  apps = [app.a]\n  qemu {\n    accel = \"tcg\"\n    host_ports = { 8080 = %d }\n  }\n}\n", port),
+		"Unikfile": qemuApp(port, ""),
 		"go.mod":   goMod,
 		"main.go":  helloSource("x"),
 	})
@@ -130,7 +130,7 @@ func TestPortTakenByAnotherProcess(t *testing.T) {
 func TestAppListeningOnLoopbackOnlyIsExplained(t *testing.T) {
 	needBoot(t)
 	p := newProject(t, map[string]string{
-		"Unikfile": fmt.Sprintf("app \"a\" {\n  language = \"go\"\n  args = [\"-msg\", \"x\", \"-listen\", \"127.0.0.1:8080\"]\n  ports = [8080]\n}\ntarget \"dev\" {\n  provider = \"qemu\"\n  apps = [app.a]\n  qemu {\n    accel = \"tcg\"\n    host_ports = { 8080 = %d }\n  }\n}\n", freePort(t)),
+		"Unikfile": qemuApp(freePort(t), `args = ["-msg", "x", "-listen", "127.0.0.1:8080"]`),
 		"go.mod":   goMod,
 		"main.go":  flagServer,
 	})

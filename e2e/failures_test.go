@@ -122,7 +122,7 @@ func TestMissingKernel(t *testing.T) {
 func TestMissingQEMU(t *testing.T) {
 	needBoot(t)
 	p := newProject(t, map[string]string{
-		"Unikfile": "app \"a\" {\n  language = \"go\"\n  ports = [8080]\n}\ntarget \"dev\" {\n  provider = \"qemu\"\n  apps = [app.a]\n  qemu {\n    accel = \"tcg\"\n    host_ports = { 8080 = " + fmt.Sprint(freePort(t)) + " }\n  }\n}\n",
+		"Unikfile": qemuApp(freePort(t), ""),
 		"go.mod":   goMod,
 		"main.go":  helloSource("x"),
 	})
@@ -199,7 +199,7 @@ func TestConcurrentUpLeavesOneInstance(t *testing.T) {
 	needBoot(t)
 	port := freePort(t)
 	p := newProject(t, map[string]string{
-		"Unikfile": fmt.Sprintf("app \"a\" {\n  language = \"go\"\n  ports = [8080]\n}\ntarget \"dev\" {\n  provider = \"qemu\"\n  apps = [app.a]\n  qemu {\n    accel = \"tcg\"\n    host_ports = { 8080 = %d }\n  }\n}\n", port),
+		"Unikfile": qemuApp(port, ""),
 		"go.mod":   goMod,
 		"main.go":  helloSource("only one"),
 	})

@@ -264,3 +264,23 @@ func main() {
 const goMod = "module example.com/app\n\ngo 1.22\n"
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }
+
+// qemuApp is a Unikfile with one Go app "a" listening on guest port 8080,
+// served on host port under TCG by target "dev"; attrs are extra lines of
+// the app block.
+func qemuApp(port int, attrs string) string {
+	return fmt.Sprintf(`app "a" {
+  language = "go"
+  ports    = [8080]
+  %s
+}
+target "dev" {
+  provider = "qemu"
+  apps     = [app.a]
+  qemu {
+    accel      = "tcg"
+    host_ports = { 8080 = %d }
+  }
+}
+`, attrs, port)
+}

@@ -15,7 +15,7 @@ import (
 func TestInterruptDuringUpStopsTheVM(t *testing.T) {
 	needBoot(t)
 	p := newProject(t, map[string]string{
-		"Unikfile": fmt.Sprintf("app \"a\" {\n  language = \"go\"\n  ports = [8080]\n}\ntarget \"dev\" {\n  provider = \"qemu\"\n  apps = [app.a]\n  qemu {\n    accel = \"tcg\"\n    host_ports = { 8080 = %d }\n  }\n}\n", freePort(t)),
+		"Unikfile": qemuApp(freePort(t), ""),
 		"go.mod":   goMod,
 		"main.go":  helloSource("interrupted"),
 	})
@@ -109,7 +109,7 @@ func main() {
 func TestStopIsGracefulForTheApp(t *testing.T) {
 	needBoot(t)
 	p := newProject(t, map[string]string{
-		"Unikfile": fmt.Sprintf("app \"a\" {\n  language = \"go\"\n  ports = [8080]\n}\ntarget \"dev\" {\n  provider = \"qemu\"\n  apps = [app.a]\n  qemu {\n    accel = \"tcg\"\n    host_ports = { 8080 = %d }\n  }\n}\n", freePort(t)),
+		"Unikfile": qemuApp(freePort(t), ""),
 		"go.mod":   goMod,
 		"main.go":  gracefulSource,
 	})
@@ -156,7 +156,7 @@ func TestKilledReplacementIsCleanedUpByTheNextUp(t *testing.T) {
 	needBoot(t)
 	port := freePort(t)
 	p := newProject(t, map[string]string{
-		"Unikfile": fmt.Sprintf("app \"a\" {\n  language = \"go\"\n  ports = [8080]\n}\ntarget \"dev\" {\n  provider = \"qemu\"\n  apps = [app.a]\n  qemu {\n    accel = \"tcg\"\n    host_ports = { 8080 = %d }\n  }\n}\n", port),
+		"Unikfile": qemuApp(port, ""),
 		"go.mod":   goMod,
 		"main.go":  helloSource("v1"),
 	})
