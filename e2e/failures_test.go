@@ -112,7 +112,7 @@ func TestMissingKernel(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("build without a kernel: exit %d, want 1\n%s", r.code, r.stderr)
 	}
-	for _, want := range []string{"no Linux kernel found", "scripts/get-kernel", "UNIKFILE_KERNEL"} {
+	for _, want := range []string{"no Linux kernel found", "unikfile kernel fetch", "UNIKFILE_KERNEL"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("missing-kernel error lacks %q:\n%s", want, r.stderr)
 		}

@@ -73,6 +73,7 @@ app's own status.`,
 		c.logsCommand(),
 		c.downCommand(),
 		c.imagesCommand(),
+		c.kernelCommand(),
 		c.versionCommand(),
 	)
 	return root

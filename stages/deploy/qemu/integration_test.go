@@ -2,7 +2,7 @@ package qemu
 
 // Integration tests: they boot the real QEMU under TCG with the test image of
 // guestimage_test.go. They need qemu-system-x86_64, the Go toolchain and a
-// cached kernel (scripts/get-kernel), and are skipped with -short.
+// cached kernel (unikfile kernel fetch), and are skipped with -short.
 
 import (
 	"bytes"
@@ -55,7 +55,7 @@ func needQEMU(t *testing.T) *testImageBuilder {
 	}
 	qemuBinary(t)
 	if k, _, looked := testKernel(); k == "" {
-		t.Skip("needs a cached kernel (scripts/get-kernel); looked in " + looked)
+		t.Skip("needs a cached kernel (unikfile kernel fetch); looked in " + looked)
 	}
 	imagesOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "unikfile-qemu-test-")

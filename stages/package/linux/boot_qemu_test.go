@@ -36,7 +36,7 @@ import (
 // instructions, free of host noise) the uncompressed image is ready 1.45 s
 // of guest time earlier. Hence DefaultCompression = none.
 
-// testCacheDir is where scripts/get-kernel puts kernels.
+// testCacheDir is where unikfile kernel fetch puts kernels.
 func testCacheDir() string {
 	if d := os.Getenv("UNIKFILE_CACHE_DIR"); d != "" {
 		return d

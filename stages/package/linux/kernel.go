@@ -36,14 +36,14 @@ type KernelNotFoundError struct {
 
 func (e *KernelNotFoundError) Error() string {
 	return "no Linux kernel found: looked in " + strings.Join(e.Looked, ", ") +
-		"; get Debian's cloud kernel with `scripts/get-kernel` (or `apt-get download linux-image-cloud-amd64` + `dpkg -x`), " +
+		"; get Debian's cloud kernel with `unikfile kernel fetch` (apt-get download linux-image-cloud-amd64, extracted into the cache), " +
 		"set " + KernelEnv + "=/path/to/vmlinuz, or set linux { kernel = \"...\" } in the Unikfile"
 }
 
 // ResolveKernel finds the kernel for an image: explicit (the Unikfile's
 // linux { kernel }) first, then $UNIKFILE_KERNEL from environ, then the
 // newest cacheDir/kernels/*/boot/vmlinuz-* that has its modules (the layout
-// scripts/get-kernel writes). A kernel the user named that does not exist
+// FetchKernel writes). A kernel the user named that does not exist
 // is an error, not a reason to look elsewhere.
 func ResolveKernel(explicit, cacheDir string, environ []string) (*Kernel, error) {
 	if explicit != "" {
@@ -81,7 +81,7 @@ func ResolveKernel(explicit, cacheDir string, environ []string) (*Kernel, error)
 			return nil, err
 		}
 		if k.ModulesDir == "" {
-			continue // an incomplete extraction; get-kernel writes both
+			continue // an incomplete extraction; FetchKernel writes both
 		}
 		return k, nil
 	}

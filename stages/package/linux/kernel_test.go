@@ -96,7 +96,7 @@ func TestResolveKernelNotFound(t *testing.T) {
 		"no Linux kernel found: looked in ",
 		filepath.Join(cache, "kernels", "*", "boot", "vmlinuz-*"),
 		"$UNIKFILE_KERNEL (unset)",
-		"get Debian's cloud kernel with `scripts/get-kernel` (or `apt-get download linux-image-cloud-amd64` + `dpkg -x`), set UNIKFILE_KERNEL=/path/to/vmlinuz, or set linux { kernel = \"...\" } in the Unikfile",
+		"get Debian's cloud kernel with `unikfile kernel fetch` (apt-get download linux-image-cloud-amd64, extracted into the cache), set UNIKFILE_KERNEL=/path/to/vmlinuz, or set linux { kernel = \"...\" } in the Unikfile",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message lacks %q:\n%s", want, msg)

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unikfile/unikfile/stages/package/linux"
+)
+
+func (c *cli) kernelCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "kernel",
+		Short: "Manage the kernels in the cache (what the linux base boots)",
+	}
+	var pkg string
+	fetch := &cobra.Command{
+		Use:   "fetch",
+		Short: "Download Debian's cloud kernel and extract it into the cache",
+		Long: `fetch downloads a Debian kernel package with apt-get download (checked
+against the archive's signed index) and extracts its kernel and modules
+into the cache's kernels folder. Nothing is installed into /boot. It needs
+apt with Debian's archive; elsewhere, point UNIKFILE_KERNEL at a vmlinuz.`,
+		Example: `  unikfile kernel fetch
+  unikfile kernel fetch --package linux-image-6.1.0-56-cloud-amd64`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cs, err := c.cacheStore()
+			if err != nil {
+				return err
+			}
+			say := func(msg string) { fmt.Fprintln(c.stderr, msg) }
+			k, err := linux.FetchKernel(cmd.Context(), cs.Dir(), pkg, say)
+			if err != nil {
+				if cmd.Context().Err() != nil {
+					return &interruptedError{err: err}
+				}
+				return err
+			}
+			fmt.Fprintln(c.stdout, k.Path)
+			return nil
+		},
+	}
+	fetch.Flags().StringVar(&pkg, "package", linux.DefaultKernelPackage, "Debian package to fetch (a meta package or a versioned one)")
+	var jsonOut bool
+	ls := &cobra.Command{
+		Use:     "ls",
+		Short:   "List the kernels in the cache, the one builds use first",
+		Example: `  unikfile kernel ls`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cs, err := c.cacheStore()
+			if err != nil {
+				return err
+			}
+			ks, err := linux.CachedKernels(cs.Dir())
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				if ks == nil {
+					ks = []*linux.Kernel{}
+				}
+				return writeJSON(c.stdout, ks)
+			}
+			if env := os.Getenv(linux.KernelEnv); env != "" {
+				fmt.Fprintf(c.stderr, "note: %s=%s is set and wins over the cache\n", linux.KernelEnv, env)
+			}
+			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tMODULES\tPATH")
+			for _, k := range ks {
+				mods := "yes"
+				if k.ModulesDir == "" {
+					mods = "no"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Version, mods, k.Path)
+			}
+			return tw.Flush()
+		},
+	}
+	ls.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+	cmd.AddCommand(fetch, ls)
+	return cmd
+}
