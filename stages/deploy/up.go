@@ -58,12 +58,14 @@ func (r *UpRequest) say(format string, args ...any) {
 }
 
 // Up brings the apps of req.Target to the given images, concurrently, under
-// the project's lock. For each app: an instance of the same image already
-// running is left alone ("unchanged"); otherwise a new instance is booted,
-// and only once it is ready are the app's previous instances stopped and
-// removed ("replaced", or "started" when none was running). A failed boot
-// leaves the previous instances as they were. Results are in the order of
-// req.Target.Apps; errors are joined.
+// the project's lock. Instances of apps the target no longer lists are
+// removed first ("removed"). For each app: an instance of the same image
+// and settings (SettingsDigest) already running is left alone
+// ("unchanged"); otherwise a new instance is booted, and only once it is
+// ready are the app's previous instances stopped and removed ("replaced",
+// or "started" when none was running). A failed boot leaves the previous
+// instances as they were. Results: the removed apps, then the target's
+// apps in order; errors are joined.
 //
 // When attached, the lock is released once every app is ready (or failed),
 // so that other commands on the project can go on while the guests run.
