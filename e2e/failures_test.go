@@ -21,7 +21,7 @@ import (
 )
 
 func main() {
-	fmt.Println("about to exit with status 3")
+	fmt.Print("about to exit with status 3") // no newline: the init's marker must still be found
 	os.Exit(3)
 }
 `

@@ -21,6 +21,15 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	go func() {
+		// After the first signal unikfile winds down (stopping what it
+		// started, which may wait for an app to shut down); a second one
+		// gets the default action and ends it at once. What it leaves
+		// behind is recorded, and the next `up` or `down` cleans it up.
+		<-ctx.Done()
+		stop()
+		fmt.Fprintln(os.Stderr, "stopping; interrupt again to quit at once")
+	}()
 	os.Exit(execute(ctx, os.Args[1:]))
 }
 

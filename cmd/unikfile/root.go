@@ -95,7 +95,12 @@ func (c *cli) unikfileLocation() (string, error) {
 		if fi.IsDir() {
 			return "", fmt.Errorf("--file %s is a directory: pass the Unikfile itself, or the directory with -C", c.file)
 		}
-		return filepath.EvalSymlinks(abs)
+		// The folder is resolved as -C resolves it; the file keeps its name.
+		dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
+		if err != nil {
+			return "", err
+		}
+		return filepath.Join(dir, filepath.Base(abs)), nil
 	}
 	dir, err := filepath.Abs(c.dir)
 	if err != nil {

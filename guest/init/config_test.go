@@ -118,7 +118,7 @@ func TestCmdlineAndLogger(t *testing.T) {
 	l.raw(guest.ReadyMarker)
 	l.verbose = true
 	l.stepf("step")
-	want := "unikfile-init: error: bad thing\n" + guest.ReadyMarker + "\nunikfile-init: step\n"
+	want := "unikfile-init: error: bad thing\n\n" + guest.ReadyMarker + "\nunikfile-init: step\n"
 	if b.String() != want {
 		t.Errorf("log\n%q\nwant\n%q", b.String(), want)
 	}

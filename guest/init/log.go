@@ -52,8 +52,10 @@ func (l *logger) errorf(format string, args ...any) {
 	l.line(guest.ErrorPrefix + strings.TrimRight(msg, "\n"))
 }
 
-// raw prints a marker line as is, always.
-func (l *logger) raw(s string) { l.line(s) }
+// raw prints a marker line as is, always. It starts with a newline: the
+// app shares the console and may have left a line unfinished, and the host
+// reads markers only at the start of a line.
+func (l *logger) raw(s string) { l.line("\n" + s) }
 
 // cmdlineHas reports whether the kernel command line has the flag word
 // (as a bare word or as word=value).

@@ -23,7 +23,7 @@ func watchPowerButton(log *logger) <-chan struct{} {
 	// loading them normally completes. Only when the button driver is there
 	// but its device is not yet is a short wait worth it.
 	files = openPowerButtons()
-	if _, err := os.Stat("/sys/bus/acpi/drivers/button"); len(files) == 0 && err == nil {
+	if len(files) == 0 && buttonAndEvdevPresent() {
 		for deadline := time.Now().Add(300 * time.Millisecond); len(files) == 0 && time.Now().Before(deadline); {
 			time.Sleep(20 * time.Millisecond)
 			files = openPowerButtons()
@@ -69,4 +69,15 @@ func openPowerButtons() []*os.File {
 		}
 	}
 	return files
+}
+
+// buttonAndEvdevPresent reports whether both the ACPI button driver and the
+// evdev input handler are in the kernel, so a power button device node is
+// worth waiting for.
+func buttonAndEvdevPresent() bool {
+	if _, err := os.Stat("/sys/bus/acpi/drivers/button"); err != nil {
+		return false
+	}
+	handlers, err := os.ReadFile("/proc/bus/input/handlers")
+	return err == nil && strings.Contains(string(handlers), "evdev")
 }

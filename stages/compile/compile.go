@@ -108,6 +108,8 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w", app.Name, err)
 	}
+	// Folders are named relative to the source, so that a project moved
+	// or cloned elsewhere keeps its keys (the builds are -trimpath).
 	var src strings.Builder
 	for _, dir := range append([]string{app.Source}, extra...) {
 		m, err := ignore.Load(dir)
@@ -118,7 +120,11 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 		if err != nil {
 			return nil, fmt.Errorf("digest %s: %w", dir, err)
 		}
-		fmt.Fprintf(&src, "%s %s\n", dir, d)
+		rel, err := filepath.Rel(app.Source, dir)
+		if err != nil {
+			rel = dir
+		}
+		fmt.Fprintf(&src, "%s %s\n", filepath.ToSlash(rel), d)
 	}
 	key := (&cache.Key{}).
 		Add("stage", "compile").

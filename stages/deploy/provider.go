@@ -41,13 +41,13 @@ type Spec struct {
 	Progress func(msg string)
 	// Replaces are the instances this one replaces once it is ready. A
 	// provider whose instances hold host resources (QEMU's forwarded ports)
-	// boots the new instance without them and takes them over after Ready
-	// has stopped the old ones.
+	// boots the new instance without them and, once it is ready, moves
+	// them from the old instances to the new one before calling Ready.
 	Replaces []*state.Instance
-	// Ready is called once, as soon as the instance is ready, with the
-	// instance in state Running. The reconciler records it and stops the
-	// instances it replaces there. An error from Ready makes Boot stop the
-	// new instance and fail.
+	// Ready is called once, when the instance is ready and holds its host
+	// resources, with the instance in state Running. The reconciler records
+	// it and stops the instances it replaces there. An error from Ready is
+	// returned by Boot with the instance, which keeps running.
 	Ready func(inst *state.Instance) error
 }
 

@@ -187,6 +187,17 @@ func upApp(ctx context.Context, store *state.Store, ps *providers, req *UpReques
 		if inst.State == state.Running && inst.Provider == req.Target.Provider &&
 			inst.ImageDigest == img.Image.Digest && inst.SettingsDigest == settings {
 			res.Action, res.Instance = ActionUnchanged, inst
+			// Others of the app are leftovers (an `up` killed while it
+			// stopped them after a replacement): they go.
+			for _, other := range existing {
+				if other.ID == inst.ID {
+					continue
+				}
+				if err := remove(ctx, store, ps, other); err != nil {
+					return fail(err)
+				}
+				res.Removed = append(res.Removed, other.ID)
+			}
 			settle()
 			if req.Attach {
 				return attachExisting(ctx, store, ps, p, console, res)
@@ -371,24 +382,38 @@ func SettingsDigest(t *lang.Target, a *lang.App) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-// pruneApps removes the target's instances of apps it no longer lists.
+// pruneApps removes the target's instances of apps it no longer lists,
+// all at once (each may wait for its app to shut down).
 func pruneApps(ctx context.Context, store *state.Store, ps *providers, req *UpRequest) ([]Result, error) {
 	insts, err := store.List(state.Filter{Project: req.Project, Target: req.Target.Name})
 	if err != nil {
 		return nil, err
 	}
-	var results []Result
-	var errs []error
+	var stale []*state.Instance
 	for _, inst := range insts {
-		if slices.Contains(req.Target.Apps, inst.App) {
-			continue
+		if !slices.Contains(req.Target.Apps, inst.App) {
+			stale = append(stale, inst)
 		}
-		if err := remove(ctx, store, ps, inst); err != nil {
-			errs = append(errs, fmt.Errorf("app %s is no longer in target %s, but removing %s failed: %w", inst.App, req.Target.Name, inst.ID, err))
-			continue
-		}
-		req.say("%s: no longer in target %s; removed %s", inst.App, req.Target.Name, inst.ID)
-		results = append(results, Result{Target: req.Target.Name, App: inst.App, Action: ActionRemoved, Instance: inst})
 	}
-	return results, errors.Join(errs...)
+	results := make([]Result, len(stale))
+	errs := make([]error, len(stale))
+	var wg sync.WaitGroup
+	for i, inst := range stale {
+		wg.Go(func() {
+			if err := remove(ctx, store, ps, inst); err != nil {
+				errs[i] = fmt.Errorf("app %s is no longer in target %s, but removing %s failed: %w", inst.App, req.Target.Name, inst.ID, err)
+				return
+			}
+			req.say("%s: no longer in target %s; removed %s", inst.App, req.Target.Name, inst.ID)
+			results[i] = Result{Target: req.Target.Name, App: inst.App, Action: ActionRemoved, Instance: inst}
+		})
+	}
+	wg.Wait()
+	var out []Result
+	for _, r := range results {
+		if r.Instance != nil {
+			out = append(out, r)
+		}
+	}
+	return out, errors.Join(errs...)
 }

@@ -204,17 +204,23 @@ func (b *booting) run(ctx context.Context) (*state.Instance, error) {
 		return inst, err
 	}
 	b.inst.State, b.inst.Started = state.Running, time.Now().UTC()
+	// Hand the host ports over: the instances this one replaces stop
+	// listening on them (their open connections go on), this one starts;
+	// whatever happens to ctx meanwhile. Only then is it ready for the
+	// caller, which records it and stops the replaced instances: a record
+	// that says running always has its real ports.
+	hctx := context.WithoutCancel(ctx)
+	released := releasePorts(hctx, b.spec.Replaces)
+	if err := b.takeOverPorts(hctx); err != nil {
+		restorePorts(hctx, released)
+		b.abort(ctx)
+		return nil, fmt.Errorf("app %s: ready, but cannot take over the host ports of the instance it replaces: %w", b.app, err)
+	}
 	if b.spec.Ready != nil {
 		if err := b.spec.Ready(b.inst); err != nil {
-			b.abort(ctx)
-			return nil, fmt.Errorf("app %s: %w", b.app, err)
+			// It serves; what failed is recording it or stopping the old.
+			return b.inst, fmt.Errorf("app %s: %w", b.app, err)
 		}
-	}
-	// The instances it replaces are gone now: whatever happens to ctx, the
-	// new one must take over their ports.
-	if err := b.takeOverPorts(context.WithoutCancel(ctx)); err != nil {
-		b.abort(ctx)
-		return nil, fmt.Errorf("app %s: ready, but cannot take over the host ports of the instance it replaced: %w", b.app, err)
 	}
 	if !b.spec.Attach {
 		return b.inst, nil
@@ -320,8 +326,45 @@ func (b *booting) waitReaped() {
 	}
 }
 
+// releasedPort is a forward removed from a replaced instance's QEMU.
+type releasedPort struct {
+	qmp string
+	fw  Forward
+}
+
+// releasePorts removes the host port forwards of the QEMU instances in
+// insts, so that their replacement can listen there. Connections already
+// open go on. Instances that are gone or unreachable are skipped: their
+// ports are free or will be found busy by takeOverPorts.
+func releasePorts(ctx context.Context, insts []*state.Instance) []releasedPort {
+	var out []releasedPort
+	for _, inst := range insts {
+		if inst.Provider != Name {
+			continue
+		}
+		c, err := ConfigOf(inst)
+		if err != nil || c.QMP == "" {
+			continue
+		}
+		for _, p := range inst.Ports {
+			line := fmt.Sprintf("hostfwd_remove %s tcp:%s:%d", netdevID, p.Bind, p.Host)
+			if res, err := hmp(ctx, c.QMP, line); err == nil && strings.Contains(res, "removed") {
+				out = append(out, releasedPort{qmp: c.QMP, fw: Forward{Bind: p.Bind, Host: p.Host, Guest: p.Guest}})
+			}
+		}
+	}
+	return out
+}
+
+// restorePorts gives released forwards back after a failed take-over.
+func restorePorts(ctx context.Context, ports []releasedPort) {
+	for _, r := range ports {
+		_, _ = hmp(ctx, r.qmp, "hostfwd_add "+netdevID+" "+r.fw.Rule())
+	}
+}
+
 // takeOverPorts moves the forwards that booted on temporary host ports to
-// the real ones, which the replaced instances have released by now.
+// the real ones, which releasePorts has freed.
 func (b *booting) takeOverPorts(ctx context.Context) error {
 	moved := false
 	for i, f := range b.cfg.Forwards {

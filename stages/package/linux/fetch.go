@@ -93,8 +93,12 @@ func FetchKernel(ctx context.Context, cacheDir, pkg string, say func(string)) (*
 // versioned image package it depends on; a versioned name is returned as is.
 func versionedPackage(ctx context.Context, pkg string) (string, error) {
 	res, err := run.Run(ctx, run.Cmd{Path: "apt-cache", Args: []string{"depends", pkg}, Hint: aptHint})
-	if err != nil {
+	var failed *run.Error
+	if errors.As(err, &failed) && ctx.Err() == nil {
 		return "", fmt.Errorf("apt does not know %s; run `apt-get update` first: %w", pkg, err)
+	}
+	if err != nil {
+		return "", err
 	}
 	for _, line := range strings.Split(string(res.Stdout), "\n") {
 		f := strings.Fields(line)
