@@ -4,6 +4,12 @@
 // socket for a clean stop, and KVM when a real probe shows it works (TCG
 // otherwise, with a warning).
 //
+// A replacement boots on temporary host ports and takes the real ones over
+// from the instances it replaces (QMP hostfwd_remove/hostfwd_add) once it is
+// ready. A stop presses the guest's power button first (system_powerdown),
+// when the guest's console says its init listens for it, so the app gets
+// SIGTERM and time to finish; then QMP quit, SIGTERM, SIGKILL.
+//
 // Everything an instance needs lives in its run directory; the typed Config
 // it was started with is stored in the instance's record, so `unikfile ps
 // --json` shows exactly how it was started.
