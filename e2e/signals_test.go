@@ -117,7 +117,7 @@ func TestStopIsGracefulForTheApp(t *testing.T) {
 	defer cancel()
 	cmd := p.command(ctx, "up", "--attach")
 	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
