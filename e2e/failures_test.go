@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -162,23 +160,11 @@ func TestKillDuringBuildThenBuild(t *testing.T) {
 	// Kill -9 at several moments of the build; every later build must succeed
 	// and produce the same image as an undisturbed one.
 	for _, after := range []time.Duration{0, 200 * time.Millisecond, 500 * time.Millisecond} {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		cmd := p.command(ctx, "build")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		stderr, _ := cmd.StderrPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() && !strings.HasPrefix(sc.Text(), "compile big: started") {
-		}
+		build := p.start("build")
+		build.waitLine("compile big: started")
 		time.Sleep(after)
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the whole group: unikfile and go
-		for sc.Scan() {
-		}
-		cmd.Wait()
-		cancel()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		build.signal(syscall.SIGKILL, true) // the whole group: unikfile and go
+		if ws, ok := build.wait().Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 			t.Fatalf("the build finished before the kill %s after the compile started; make the test source bigger", after)
 		}
 	}

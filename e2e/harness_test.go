@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -302,4 +303,70 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// running is a unikfile command in its own process group whose stderr the
+// test reads line by line, to act at a given moment of its work.
+type running struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	sc     *bufio.Scanner
+	seen   []string
+	cancel context.CancelFunc
+}
+
+func (p *project) start(args ...string) *running {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	cmd := p.command(ctx, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		cancel()
+		p.t.Fatal(err)
+	}
+	r := &running{t: p.t, cmd: cmd, sc: bufio.NewScanner(stderr), cancel: cancel}
+	p.t.Cleanup(cancel)
+	return r
+}
+
+// waitLine reads stderr until a line starts with prefix.
+func (r *running) waitLine(prefix string) {
+	for r.sc.Scan() {
+		r.seen = append(r.seen, r.sc.Text())
+		if strings.HasPrefix(r.sc.Text(), prefix) {
+			return
+		}
+	}
+	r.t.Fatalf("unikfile ended before printing %q:\n%s", prefix, r.output())
+}
+
+// signal sends sig to the command, or with group to its whole process group.
+func (r *running) signal(sig syscall.Signal, group bool) {
+	pid := r.cmd.Process.Pid
+	if group {
+		pid = -pid
+	}
+	syscall.Kill(pid, sig)
+}
+
+// wait reads the rest of stderr and waits for the command to end.
+func (r *running) wait() *os.ProcessState {
+	for r.sc.Scan() {
+		r.seen = append(r.seen, r.sc.Text())
+	}
+	r.cmd.Wait()
+	r.cancel()
+	return r.cmd.ProcessState
+}
+
+func (r *running) output() string { return strings.Join(r.seen, "\n") }
+
+// waitQEMUs waits until at least n QEMU processes of the project run.
+func (p *project) waitQEMUs(n int) bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for len(qemuPIDs(p.stateDir)) < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return len(qemuPIDs(p.stateDir)) >= n
 }

@@ -19,39 +19,18 @@ func TestInterruptDuringUpStopsTheVM(t *testing.T) {
 		"go.mod":   goMod,
 		"main.go":  helloSource("interrupted"),
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := p.command(ctx, "up")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	var seen []string
-	for sc.Scan() {
-		seen = append(seen, sc.Text())
-		if strings.HasPrefix(sc.Text(), "deploy dev: started") {
-			break
-		}
-	}
+	up := p.start("up")
+	up.waitLine("deploy dev: started")
 	// Let QEMU start, then interrupt as a terminal's Ctrl-C would.
-	deadline := time.Now().Add(30 * time.Second)
-	for len(qemuPIDs(p.stateDir)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	if !p.waitQEMUs(1) {
+		t.Fatalf("QEMU never started; output so far:\n%s", up.output())
 	}
-	if len(qemuPIDs(p.stateDir)) == 0 {
-		t.Fatalf("QEMU never started; output so far:\n%s", strings.Join(seen, "\n"))
+	up.signal(syscall.SIGINT, false)
+	if code := up.wait().ExitCode(); code != 130 {
+		t.Fatalf("up exited %d after Ctrl-C, want 130:\n%s", code, up.output())
 	}
-	cmd.Process.Signal(syscall.SIGINT)
-	for sc.Scan() {
-		seen = append(seen, sc.Text())
-	}
-	cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code != 130 {
-		t.Fatalf("up exited %d after Ctrl-C, want 130:\n%s", code, strings.Join(seen, "\n"))
-	}
-	if !strings.Contains(strings.Join(seen, "\n"), "interrupted") {
-		t.Errorf("up did not say it was interrupted:\n%s", strings.Join(seen, "\n"))
+	if !strings.Contains(up.output(), "interrupted") {
+		t.Errorf("up did not say it was interrupted:\n%s", up.output())
 	}
 	if pids := qemuPIDs(p.stateDir); len(pids) != 0 {
 		t.Fatalf("QEMU still running after Ctrl-C: %v", pids)
@@ -163,26 +142,12 @@ func TestKilledReplacementIsCleanedUpByTheNextUp(t *testing.T) {
 	p.ok("up")
 	p.write("main.go", helloSource("v2"))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := p.command(ctx, "up")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() && !strings.Contains(sc.Text(), "booting image") {
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(qemuPIDs(p.stateDir)) < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	up := p.start("up")
+	up.waitLine("deploy dev: a: booting image")
+	p.waitQEMUs(2)
 	time.Sleep(2 * time.Second) // let the new guest get ready on its temporary port
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	for sc.Scan() {
-	}
-	cmd.Wait()
+	up.signal(syscall.SIGKILL, true)
+	up.wait()
 
 	for _, i := range p.ps() {
 		if i.State == "running" && len(i.Ports) == 1 && i.Ports[0].Host != port {

@@ -18,12 +18,6 @@ type reportedError struct{ err error }
 func (e *reportedError) Error() string { return e.err.Error() }
 func (e *reportedError) Unwrap() error { return e.err }
 
-// internalError marks a bug in unikfile.
-type internalError struct{ err error }
-
-func (e *internalError) Error() string { return "internal error: " + e.err.Error() }
-func (e *internalError) Unwrap() error { return e.err }
-
 // interruptedError is a command stopped by Ctrl-C or SIGTERM.
 type interruptedError struct{ err error }
 
@@ -33,7 +27,6 @@ func (e *interruptedError) Error() string {
 func (e *interruptedError) Unwrap() error { return e.err }
 
 func isInternal(err error) bool {
-	var ie *internalError
 	var pe *graph.PanicError
-	return errors.As(err, &ie) || errors.As(err, &pe)
+	return errors.As(err, &pe)
 }
