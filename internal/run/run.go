@@ -28,6 +28,8 @@ type Cmd struct {
 	Args []string // arguments, without the program name
 	Dir  string
 	Env  []string // full environment; nil means the current one
+	// Stdin is the program's standard input; nil is empty.
+	Stdin io.Reader
 	// Stdout receives standard output; nil keeps it in Result.Stdout.
 	Stdout io.Writer
 	// Stderr also receives standard error as it is written, if set.
@@ -122,6 +124,7 @@ func Run(ctx context.Context, c Cmd) (*Result, error) {
 	cmd := Command(ctx, path, c.Args...)
 	cmd.Dir = c.Dir
 	cmd.Env = c.Env
+	cmd.Stdin = c.Stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	if c.Stdout != nil {

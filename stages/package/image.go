@@ -3,19 +3,49 @@ package pack
 // ImageFile is the file in an image directory that describes the image.
 const ImageFile = "image.json"
 
-// Image is a bootable image of the kernel+initrd format: what the linux base
-// writes into an image directory and what deploy providers boot.
+// FormatKernelInitrd is the direct-boot format: a kernel and an initramfs
+// that a hypervisor loads itself (QEMU's -kernel). Every other format is a
+// disk image (see stages/package/disk and stages/package/format).
+const FormatKernelInitrd = "kernel+initrd"
+
+// Image is a bootable image: what the package stage writes into an image
+// directory and what deploy providers boot.
+//
+// A kernel+initrd image names its Kernel and Initrd files. A disk image
+// (raw, qcow2, vmdk, ...) names its Disk file and the Boot firmware it
+// needs; it was made from the kernel+initrd image whose digest is Source,
+// and keeps that image's Cmdline, KernelVersion, MemoryMiB and Ports.
 type Image struct {
 	App           string `json:"app"`
 	Base          string `json:"base"`
-	Format        string `json:"format"` // "kernel+initrd"
-	Kernel        string `json:"kernel"` // file name inside the image directory
-	Initrd        string `json:"initrd"` // file name inside the image directory
+	Format        string `json:"format"`           // FormatKernelInitrd, or a disk format
+	Kernel        string `json:"kernel,omitempty"` // file name inside the image directory
+	Initrd        string `json:"initrd,omitempty"` // file name inside the image directory
 	Cmdline       string `json:"cmdline"`
 	KernelVersion string `json:"kernel_version"`
-	// Digest is sha256 over the kernel, initrd and cmdline: two images with
-	// the same digest boot the same way.
+	// Digest is, for kernel+initrd, sha256 over the kernel, initrd and
+	// cmdline: two images with the same digest boot the same way. For a
+	// disk image it is the sha256 of the Disk file.
 	Digest    string `json:"digest"`
 	MemoryMiB int    `json:"memory_mib"`
 	Ports     []int  `json:"ports,omitempty"`
+
+	// Disk images only.
+	Disk string `json:"disk,omitempty"` // file name inside the image directory
+	Boot string `json:"boot,omitempty"` // "bios" or "uefi"
+	// Size is the Disk file's size in bytes; VirtualSize is the size of
+	// the disk the guest sees.
+	Size        int64 `json:"size,omitempty"`
+	VirtualSize int64 `json:"virtual_size,omitempty"`
+	// Source is the digest of the kernel+initrd image the disk holds.
+	Source string `json:"source,omitempty"`
+	// Deterministic says whether the same Source always gives the same
+	// Digest (false where a format's writer stamps what cannot be derived).
+	Deterministic bool `json:"deterministic,omitempty"`
 }
+
+// Boot modes of disk images.
+const (
+	BootBIOS = "bios" // MBR, booted by a PC BIOS (SeaBIOS under QEMU)
+	BootUEFI = "uefi" // GPT with an EFI system partition (OVMF under QEMU)
+)

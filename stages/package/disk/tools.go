@@ -1,0 +1,141 @@
+package disk
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/unikfile/unikfile/internal/run"
+	pack "github.com/unikfile/unikfile/stages/package"
+)
+
+// Tools are the programs and files a disk is made with. Zero fields take
+// the defaults (Debian's paths; programs from PATH).
+type Tools struct {
+	MBR  string // syslinux's mbr.bin; default DefaultMBR
+	Stub string // systemd's EFI stub; default DefaultStub
+}
+
+// Debian's locations of the files the images are made of.
+const (
+	DefaultMBR  = "/usr/lib/syslinux/mbr/mbr.bin"
+	DefaultStub = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+)
+
+// tool is one program or file, with the Debian package it comes from.
+type tool struct {
+	name, pkg string
+	file      bool // a data file, not a program in PATH
+}
+
+func (t Tools) needed(boot string) []tool {
+	common := []tool{
+		{name: "sfdisk", pkg: "fdisk"},
+		{name: "mkfs.vfat", pkg: "dosfstools"},
+		{name: "mcopy", pkg: "mtools"},
+		{name: "mmd", pkg: "mtools"},
+	}
+	switch boot {
+	case pack.BootBIOS:
+		return append(common,
+			tool{name: "syslinux", pkg: "syslinux"},
+			tool{name: or(t.MBR, DefaultMBR), pkg: "syslinux-common", file: true})
+	case pack.BootUEFI:
+		return append(common,
+			tool{name: "objcopy", pkg: "binutils"},
+			tool{name: or(t.Stub, DefaultStub), pkg: "systemd-boot-efi", file: true})
+	}
+	return nil
+}
+
+// resolved are the absolute paths of the tools of one boot mode.
+type resolved map[string]string
+
+// MissingToolError says which tools are missing and how to install them.
+type MissingToolError struct {
+	Missing  []string // program names or file paths
+	Packages []string // Debian packages that provide them
+}
+
+func (e *MissingToolError) Error() string {
+	return fmt.Sprintf("making a bootable disk needs %s, which %s missing; install: apt-get install %s",
+		strings.Join(e.Missing, ", "), plural(len(e.Missing), "is", "are"), strings.Join(e.Packages, " "))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// resolve finds every tool boot needs, or says which packages to install.
+func (t Tools) resolve(boot string) (resolved, error) {
+	r := resolved{}
+	miss := &MissingToolError{}
+	pkgs := map[string]bool{}
+	for _, tl := range t.needed(boot) {
+		var p string
+		var err error
+		if tl.file {
+			p = tl.name
+			_, err = os.Stat(p)
+		} else {
+			p, err = run.Look(tl.name, "")
+		}
+		if err != nil {
+			miss.Missing = append(miss.Missing, tl.name)
+			if !pkgs[tl.pkg] {
+				pkgs[tl.pkg] = true
+				miss.Packages = append(miss.Packages, tl.pkg)
+			}
+			continue
+		}
+		r[tl.name] = p
+	}
+	if len(miss.Missing) > 0 {
+		return nil, miss
+	}
+	return r, nil
+}
+
+// Digest identifies the tools of a boot mode for cache keys: sha256 over
+// the contents of each program and file the disk is made with, so an
+// upgraded syslinux or stub makes new disks. It fails like Build when a
+// tool is missing.
+func (t Tools) Digest(boot string) (string, error) {
+	r, err := t.resolve(boot)
+	if err != nil {
+		return "", err
+	}
+	names := make([]string, 0, len(r))
+	for n := range r {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		f, err := os.Open(r[n])
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\n", n)
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func or(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}
