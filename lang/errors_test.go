@@ -39,6 +39,35 @@ app "a" {
 		{name: "unknown top-level block", src: `
 service "a" {
 }`, want: `Blocks of type "service" are not expected here`, line: 2, col: 1},
+		{name: "unknown format", src: `
+app "a" { language = "go" }
+target "t" {
+  provider = "qemu"
+  apps     = [app.a]
+  format   = "qcow"
+}`, want: `Unsupported format "qcow"`, line: 6, col: 14},
+		{name: "format the provider cannot boot", src: `
+app "a" { language = "go" }
+target "t" {
+  provider = "qemu"
+  apps     = [app.a]
+  format   = "gce"
+}`, want: `The qemu provider cannot boot format "gce"`, line: 6, col: 14},
+		{name: "unknown boot mode", src: `
+app "a" { language = "go" }
+target "t" {
+  provider = "qemu"
+  apps     = [app.a]
+  format   = "raw"
+  boot     = "efi"
+}`, want: `boot must be one of: bios, uefi.`, line: 7, col: 14},
+		{name: "boot mode without a disk format", src: `
+app "a" { language = "go" }
+target "t" {
+  provider = "qemu"
+  apps     = [app.a]
+  boot     = "uefi"
+}`, want: `boot selects the firmware of a disk image, and format "kernel+initrd" boots the kernel directly`, line: 6, col: 14},
 		{name: "unknown attribute in qemu block", src: `
 app "a" { language = "go" }
 target "t" {

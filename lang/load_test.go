@@ -100,6 +100,8 @@ target "dev" {
 target "prod" {
   provider = "aws"
   apps     = [for a in ["api"] : app[a]]
+  format   = "vhd"
+  boot     = "bios"
 }
 
 build {
@@ -174,6 +176,8 @@ func TestLoadFull(t *testing.T) {
 			Name:     "dev",
 			Provider: "qemu",
 			Apps:     []string{"api", "web"},
+			Format:   "kernel+initrd",
+			Boot:     "bios",
 			QEMU: QEMUSettings{
 				Accel:     "tcg",
 				CPUs:      2,
@@ -185,6 +189,8 @@ func TestLoadFull(t *testing.T) {
 			Name:     "prod",
 			Provider: "aws",
 			Apps:     []string{"api"},
+			Format:   "vhd",
+			Boot:     "bios",
 			QEMU:     QEMUSettings{Accel: "auto", CPUs: 1, Bind: "127.0.0.1", HostPorts: map[int]int{}},
 		},
 	}

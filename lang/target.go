@@ -13,6 +13,8 @@ var targetSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "provider", Required: true},
 		{Name: "apps", Required: true},
+		{Name: "format"},
+		{Name: "boot"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "qemu"}},
 }
@@ -41,6 +43,7 @@ func decodeTarget(b *hcl.Block, s *scope, p *Project) (*Target, hcl.Diagnostics)
 	d := &decoder{s: s, attrs: content.Attributes}
 	t.Provider = d.choice("provider", "", providers)
 	t.Apps = decodeTargetApps(d, s)
+	decodeFormat(d, t)
 
 	for i, qb := range content.Blocks {
 		if i > 0 {

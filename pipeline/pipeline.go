@@ -52,6 +52,13 @@ type Image struct {
 func compileID(app string) string { return "compile " + app }
 func packageID(app string) string { return "package " + app + " (linux, kernel+initrd)" }
 
+// diskID is the node that makes app's raw disk for a boot mode; formatID
+// the one that converts it into another disk format.
+func diskID(app, boot string) string { return "package " + app + " (linux, raw, " + boot + ")" }
+func formatID(app, format, boot string) string {
+	return "package " + app + " (linux, " + format + ", " + boot + ")"
+}
+
 // DeployID is the ID of the node that deploys target.
 func DeployID(target string) string { return "deploy " + target }
 
@@ -59,11 +66,7 @@ const initID = "build guest init"
 
 // BuildGraph returns the graph that builds apps (compile and package).
 func BuildGraph(p *lang.Project, apps []*lang.App, env *Env) *graph.Graph {
-	g := graph.New()
-	for _, a := range apps {
-		addPackage(g, p, a, env)
-	}
-	return g
+	return BuildFormatGraph(p, apps, env, pack.FormatKernelInitrd, "")
 }
 
 // UpGraph returns the graph that builds the apps of targets and deploys them.
@@ -73,7 +76,7 @@ func UpGraph(p *lang.Project, targets []*lang.Target, env *Env) *graph.Graph {
 		t := t
 		var deps []string
 		for _, name := range t.Apps {
-			deps = append(deps, addPackage(g, p, p.App(name), env))
+			deps = append(deps, addImage(g, p, p.App(name), env, t.Format, t.Boot))
 		}
 		g.Add(&graph.Node{ID: DeployID(t.Name), Deps: deps, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
 			images := map[string]deploy.AppImage{}

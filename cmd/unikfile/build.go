@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,18 +15,34 @@ import (
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/pipeline"
 	"github.com/unikfile/unikfile/stages/deploy"
+	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/state"
 )
 
 func (c *cli) buildCommand() *cobra.Command {
 	var jsonOut bool
+	var format, boot string
 	cmd := &cobra.Command{
 		Use:   "build [APP...]",
 		Short: "Compile and package apps into images (all apps by default)",
+		Long: `build compiles and packages apps into images, without a target. By default
+the image is a kernel and an initramfs (format kernel+initrd, what the qemu
+provider boots); --format makes a bootable disk instead, in one of the
+formats hypervisors and clouds import: raw, qcow2, vmdk (streamOptimized),
+vmdk-sparse (monolithicSparse), vhd (fixed), vdi, gce (disk.raw in a
+tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
 		Example: `  unikfile build              # every app of ./Unikfile
   unikfile build hello        # one app
+  unikfile build --format vmdk             # a BIOS-booting streamOptimized VMDK
+  unikfile build --format qcow2 --boot uefi
   unikfile build --json | jq -r '.[0].digest'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := pipeline.CheckFormat(format, boot); err != nil {
+				return err
+			}
+			if boot != "" && format == pack.FormatKernelInitrd {
+				return fmt.Errorf("--boot %s chooses a disk's firmware, and format %s boots the kernel directly; add --format (e.g. --format raw)", boot, format)
+			}
 			p, err := c.load()
 			if err != nil {
 				return err
@@ -38,27 +55,33 @@ func (c *cli) buildCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			g := pipeline.BuildGraph(p, apps, env)
+			g := pipeline.BuildFormatGraph(p, apps, env, format, boot)
 			results, err := c.runGraph(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
 			var out []imageJSON
 			for _, n := range g.Nodes() {
-				if img, ok := results[n.ID].Output.(*pipeline.Image); ok {
-					out = append(out, imageJSON{App: img.App, Digest: img.Image.Digest, Dir: img.Dir, Kernel: img.Image.KernelVersion, Format: img.Image.Format})
+				if img, ok := results[n.ID].Output.(*pipeline.Image); ok && img.Image.Format == format {
+					out = append(out, newImageJSON(img.Image, img.Dir))
 				}
 			}
 			if jsonOut {
 				return writeJSON(c.stdout, out)
 			}
 			for _, i := range out {
+				if i.File != "" {
+					fmt.Fprintf(c.stdout, "%s: image %s (%s, %s, kernel %s, %s)\n  %s\n", i.App, short(i.Digest), i.Format, i.Boot, i.Kernel, humanSize(i.Size), i.File)
+					continue
+				}
 				fmt.Fprintf(c.stdout, "%s: image %s (%s, kernel %s)\n  %s\n", i.App, short(i.Digest), i.Format, i.Kernel, i.Dir)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the images as JSON")
+	cmd.Flags().StringVar(&format, "format", pack.FormatKernelInitrd, "image format: kernel+initrd, raw, qcow2, vmdk, vmdk-sparse, vhd, vdi, gce")
+	cmd.Flags().StringVar(&boot, "boot", "", "firmware of a disk format: bios (default) or uefi")
 	return cmd
 }
 
@@ -68,6 +91,21 @@ type imageJSON struct {
 	Format string `json:"format"`
 	Kernel string `json:"kernel"`
 	Dir    string `json:"dir"`
+	// Disk images only.
+	Boot        string `json:"boot,omitempty"`
+	File        string `json:"file,omitempty"` // the disk file's absolute path
+	Size        int64  `json:"size,omitempty"`
+	VirtualSize int64  `json:"virtual_size,omitempty"`
+	Source      string `json:"source,omitempty"` // digest of the kernel+initrd image
+}
+
+func newImageJSON(img *pack.Image, dir string) imageJSON {
+	j := imageJSON{App: img.App, Digest: img.Digest, Dir: dir, Kernel: img.KernelVersion, Format: img.Format,
+		Boot: img.Boot, Size: img.Size, VirtualSize: img.VirtualSize, Source: img.Source}
+	if img.Disk != "" {
+		j.File = filepath.Join(dir, img.Disk)
+	}
+	return j
 }
 
 func selectApps(p *lang.Project, names []string) ([]*lang.App, error) {

@@ -207,6 +207,12 @@ func (c *cli) imagesCommand() *cobra.Command {
 				Created   time.Time `json:"created"`
 				Dir       string    `json:"dir"`
 				Instances []string  `json:"instances"`
+				// Disk images only: the firmware, the disk file, the
+				// size the guest sees, the kernel+initrd image it holds.
+				Boot        string `json:"boot,omitempty"`
+				File        string `json:"file,omitempty"`
+				VirtualSize int64  `json:"virtual_size,omitempty"`
+				Source      string `json:"source,omitempty"`
 			}
 			var rows []row
 			for _, k := range keys {
@@ -216,8 +222,12 @@ func (c *cli) imagesCommand() *cobra.Command {
 					continue
 				}
 				fi, _ := os.Stat(dir)
-				rows = append(rows, row{App: img.App, Digest: img.Digest, Format: img.Format, Kernel: img.KernelVersion,
-					Size: dirSize(dir), Created: fi.ModTime(), Dir: dir, Instances: inUse[img.Digest]})
+				r := row{App: img.App, Digest: img.Digest, Format: img.Format, Kernel: img.KernelVersion,
+					Size: dirSize(dir), Created: fi.ModTime(), Dir: dir, Instances: inUse[img.Digest]}
+				if img.Disk != "" {
+					r.Boot, r.File, r.Size, r.VirtualSize, r.Source = img.Boot, filepath.Join(dir, img.Disk), img.Size, img.VirtualSize, img.Source
+				}
+				rows = append(rows, r)
 			}
 			sort.Slice(rows, func(i, j int) bool { return rows[i].Created.After(rows[j].Created) })
 			if jsonOut {
@@ -227,13 +237,17 @@ func (c *cli) imagesCommand() *cobra.Command {
 				return writeJSON(c.stdout, rows)
 			}
 			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "APP\tDIGEST\tFORMAT\tKERNEL\tSIZE\tCREATED\tIN USE BY")
+			fmt.Fprintln(tw, "APP\tDIGEST\tFORMAT\tBOOT\tKERNEL\tSIZE\tCREATED\tIN USE BY")
 			for _, r := range rows {
 				use := strings.Join(r.Instances, ",")
 				if use == "" {
 					use = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s ago\t%s\n", r.App, short(r.Digest), r.Format, r.Kernel, humanSize(r.Size), time.Since(r.Created).Round(time.Second), use)
+				boot := r.Boot
+				if boot == "" {
+					boot = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s ago\t%s\n", r.App, short(r.Digest), r.Format, boot, r.Kernel, humanSize(r.Size), time.Since(r.Created).Round(time.Second), use)
 			}
 			return tw.Flush()
 		},

@@ -62,11 +62,17 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 	cfg := defaultPaths(spec.RunDir)
 	cfg.Binary, cfg.Machine, cfg.Accel = bin, "pc", accel
 	cfg.MemoryMiB, cfg.CPUs = memoryMiB(&spec), max(spec.Target.QEMU.CPUs, 1)
-	cfg.Kernel = filepath.Join(spec.ImageDir, spec.Image.Kernel)
-	if spec.Image.Initrd != "" {
-		cfg.Initrd = filepath.Join(spec.ImageDir, spec.Image.Initrd)
+	if isDisk(spec.Image) {
+		if err := p.setDisk(&cfg, &spec); err != nil {
+			return nil, fmt.Errorf("app %s: %w", app, err)
+		}
+	} else {
+		cfg.Kernel = filepath.Join(spec.ImageDir, spec.Image.Kernel)
+		if spec.Image.Initrd != "" {
+			cfg.Initrd = filepath.Join(spec.ImageDir, spec.Image.Initrd)
+		}
+		cfg.Cmdline = spec.Image.Cmdline
 	}
-	cfg.Cmdline = spec.Image.Cmdline
 	cfg.Forwards = bootFw
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("app %s: %w", app, err)
@@ -80,6 +86,10 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 	}
 	for _, f := range []string{cfg.Console, cfg.QMP, cfg.PIDFile} {
 		_ = os.Remove(f) // leftovers would be read as this boot's
+	}
+	if err := p.prepareFirmware(cfg); err != nil {
+		_ = os.RemoveAll(spec.RunDir)
+		return nil, fmt.Errorf("app %s: %w", app, err)
 	}
 	if err := atomicfile.WriteJSON(filepath.Join(spec.RunDir, ConfigFile), cfg, 0o644); err != nil {
 		_ = os.RemoveAll(spec.RunDir)
@@ -121,8 +131,10 @@ func checkSpec(spec *deploy.Spec) error {
 		return errors.New("no target")
 	case spec.ID == "" || spec.RunDir == "":
 		return errors.New("no instance ID or run directory")
-	case spec.Image.Format != "" && spec.Image.Format != "kernel+initrd":
-		return fmt.Errorf("the qemu provider boots kernel+initrd images, not %q", spec.Image.Format)
+	case isDisk(spec.Image):
+		if err := checkDisk(spec.Image); err != nil {
+			return err
+		}
 	case spec.Image.Kernel == "":
 		return errors.New("the image has no kernel")
 	}
@@ -136,7 +148,7 @@ func checkSpec(spec *deploy.Spec) error {
 		}
 		spec.ImageDir = abs
 	}
-	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd} {
+	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd, spec.Image.Disk} {
 		if f == "" {
 			continue
 		}

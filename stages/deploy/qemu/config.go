@@ -22,9 +22,20 @@ type Config struct {
 	Accel     string `json:"accel"`   // "tcg" or "kvm", never "auto"
 	MemoryMiB int    `json:"memory_mib"`
 	CPUs      int    `json:"cpus"`
-	Kernel    string `json:"kernel"` // absolute paths
+	Kernel    string `json:"kernel,omitempty"` // absolute paths
 	Initrd    string `json:"initrd,omitempty"`
-	Cmdline   string `json:"cmdline"`
+	Cmdline   string `json:"cmdline,omitempty"`
+	// A disk image boots from Disk (absolute path; DiskFormat is QEMU's
+	// name for its format) through the firmware instead of -kernel.
+	// Writes go to a temporary overlay (snapshot=on): the image in the
+	// cache is never changed.
+	Disk       string `json:"disk,omitempty"`
+	DiskFormat string `json:"disk_format,omitempty"`
+	// Firmware is FirmwareUEFI for OVMF (OVMFCode read-only, OVMFVars the
+	// instance's own copy of the variable store); otherwise SeaBIOS.
+	Firmware string `json:"firmware,omitempty"`
+	OVMFCode string `json:"ovmf_code,omitempty"`
+	OVMFVars string `json:"ovmf_vars,omitempty"`
 	// Forwards are the port forwards QEMU was started with. After a
 	// replacement took over an old instance's ports, the instance's Ports
 	// say where they are now.
@@ -78,13 +89,17 @@ func (c Config) Args() []string {
 		"-display", "none",
 		"-no-reboot",
 		"-serial", "file:" + c.Console,
-		"-kernel", c.Kernel,
 	}
-	if c.Initrd != "" {
-		args = append(args, "-initrd", c.Initrd)
+	if c.Disk != "" {
+		args = append(args, c.diskArgs()...)
+	} else {
+		args = append(args, "-kernel", c.Kernel)
+		if c.Initrd != "" {
+			args = append(args, "-initrd", c.Initrd)
+		}
+		args = append(args, "-append", c.Cmdline)
 	}
 	args = append(args,
-		"-append", c.Cmdline,
 		"-netdev", netdev,
 		// romfile= drops the NIC's iPXE option ROM: nothing boots from the
 		// network, and loading it costs time under TCG.
@@ -93,6 +108,21 @@ func (c Config) Args() []string {
 		"-pidfile", c.PIDFile,
 	)
 	return args
+}
+
+// FirmwareUEFI selects OVMF; any other Firmware is QEMU's SeaBIOS.
+const FirmwareUEFI = "uefi"
+
+// diskArgs boot the disk: OVMF's code and variables as flash for UEFI,
+// the disk on virtio.
+func (c Config) diskArgs() []string {
+	var args []string
+	if c.Firmware == FirmwareUEFI {
+		args = append(args,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+c.OVMFCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+c.OVMFVars)
+	}
+	return append(args, "-drive", "file="+c.Disk+",format="+c.DiskFormat+",if=virtio,snapshot=on")
 }
 
 // maxSocketPath is the longest path a unix socket address holds.
@@ -111,6 +141,17 @@ func (c Config) Validate() error {
 	}
 	if len(c.QMP) > maxSocketPath {
 		return fmt.Errorf("QMP socket path %q is longer than %d bytes, the limit of unix sockets; use a shorter state directory (UNIKFILE_STATE_DIR)", c.QMP, maxSocketPath)
+	}
+	for _, p := range []string{c.Disk, c.OVMFCode, c.OVMFVars} {
+		if strings.Contains(p, ",") {
+			return fmt.Errorf("path %q contains a comma, which QEMU's -drive syntax cannot carry; use a cache and state directory without commas", p)
+		}
+	}
+	if c.Disk == "" && c.Kernel == "" {
+		return fmt.Errorf("nothing to boot: neither a kernel nor a disk")
+	}
+	if c.Firmware == FirmwareUEFI && (c.OVMFCode == "" || c.OVMFVars == "") {
+		return fmt.Errorf("UEFI boot without OVMF's code and variables files")
 	}
 	seen := map[int]bool{}
 	for _, f := range c.Forwards {

@@ -41,11 +41,18 @@ func TestArgsGolden(t *testing.T) {
 	}
 	kvm := base
 	kvm.Accel, kvm.CPUs, kvm.MemoryMiB, kvm.Forwards, kvm.Initrd = AccelKVM, 2, 512, nil, ""
+	uefi := base
+	uefi.Kernel, uefi.Initrd, uefi.Cmdline, uefi.Machine = "", "", "", "q35"
+	uefi.Disk, uefi.DiskFormat, uefi.Firmware = "/images/hello/disk.qcow2", "qcow2", FirmwareUEFI
+	uefi.OVMFCode, uefi.OVMFVars = "/usr/share/OVMF/OVMF_CODE_4M.fd", "/run/i/OVMF_VARS.fd"
+	bios := base
+	bios.Kernel, bios.Initrd, bios.Cmdline = "", "", ""
+	bios.Disk, bios.DiskFormat = "/images/hello/disk.vmdk", "vmdk"
 	var b strings.Builder
 	for _, c := range []struct {
 		name string
 		cfg  Config
-	}{{"tcg, two forwards", base}, {"kvm, no forwards, no initrd", kvm}} {
+	}{{"tcg, two forwards", base}, {"kvm, no forwards, no initrd", kvm}, {"qcow2 disk, uefi", uefi}, {"vmdk disk, bios", bios}} {
 		if err := c.cfg.Validate(); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 		}

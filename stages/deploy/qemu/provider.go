@@ -51,6 +51,9 @@ type Provider struct {
 	// Poll is how often a boot checks the console and the ports; 0 means
 	// 10 ms.
 	Poll time.Duration
+	// OVMFCode and OVMFVars are the UEFI firmware for disk images that
+	// boot by UEFI; "" means Debian's (DefaultOVMFCode, DefaultOVMFVars).
+	OVMFCode, OVMFVars string
 
 	stateDir string
 	probeMu  sync.Mutex
