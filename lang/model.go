@@ -71,8 +71,8 @@ type Target struct {
 	// uefi); both default per provider (ProviderDefaults).
 	Format string
 	Boot   string
-	QEMU     QEMUSettings
-	Range    hcl.Range
+	QEMU   QEMUSettings
+	Range  hcl.Range
 }
 
 // QEMUSettings is the target's optional `qemu { ... }` block.

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 
-	"github.com/unikfile/unikfile/internal/run"
 	pack "github.com/unikfile/unikfile/stages/package"
 )
 
@@ -18,6 +19,31 @@ import (
 type Tools struct {
 	MBR  string // syslinux's mbr.bin; default DefaultMBR
 	Stub string // systemd's EFI stub; default DefaultStub
+	// SbinDirs are searched for programs not in PATH (sfdisk and mkfs.vfat
+	// live in /usr/sbin, which a user's PATH often lacks); nil means
+	// DefaultSbinDirs.
+	SbinDirs []string
+}
+
+// DefaultSbinDirs are where Debian puts system programs.
+var DefaultSbinDirs = []string{"/usr/sbin", "/sbin"}
+
+// lookProgram finds a program in PATH, then in the sbin directories.
+func (t Tools) lookProgram(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	dirs := t.SbinDirs
+	if dirs == nil {
+		dirs = DefaultSbinDirs
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", os.ErrNotExist
 }
 
 // Debian's locations of the files the images are made of.
@@ -85,7 +111,7 @@ func (t Tools) resolve(boot string) (resolved, error) {
 			p = tl.name
 			_, err = os.Stat(p)
 		} else {
-			p, err = run.Look(tl.name, "")
+			p, err = t.lookProgram(tl.name)
 		}
 		if err != nil {
 			miss.Missing = append(miss.Missing, tl.name)

@@ -88,6 +88,9 @@ func TestDiskFormatsBootQEMU(t *testing.T) {
 						file, qfmt = unpackGCE(t, file), "raw"
 					}
 					checkQEMUImg(t, file, qfmt, img.VirtualSize)
+					if qfmt == "raw" {
+						verifyPartitions(t, file)
+					}
 					bootDisk(t, qemu, boot, file, qfmt, img.MemoryMiB)
 				})
 			}
@@ -124,6 +127,19 @@ func checkQEMUImg(t *testing.T, file, format string, virtualSize int64) {
 	}
 	if info.Format != format || info.VirtualSize != virtualSize {
 		t.Errorf("qemu-img info: format %q, virtual size %d; unikfile wrote %q, %d", info.Format, info.VirtualSize, format, virtualSize)
+	}
+}
+
+// verifyPartitions runs sfdisk --verify on a raw disk: for GPT, this
+// checks both headers, their CRCs and the backup's place at the end.
+func verifyPartitions(t *testing.T, file string) {
+	t.Helper()
+	res, err := run.Run(context.Background(), run.Cmd{Path: "sfdisk", Args: []string{"--verify", file}})
+	if err != nil {
+		t.Fatalf("sfdisk --verify: %v", err)
+	}
+	if out := string(res.Stdout) + string(res.Stderr); !strings.Contains(out, "No errors detected") {
+		t.Errorf("sfdisk --verify %s:\n%s", file, out)
 	}
 }
 
