@@ -1,5 +1,7 @@
 // Package qemu is the local deploy provider: it boots kernel+initrd images
-// in QEMU on this machine, detached in a session of their own, with user-mode
+// (-kernel) and disk images (raw, qcow2, vmdk, vhd, vdi as a virtio disk,
+// through SeaBIOS, or OVMF on the q35 machine for UEFI) in QEMU on this
+// machine, detached in a session of their own, with user-mode
 // networking and host port forwards, the serial console in a file, a QMP
 // socket for a clean stop, and KVM when a real probe shows it works (TCG
 // otherwise, with a warning).
