@@ -12,10 +12,10 @@ var (
 	boots   = []string{"bios", "uefi"}
 )
 
-// ProviderDefaults is the format and boot mode a target of a provider gets
+// providerDefaults is the format and boot mode a target of a provider gets
 // when it sets none. qemu boots the kernel and initramfs directly (the
 // fastest start); the others are what each platform imports.
-var ProviderDefaults = map[string]struct{ Format, Boot string }{
+var providerDefaults = map[string]struct{ Format, Boot string }{
 	"qemu":    {"kernel+initrd", "bios"},
 	"libvirt": {"qcow2", "bios"},
 	"vsphere": {"vmdk", "bios"},
@@ -32,7 +32,7 @@ var providerFormats = map[string][]string{
 // decodeFormat reads a target's format and boot attributes, applying the
 // provider's defaults.
 func decodeFormat(d *decoder, t *Target) {
-	def := ProviderDefaults[t.Provider]
+	def := providerDefaults[t.Provider]
 	t.Format = d.choice("format", def.Format, formats)
 	t.Boot = d.choice("boot", def.Boot, boots)
 	if allowed, ok := providerFormats[t.Provider]; ok && !contains(allowed, t.Format) {

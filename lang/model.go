@@ -68,7 +68,7 @@ type Target struct {
 	Apps     []string // names of apps, from references such as app.api
 	// Format is the image format the target boots (kernel+initrd, raw,
 	// qcow2, vmdk, ...) and Boot the firmware of disk formats (bios |
-	// uefi); both default per provider (ProviderDefaults).
+	// uefi); both default per provider (providerDefaults).
 	Format string
 	Boot   string
 	QEMU   QEMUSettings
