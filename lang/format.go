@@ -14,13 +14,15 @@ var (
 
 // providerDefaults is the format and boot mode a target of a provider gets
 // when it sets none. qemu boots the kernel and initramfs directly (the
-// fastest start); the others are what each platform imports.
+// fastest start); the others are what each platform imports, booting by
+// BIOS, which every platform takes without extra image flags (UEFI needs
+// e.g. GCE's UEFI_COMPATIBLE feature or an AMI's uefi boot mode).
 var providerDefaults = map[string]struct{ Format, Boot string }{
 	"qemu":    {"kernel+initrd", "bios"},
 	"libvirt": {"qcow2", "bios"},
 	"vsphere": {"vmdk", "bios"},
-	"aws":     {"raw", "uefi"},
-	"gcp":     {"gce", "uefi"},
+	"aws":     {"raw", "bios"},
+	"gcp":     {"gce", "bios"},
 }
 
 // providerFormats are the formats a provider can boot; a provider missing

@@ -66,13 +66,14 @@ type Target struct {
 	Name     string
 	Provider string   // qemu | libvirt | vsphere | aws | gcp
 	Apps     []string // names of apps, from references such as app.api
+	QEMU     QEMUSettings
+	Range    hcl.Range
+
 	// Format is the image format the target boots (kernel+initrd, raw,
 	// qcow2, vmdk, ...) and Boot the firmware of disk formats (bios |
 	// uefi); both default per provider (providerDefaults).
 	Format string
 	Boot   string
-	QEMU   QEMUSettings
-	Range  hcl.Range
 }
 
 // QEMUSettings is the target's optional `qemu { ... }` block.
