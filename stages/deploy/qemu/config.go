@@ -147,9 +147,6 @@ func (c Config) Validate() error {
 			return fmt.Errorf("path %q contains a comma, which QEMU's -drive syntax cannot carry; use a cache and state directory without commas", p)
 		}
 	}
-	if c.Disk == "" && c.Kernel == "" {
-		return fmt.Errorf("nothing to boot: neither a kernel nor a disk")
-	}
 	if c.Firmware == FirmwareUEFI && (c.OVMFCode == "" || c.OVMFVars == "") {
 		return fmt.Errorf("UEFI boot without OVMF's code and variables files")
 	}
