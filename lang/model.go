@@ -66,8 +66,12 @@ type Target struct {
 	Name     string
 	Provider string   // qemu | libvirt | vsphere | aws | gcp
 	Apps     []string // names of apps, from references such as app.api
-	QEMU     QEMUSettings
-	Range    hcl.Range
+	// Imports are apps declared in other Unikfiles, written as strings
+	// "DIR:APP" in apps; Load checks their syntax only, LoadWorkspace
+	// checks that DIR/Unikfile declares APP.
+	Imports []AppRef
+	QEMU    QEMUSettings
+	Range   hcl.Range
 }
 
 // QEMUSettings is the target's optional `qemu { ... }` block.
@@ -85,3 +89,18 @@ type QEMUSettings struct {
 type Build struct {
 	Executor string // local (default)
 }
+
+// AppRef is a reference from a target to an app of another Unikfile:
+// apps = ["services/api:api"].
+type AppRef struct {
+	// Path is the directory as written (slash-separated, relative to the
+	// referencing Unikfile); Dir is it made absolute.
+	Path string
+	Dir  string
+	Name string
+	// Range is the reference's position in the referencing Unikfile.
+	Range hcl.Range
+}
+
+// String is the reference as written, "DIR:APP".
+func (r AppRef) String() string { return r.Path + ":" + r.Name }

@@ -70,38 +70,44 @@ func BuildGraph(p *lang.Project, apps []*lang.App, env *Env) *graph.Graph {
 func UpGraph(p *lang.Project, targets []*lang.Target, env *Env) *graph.Graph {
 	g := graph.New()
 	for _, t := range targets {
-		t := t
 		var deps []string
 		for _, name := range t.Apps {
 			deps = append(deps, addPackage(g, p, p.App(name), env))
 		}
-		g.Add(&graph.Node{ID: DeployID(t.Name), Deps: deps, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
-			images := map[string]deploy.AppImage{}
-			for _, d := range deps {
-				img := in[d].(*Image)
-				images[img.App] = deploy.AppImage{Image: img.Image, Dir: img.Dir}
-			}
-			results, err := deploy.Up(ctx, env.State, providers.Registry(), deploy.UpRequest{
-				Project:  p.Dir,
-				Target:   t,
-				Apps:     appsOf(p, t),
-				Images:   images,
-				RunRoot:  filepath.Join(env.StateDir, "instances"),
-				Timeout:  env.Timeout,
-				Attach:   env.Attach,
-				Console:  env.Console,
-				Progress: func(msg string) { graph.Progress(ctx, "%s", msg) },
-			})
-			unchanged := err == nil
-			for _, r := range results {
-				if r.Action != deploy.ActionUnchanged {
-					unchanged = false
-				}
-			}
-			return results, unchanged, err
-		}})
+		g.Add(&graph.Node{ID: DeployID(t.Name), Deps: deps, Run: deployRun(p, t, appsOf(p, t), deps, env)})
 	}
 	return g
+}
+
+// deployRun is the work of a deploy node: bring target t of p up with the
+// images its dependencies (package nodes) produced. apps holds the
+// target's apps by name.
+func deployRun(p *lang.Project, t *lang.Target, apps map[string]*lang.App, deps []string, env *Env) func(ctx context.Context, in map[string]any) (any, bool, error) {
+	return func(ctx context.Context, in map[string]any) (any, bool, error) {
+		images := map[string]deploy.AppImage{}
+		for _, d := range deps {
+			img := in[d].(*Image)
+			images[img.App] = deploy.AppImage{Image: img.Image, Dir: img.Dir}
+		}
+		results, err := deploy.Up(ctx, env.State, providers.Registry(), deploy.UpRequest{
+			Project:  p.Dir,
+			Target:   t,
+			Apps:     apps,
+			Images:   images,
+			RunRoot:  filepath.Join(env.StateDir, "instances"),
+			Timeout:  env.Timeout,
+			Attach:   env.Attach,
+			Console:  env.Console,
+			Progress: func(msg string) { graph.Progress(ctx, "%s", msg) },
+		})
+		unchanged := err == nil
+		for _, r := range results {
+			if r.Action != deploy.ActionUnchanged {
+				unchanged = false
+			}
+		}
+		return results, unchanged, err
+	}
 }
 
 func appsOf(p *lang.Project, t *lang.Target) map[string]*lang.App {

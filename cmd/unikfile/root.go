@@ -28,7 +28,9 @@ type cli struct {
 	file     string
 	vars     []string
 	jobs     int
-	cacheDir string
+	// keepGoing is set by build and up (--keep-going) for runGraph.
+	keepGoing bool
+	cacheDir  string
 	stateDir string
 	stdout   io.Writer
 	stderr   io.Writer
