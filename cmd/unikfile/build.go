@@ -109,11 +109,11 @@ graph in which an app used by several targets is built once.`,
 type imageJSON struct {
 	// Address is DIR:APP when several Unikfiles are loaded.
 	Address string `json:"address,omitempty"`
-	App    string `json:"app"`
-	Digest string `json:"digest"`
-	Format string `json:"format"`
-	Kernel string `json:"kernel"`
-	Dir    string `json:"dir"`
+	App     string `json:"app"`
+	Digest  string `json:"digest"`
+	Format  string `json:"format"`
+	Kernel  string `json:"kernel"`
+	Dir     string `json:"dir"`
 }
 
 func selectApps(p *lang.Project, names []string) ([]*lang.App, error) {
