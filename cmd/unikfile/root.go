@@ -24,16 +24,17 @@ var version = "dev"
 
 // cli holds global flags and what commands share.
 type cli struct {
-	dir  string
-	file string
-	vars []string
-	jobs int
+	dir      string
+	file     string
+	vars     []string
+	jobs     int
+	cacheDir string
+	stateDir string
+	stdout   io.Writer
+	stderr   io.Writer
+
 	// keepGoing is set by build and up (--keep-going) for runGraph.
 	keepGoing bool
-	cacheDir  string
-	stateDir  string
-	stdout    io.Writer
-	stderr    io.Writer
 }
 
 func newCLI() *cli { return &cli{stdout: os.Stdout, stderr: os.Stderr} }
