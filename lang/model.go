@@ -66,12 +66,13 @@ type Target struct {
 	Name     string
 	Provider string   // qemu | libvirt | vsphere | aws | gcp
 	Apps     []string // names of apps, from references such as app.api
+	QEMU     QEMUSettings
+	Range    hcl.Range
+
 	// Imports are apps declared in other Unikfiles, written as strings
 	// "DIR:APP" in apps; Load checks their syntax only, LoadWorkspace
 	// checks that DIR/Unikfile declares APP.
 	Imports []AppRef
-	QEMU    QEMUSettings
-	Range   hcl.Range
 }
 
 // QEMUSettings is the target's optional `qemu { ... }` block.
