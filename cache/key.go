@@ -38,6 +38,12 @@ func (k *Key) Sum() string {
 // modes (executable bit, symlink) and contents. Symlinks are digested by
 // target, not followed.
 func TreeDigest(dir string, m *ignore.Matcher) (string, error) {
+	return TreeDigestWith(dir, m, nil)
+}
+
+// TreeDigestWith is TreeDigest taking files' content digests from sc
+// where their metadata shows them unchanged; sc may be nil.
+func TreeDigestWith(dir string, m *ignore.Matcher, sc *StatCache) (string, error) {
 	type file struct {
 		rel, path string
 		mode      fs.FileMode
@@ -82,7 +88,7 @@ func TreeDigest(dir string, m *ignore.Matcher) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			fh, err := FileDigest(f.path)
+			fh, err := sc.FileDigest(f.path)
 			if err != nil {
 				return "", err
 			}

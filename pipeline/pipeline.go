@@ -39,6 +39,11 @@ type Env struct {
 	// Timeout bounds the wait for an app to be ready; 0 is the provider's
 	// default.
 	Timeout time.Duration
+
+	// Digests, if set, digests files (sources, the init, the CA bundle)
+	// from their metadata when they did not change.
+	Digests *cache.StatCache
+	memo    memo
 }
 
 // Image is the output of a package node.
@@ -130,7 +135,7 @@ func addPackage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env) string {
 		default:
 			return nil, false, fmt.Errorf("executor %q (build block of %s) is not available in this version of unikfile; use \"local\"", p.Build.Executor, p.File)
 		}
-		res, err := compile.Compile(ctx, a, compile.Options{Cache: env.Cache, ToolVersion: env.ToolVersion, Log: env.Log})
+		res, err := compile.Compile(ctx, a, compile.Options{Cache: env.Cache, ToolVersion: env.ToolVersion, Log: env.Log, Digests: env.Digests, Memo: &env.memo.toolchains})
 		if err != nil {
 			return nil, false, err
 		}
@@ -170,20 +175,16 @@ func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compi
 	if environ == nil {
 		environ = os.Environ()
 	}
-	k, err := linux.ResolveKernel(a.Linux.Kernel, env.Cache.Dir(), environ) // lang made it absolute
-	if err != nil {
-		return nil, false, err
-	}
-	modDigest, err := linux.ModulesDigest(k)
+	k, modDigest, err := env.kernel(a.Linux.Kernel, environ) // lang made it absolute
 	if err != nil {
 		return nil, false, fmt.Errorf("package %s: %w", a.Name, err)
 	}
-	initDigest, err := cache.FileDigest(initBin)
+	initDigest, err := env.Digests.FileDigest(initBin)
 	if err != nil {
 		return nil, false, err
 	}
 	// The host's CA bundle goes into the image, so it is an input.
-	caDigest, _ := cache.FileDigest(linux.HostCACerts)
+	caDigest, _ := env.Digests.FileDigest(linux.HostCACerts)
 	cfg := guest.Config{
 		App:   a.Name,
 		Argv:  append([]string{bundle.Manifest.Program}, a.Args...),

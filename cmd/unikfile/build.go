@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/unikfile/unikfile/address"
+	"github.com/unikfile/unikfile/cache"
 	"github.com/unikfile/unikfile/graph"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/pipeline"
@@ -166,7 +168,9 @@ func (c *cli) pipelineEnv(withState bool) (*pipeline.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersion()}
+	digests := cache.OpenStatCache(filepath.Join(cs.Dir(), "statcache"))
+	c.digests = digests
+	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersionFrom(digests), Digests: digests}
 	if withState {
 		st, dir, err := c.stateStore()
 		if err != nil {
@@ -182,6 +186,11 @@ func (c *cli) runGraph(ctx context.Context, g *graph.Graph) (map[string]*graph.R
 	pr := newProgress(c.stderr, isTerminal(c.stderr))
 	results, err := g.Run(ctx, graph.Options{Jobs: c.jobs, KeepGoing: c.keepGoing, OnEvent: pr.Event})
 	pr.Close()
+	if c.digests != nil {
+		if serr := c.digests.Save(); serr != nil {
+			fmt.Fprintf(c.stderr, "warning: %v\n", serr)
+		}
+	}
 	if ctx.Err() != nil {
 		return results, &interruptedError{err: ctx.Err()}
 	}

@@ -35,6 +35,8 @@ type cli struct {
 
 	// keepGoing is set by build and up (--keep-going) for runGraph.
 	keepGoing bool
+	// digests is the stat cache of the run, saved after runGraph.
+	digests *cache.StatCache
 }
 
 func newCLI() *cli { return &cli{stdout: os.Stdout, stderr: os.Stderr} }
@@ -221,12 +223,15 @@ func isTerminal(w io.Writer) bool {
 // toolVersion identifies this unikfile build for cache keys: a release
 // version, or for development builds the digest of the executable itself,
 // so that a rebuilt unikfile never trusts outputs of an older one.
-func toolVersion() string {
+func toolVersion() string { return toolVersionFrom(nil) }
+
+// toolVersionFrom is toolVersion with the executable digested through sc.
+func toolVersionFrom(sc *cache.StatCache) string {
 	if version != "dev" {
 		return version
 	}
 	if exe, err := os.Executable(); err == nil {
-		if d, err := cache.FileDigest(exe); err == nil {
+		if d, err := sc.FileDigest(exe); err == nil {
 			return "dev-" + d[:16]
 		}
 	}
