@@ -156,7 +156,7 @@ func (sc *StatCache) FileDigest(path string) (string, error) {
 	sc.used[abs] = true
 	sc.mu.Unlock()
 	if have && e.size == m.size && e.mtime == m.mtime && e.ctime == m.ctime && e.ino == m.ino && e.dev == m.dev && e.mode == m.mode &&
-		!racy(e, e.recorded) {
+		!sc.racy(e) {
 		return e.digest, nil
 	}
 
@@ -184,10 +184,11 @@ func (sc *StatCache) FileDigest(path string) (string, error) {
 }
 
 // racy reports whether the file may have changed again within the
-// timestamp tick of its last recorded change: its mtime or ctime is within
-// RacyWindow of when the metadata was read.
-func racy(e statEntry, recorded int64) bool {
-	limit := recorded - int64(RacyWindow)
+// timestamp tick of its last recorded change: its mtime or ctime (which,
+// truncated to Granularity, may stand for any time up to one tick later)
+// is within RacyWindow of when the metadata was read.
+func (sc *StatCache) racy(e statEntry) bool {
+	limit := e.recorded - int64(RacyWindow) - int64(sc.Granularity)
 	return e.mtime >= limit || e.ctime >= limit
 }
 
