@@ -7,9 +7,9 @@ import (
 	"github.com/unikfile/unikfile/stages/package/linux"
 )
 
-// memo holds what every package node of one run would otherwise compute
-// again: the resolved kernel and its modules' digest, per kernel setting.
-// It lives in Env, so it lasts one command.
+// memo holds what every node of one run would otherwise compute again:
+// the resolved kernel and its modules' digest, per kernel setting, and the
+// toolchains' identities. It lives in Env, so it lasts one command.
 type memo struct {
 	mu         sync.Mutex
 	kernels    map[string]*kernelResult
@@ -37,9 +37,9 @@ func (env *Env) kernel(setting string, environ []string) (*linux.Kernel, string,
 	}
 	env.memo.mu.Unlock()
 	r.once.Do(func() {
-		r.k, r.err = linux.ResolveKernel(setting, env.Cache.Dir(), environ)
+		r.k, r.err = linux.ResolveKernelWith(setting, env.Cache.Dir(), environ, env.Digests.FileDigest)
 		if r.err == nil {
-			r.modules, r.err = linux.ModulesDigest(r.k)
+			r.modules, r.err = linux.ModulesDigestWith(r.k, env.Digests.FileDigest)
 		}
 	})
 	return r.k, r.modules, r.err
