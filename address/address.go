@@ -121,7 +121,8 @@ func IsWorkspace(addrs []Address) bool {
 // Files returns the Unikfiles addrs name, found from base. mainFile is
 // the current Unikfile (-C/--file), the one plain names refer to; it is
 // returned first when a plain address is given or when addrs is empty.
-func Files(base, mainFile string, addrs []Address) ([]string, error) {
+// saw, if not nil, is called with every folder searched (lang.DiscoverSeeing).
+func Files(base, mainFile string, addrs []Address, saw func(string)) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	add := func(p string) {
@@ -138,7 +139,7 @@ func Files(base, mainFile string, addrs []Address) ([]string, error) {
 		case a.Plain:
 			add(mainFile)
 		case a.Recursive:
-			found, err := lang.Discover(filepath.Join(base, filepath.FromSlash(a.Dir)))
+			found, err := lang.DiscoverSeeing(filepath.Join(base, filepath.FromSlash(a.Dir)), saw)
 			if err != nil {
 				return nil, err
 			}

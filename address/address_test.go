@@ -79,7 +79,7 @@ func TestSelect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		files, err := Files(root, filepath.Join(root, "Unikfile"), addrs)
+		files, err := Files(root, filepath.Join(root, "Unikfile"), addrs, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -56,6 +56,7 @@ func TreeDigestWith(dir string, m *ignore.Matcher, sc *StatCache) (string, error
 		rel, _ := filepath.Rel(dir, path)
 		rel = filepath.ToSlash(rel)
 		if rel == "." {
+			sc.Saw(path)
 			return nil
 		}
 		if m != nil && m.Match(rel, d.IsDir()) {
@@ -65,6 +66,7 @@ func TreeDigestWith(dir string, m *ignore.Matcher, sc *StatCache) (string, error
 			return nil
 		}
 		if d.IsDir() {
+			sc.Saw(path) // a file added or removed changes its folder
 			return nil
 		}
 		files = append(files, file{rel, path, d.Type()})
@@ -73,6 +75,9 @@ func TreeDigestWith(dir string, m *ignore.Matcher, sc *StatCache) (string, error
 	if err != nil {
 		return "", err
 	}
+	// The ignore files decide what is digested; they may ignore themselves.
+	sc.Saw(filepath.Join(dir, ignore.FileName))
+	sc.Saw(filepath.Join(dir, ".dockerignore"))
 	sort.Slice(files, func(i, j int) bool { return files[i].rel < files[j].rel })
 	h := sha256.New()
 	for _, f := range files {

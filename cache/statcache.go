@@ -49,6 +49,9 @@ type StatCache struct {
 	entries map[string]statEntry
 	dirty   bool
 	used    map[string]bool
+	// seen holds paths whose metadata this run relied on without
+	// digesting them (folders listed, files read), for Snapshot.
+	seen map[string]statEntry
 	// hashed counts files whose content was read, for tests and bench.
 	hashed int
 }
@@ -64,7 +67,7 @@ type statEntry struct {
 // OpenStatCache reads the stat cache at path; a missing or unreadable file
 // gives an empty cache (it is only a cache).
 func OpenStatCache(path string) *StatCache {
-	sc := &StatCache{path: path, entries: map[string]statEntry{}, used: map[string]bool{}}
+	sc := &StatCache{path: path, entries: map[string]statEntry{}, used: map[string]bool{}, seen: map[string]statEntry{}}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return sc

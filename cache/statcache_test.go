@@ -153,3 +153,66 @@ func TestStatCacheMetadataFields(t *testing.T) {
 		t.Errorf("with a corrupt cache: %s, %v", got, err)
 	}
 }
+
+func TestStampHoldsUntilAnInputChanges(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	writeFile(t, filepath.Join(src, "main.go"), "package main\n")
+	age(t, filepath.Join(src, "main.go"))
+	stamp := filepath.Join(dir, "stamp")
+
+	record := func() {
+		t.Helper()
+		sc := OpenStatCache(filepath.Join(dir, "statcache"))
+		m, _ := ignore.New(nil)
+		if _, err := TreeDigestWith(src, m, sc); err != nil {
+			t.Fatal(err)
+		}
+		sc.Saw(filepath.Join(dir, "Unikfile")) // absent
+		snap, ok := sc.Snapshot()
+		if !ok {
+			t.Fatal("no snapshot")
+		}
+		if err := WriteStamp(stamp, snap, []byte("out")); err != nil {
+			t.Fatal(err)
+		}
+		sc.Save()
+	}
+	check := func() bool {
+		payload, _, ok := OpenStatCache(filepath.Join(dir, "statcache")).CheckStamp(stamp)
+		if ok && string(payload) != "out" {
+			t.Fatalf("payload %q", payload)
+		}
+		return ok
+	}
+
+	record() // main.go was just written (and its times set)
+	if check() {
+		t.Error("a stamp recorded within the racy window of an input's last change was trusted")
+	}
+	time.Sleep(RacyWindow + 100*time.Millisecond)
+	record()
+	if !check() {
+		t.Fatal("an unchanged tree does not match its stamp")
+	}
+
+	for _, c := range []struct {
+		name   string
+		change func()
+	}{
+		{"a file added", func() { writeFile(t, filepath.Join(src, "new.go"), "package main\n") }},
+		{"a file edited", func() { writeFile(t, filepath.Join(src, "main.go"), "package main // edited\n") }},
+		{"an ignore file created", func() { writeFile(t, filepath.Join(src, ".unikignore"), ".unikignore\n") }},
+		{"an absent file created", func() { writeFile(t, filepath.Join(dir, "Unikfile"), "") }},
+	} {
+		c.change()
+		if check() {
+			t.Errorf("%s: the stamp still holds", c.name)
+		}
+		time.Sleep(RacyWindow + 100*time.Millisecond)
+		record()
+		if !check() {
+			t.Fatalf("%s: re-recorded stamp does not hold", c.name)
+		}
+	}
+}

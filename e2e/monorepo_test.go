@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // monorepo writes a generated tree: services/sNN/Unikfile for n services,
@@ -253,4 +254,72 @@ func readFile(t *testing.T, p *project, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The no-op fast path: an identical build whose inputs kept their
+// metadata replays the last result; any change to what it relied on makes
+// a real build.
+func TestMonorepoNoOpFastPath(t *testing.T) {
+	p := monorepo(t, 3)
+	const replayed = "Nothing changed since the last identical build"
+	build := func() result {
+		t.Helper()
+		r := p.ok("build", "./...")
+		return r
+	}
+	settle := func() { time.Sleep(2100 * time.Millisecond) } // the racy window
+	first := build()
+	settle()
+	if r := build(); strings.Contains(r.stderr, replayed) {
+		t.Fatalf("replayed right after writing the cache:\n%s", r.stderr)
+	}
+	settle()
+	r := build()
+	if !strings.Contains(r.stderr, replayed) || r.stdout != first.stdout {
+		t.Fatalf("an identical build was not replayed, or printed something else:\n%s\n%s", r.stdout, r.stderr)
+	}
+	if c := summaryCounts(t, r.stderr); c != [5]int{13, 0, 13, 0, 0} {
+		t.Errorf("replayed summary %v", c)
+	}
+
+	for _, c := range []struct {
+		name   string
+		change func()
+		built  int // nodes built by the real build that follows
+	}{
+		{"a new Unikfile below", func() {
+			p.write("services/new/Unikfile", "app \"n\" {\n  source = \"./n\"\n  language = \"go\"\n}\n")
+			p.write("services/new/n/go.mod", goMod)
+			p.write("services/new/n/main.go", tinyMain("new"))
+		}, 2},
+		{"a source edited", func() { p.write("services/s01/a/main.go", tinyMain("edited")) }, 2},
+		{"a file added to a source", func() { p.write("services/s02/b/extra.txt", "x") }, 2},
+		{"a Unikfile edited", func() {
+			p.write("services/s00/Unikfile", strings.Replace(readFile(t, p, "services/s00/Unikfile"), `target "dev"`, `target "dev2"`, 1))
+		}, 0},
+		{"the --var given", func() {}, -1},
+	} {
+		c.change()
+		args := []string{"build", "./..."}
+		if c.built < 0 {
+			args = append(args, "--var", "x=1")
+		}
+		r := p.run(args...)
+		if strings.Contains(r.stderr, replayed) {
+			t.Errorf("%s: replayed:\n%s", c.name, r.stderr)
+			continue
+		}
+		if c.built >= 0 {
+			if r.code != 0 {
+				t.Fatalf("%s: exit %d\n%s", c.name, r.code, r.stderr)
+			}
+			if got := summaryCounts(t, r.stderr)[1]; got != c.built {
+				t.Errorf("%s: %d nodes built, want %d\n%s", c.name, got, c.built, r.stderr)
+			}
+		} else if !strings.Contains(r.stderr, `Unikfiles declares a variable named "x"`) {
+			t.Errorf("%s: %s", c.name, r.stderr)
+		}
+		settle()
+		build() // records the stamp anew
+	}
 }

@@ -18,6 +18,18 @@ var skipDirs = map[string]bool{".git": true, ".hg": true, ".svn": true, ".unikfi
 // symlinks to folders, and skips version control folders and the folders
 // root's ignore files name.
 func Discover(root string) ([]string, error) {
+	return DiscoverSeeing(root, nil)
+}
+
+// DiscoverSeeing is Discover calling saw (if not nil) with every folder it
+// lists and the ignore files it reads, so that a caller can tell later
+// whether another search could find something else.
+func DiscoverSeeing(root string, saw func(path string)) ([]string, error) {
+	if saw == nil {
+		saw = func(string) {}
+	}
+	saw(filepath.Join(root, ignore.FileName))
+	saw(filepath.Join(root, ".dockerignore"))
 	m, err := ignore.Load(root)
 	if err != nil {
 		return nil, err
@@ -29,12 +41,14 @@ func Discover(root string) ([]string, error) {
 		}
 		if d.IsDir() {
 			if path == root {
+				saw(path)
 				return nil
 			}
 			rel, _ := filepath.Rel(root, path)
 			if skipDirs[d.Name()] || m.Match(filepath.ToSlash(rel), true) {
 				return filepath.SkipDir
 			}
+			saw(path)
 			return nil
 		}
 		if d.Name() == FileName && d.Type().IsRegular() {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"path/filepath"
 	"sync"
 
 	"github.com/unikfile/unikfile/stages/compile"
@@ -40,6 +41,11 @@ func (env *Env) kernel(setting string, environ []string) (*linux.Kernel, string,
 		r.k, r.err = linux.ResolveKernelWith(setting, env.Cache.Dir(), environ, env.Digests.FileDigest)
 		if r.err == nil {
 			r.modules, r.err = linux.ModulesDigestWith(r.k, env.Digests.FileDigest)
+		}
+		// What a later run's kernel choice and module closure depend on.
+		env.Digests.Saw(filepath.Join(env.Cache.Dir(), "kernels"))
+		if r.err == nil && r.k.ModulesDir != "" {
+			env.Digests.SawTree(r.k.ModulesDir)
 		}
 	})
 	return r.k, r.modules, r.err

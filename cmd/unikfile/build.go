@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -40,6 +41,18 @@ graph in which an app used by several targets is built once.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := rf.check(jsonOut); err != nil {
 				return err
+			}
+			cs, err := c.openDigests()
+			if err != nil {
+				return err
+			}
+			stamp := ""
+			if rf.changedSince == "" {
+				stamp = c.stampPath(cs, args, jsonOut, &rf)
+				if c.replayStamp(stamp, &rf) {
+					return nil
+				}
+				c.sawToolchain()
 			}
 			ws, err := c.loadWorkspace(args)
 			if err != nil {
@@ -83,22 +96,36 @@ graph in which an app used by several targets is built once.`,
 					out = append(out, i)
 				}
 			}
+			var stdout bytes.Buffer
 			switch {
 			case rf.summary == "json":
 			case jsonOut:
-				if err := writeJSON(c.stdout, out); err != nil {
+				if err := writeJSON(&stdout, out); err != nil {
 					return err
 				}
 			case len(apps) == 0 && rf.changedSince != "":
-				fmt.Fprintf(c.stdout, "Nothing to build: no selected app changed since %s.\n", rf.changedSince)
+				fmt.Fprintf(&stdout, "Nothing to build: no selected app changed since %s.\n", rf.changedSince)
 			default:
 				for _, i := range out {
 					name := i.App
 					if i.Address != "" {
 						name = i.Address
 					}
-					fmt.Fprintf(c.stdout, "%s: image %s (%s, kernel %s)\n  %s\n", name, short(i.Digest), i.Format, i.Kernel, i.Dir)
+					fmt.Fprintf(&stdout, "%s: image %s (%s, kernel %s)\n  %s\n", name, short(i.Digest), i.Format, i.Kernel, i.Dir)
 				}
+			}
+			if _, err := c.stdout.Write(stdout.Bytes()); err != nil {
+				return err
+			}
+			if runErr == nil && stamp != "" && rf.summary != "json" {
+				for _, p := range ws.w.Projects {
+					c.digests.Saw(p.File)
+				}
+				var dirs []string
+				for _, i := range out {
+					dirs = append(dirs, i.Dir)
+				}
+				c.writeStamp(stamp, plan.Graph, multi, stdout.String(), dirs)
 			}
 			return runErr
 		},
@@ -168,9 +195,10 @@ func (c *cli) pipelineEnv(withState bool) (*pipeline.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	digests := cache.OpenStatCache(filepath.Join(cs.Dir(), "statcache"))
-	c.digests = digests
-	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersionFrom(digests), Digests: digests}
+	if c.digests == nil {
+		c.digests = cache.OpenStatCache(filepath.Join(cs.Dir(), "statcache"))
+	}
+	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersionFrom(c.digests), Digests: c.digests}
 	if withState {
 		st, dir, err := c.stateStore()
 		if err != nil {

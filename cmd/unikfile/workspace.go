@@ -88,7 +88,7 @@ func (c *cli) readWorkspace(args []string) (*workspace, lang.Sources, hcl.Diagno
 			return nil, nil, nil, err
 		}
 	}
-	files, err := address.Files(ws.base, mainFile, addrs)
+	files, err := address.Files(ws.base, mainFile, addrs, c.digests.Saw)
 	if err != nil {
 		return nil, nil, nil, err
 	}
