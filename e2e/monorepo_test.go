@@ -323,3 +323,52 @@ func TestMonorepoNoOpFastPath(t *testing.T) {
 		build() // records the stamp anew
 	}
 }
+
+// A target in the root Unikfile boots an app declared next to its code in
+// another Unikfile; ps and down work from the root and by address.
+func TestUpAppOfAnotherUnikfile(t *testing.T) {
+	needBoot(t)
+	port := freePort(t)
+	p := newProject(t, map[string]string{
+		"services/api/Unikfile": "app \"api\" {\n  language = \"go\"\n  ports    = [8080]\n}\n",
+		"services/api/go.mod":   goMod,
+		"services/api/main.go":  helloSource("api from its own Unikfile"),
+		"Unikfile": fmt.Sprintf(`target "prod" {
+  provider = "qemu"
+  apps     = ["services/api:api"]
+  qemu {
+    accel      = "tcg"
+    host_ports = { 8080 = %d }
+  }
+}
+`, port),
+	})
+	r := p.ok("up", "prod")
+	if !strings.Contains(r.stdout, "prod/api: started") {
+		t.Errorf("up prod:\n%s", r.stdout)
+	}
+	if got := get(t, port); !strings.Contains(got, "api from its own Unikfile") {
+		t.Fatalf("GET = %q", got)
+	}
+	// Two Unikfiles were loaded: node names carry their directories.
+	if !strings.Contains(r.stderr, "compile services/api:api: done") || !strings.Contains(r.stderr, "deploy .:prod: done") {
+		t.Errorf("node names:\n%s", r.stderr)
+	}
+	if ps := p.ps(); len(ps) != 1 || ps[0].App != "api" || ps[0].Target != "prod" || ps[0].State != "running" {
+		t.Fatalf("ps: %+v", ps)
+	}
+	if out := p.ok("ps", ".:prod").stdout; !strings.Contains(out, "api") {
+		t.Errorf("ps .:prod:\n%s", out)
+	}
+	r = p.ok("up", "./...:prod")
+	if !strings.Contains(r.stdout, "Nothing changed") {
+		t.Errorf("second up:\n%s", r.stdout)
+	}
+	r = p.ok("down", "./...:prod")
+	if !strings.Contains(r.stdout, "prod/api: removed") {
+		t.Errorf("down ./...:prod:\n%s", r.stdout)
+	}
+	if ps := p.ps(); len(ps) != 0 {
+		t.Errorf("instances left after down: %+v", ps)
+	}
+}
