@@ -211,6 +211,19 @@ func TestMonorepoChangedSince(t *testing.T) {
 	if strings.Join(built, " ") != want {
 		t.Errorf("--changed-since built %v, want %s\n%s", built, want, r.stderr)
 	}
+
+	// Without git: what to install.
+	p.env = []string{"PATH=" + t.TempDir()}
+	r = p.run("build", "./...", "--changed-since", "HEAD")
+	if r.code != 1 || !strings.Contains(r.stderr, "git not found in PATH; --changed-since asks git what changed: install git (apt-get install git)") {
+		t.Errorf("without git: exit %d\n%s", r.code, r.stderr)
+	}
+	p.env = nil
+	// A revision git does not know: git's own message.
+	r = p.run("build", "./...", "--changed-since", "no-such-rev")
+	if r.code != 1 || !strings.Contains(r.stderr, "no-such-rev") {
+		t.Errorf("unknown revision: exit %d\n%s", r.code, r.stderr)
+	}
 }
 
 func TestMonorepoReferenceToAMissingApp(t *testing.T) {
