@@ -1,8 +1,10 @@
 package cache
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,5 +216,32 @@ func TestStampHoldsUntilAnInputChanges(t *testing.T) {
 		if !check() {
 			t.Fatalf("%s: re-recorded stamp does not hold", c.name)
 		}
+	}
+}
+
+// Nodes of one run digest trees at once through one StatCache.
+func TestStatCacheConcurrentUse(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 20; i++ {
+		writeFile(t, filepath.Join(dir, "src", fmt.Sprintf("f%d", i)), fmt.Sprint(i))
+	}
+	m, _ := ignore.New(nil)
+	want, _ := TreeDigest(filepath.Join(dir, "src"), m)
+	sc := OpenStatCache(filepath.Join(dir, "statcache"))
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Go(func() {
+			if got, err := TreeDigestWith(filepath.Join(dir, "src"), m, sc); err != nil || got != want {
+				t.Errorf("concurrent digest %s, %v; want %s", got, err, want)
+			}
+			sc.Saw(filepath.Join(dir, "src"))
+		})
+	}
+	wg.Wait()
+	if _, ok := sc.Snapshot(); !ok {
+		t.Error("no snapshot")
+	}
+	if err := sc.Save(); err != nil {
+		t.Fatal(err)
 	}
 }
