@@ -130,3 +130,54 @@ func TestSelect(t *testing.T) {
 		}
 	}
 }
+
+func TestAffected(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{
+		"svc/a/go.mod":      "module a\n\ngo 1.22\n\nreplace example.com/lib => ../../lib\n",
+		"svc/a/main.go":     "package main\n",
+		"svc/a/.unikignore": "docs/\n",
+		"svc/b/go.mod":      "module b\n\ngo 1.22\n",
+		"lib/lib.go":        "package lib\n",
+		"svc/Unikfile":      "app \"a\" {\n  source = \"./a\"\n  language = \"go\"\n}\napp \"b\" {\n  source = \"./b\"\n  language = \"go\"\n}\n",
+		"other/Unikfile":    "app \"c\" {\n  language = \"go\"\n}\n",
+	})
+	files, _ := lang.Discover(root)
+	w, _, diags := lang.LoadWorkspace(root, files, lang.Options{Environ: []string{}})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	all, _ := Apps(w, root, root, []Address{{Raw: "./...", Dir: ".", Recursive: true}})
+	affected := func(changed ...string) string {
+		var abs []string
+		for _, c := range changed {
+			abs = append(abs, filepath.Join(root, c))
+		}
+		hit, err := Affected(all, abs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, pa := range all {
+			if hit[pa.App] {
+				names = append(names, pa.App.Name)
+			}
+		}
+		return strings.Join(names, " ")
+	}
+	for _, c := range []struct {
+		changed []string
+		want    string
+	}{
+		{[]string{"svc/a/main.go"}, "a"},
+		{[]string{"svc/a/docs/x.md"}, ""}, // ignored by a's .unikignore
+		{[]string{"lib/lib.go"}, "a"},     // a replace directive of a
+		{[]string{"svc/Unikfile"}, "a b"},
+		{[]string{"other/notes.txt", "svc/b/new.go"}, "c b"},
+		{[]string{"README.md"}, ""},
+	} {
+		if got := affected(c.changed...); got != c.want {
+			t.Errorf("changed %v: affected %q, want %q", c.changed, got, c.want)
+		}
+	}
+}

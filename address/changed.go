@@ -8,6 +8,7 @@ import (
 	"github.com/unikfile/unikfile/ignore"
 	"github.com/unikfile/unikfile/internal/run"
 	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/compile"
 )
 
 const gitHint = "--changed-since asks git what changed: install git (apt-get install git)"
@@ -50,31 +51,50 @@ func ChangedFiles(ctx context.Context, dir, rev string) ([]string, error) {
 }
 
 // Affected returns which of apps the changed files (absolute paths) touch:
-// an app whose source folder holds a changed file that its ignore files do
-// not ignore, and every app of a Unikfile that changed.
+// an app whose source folder, or a folder outside it that its build reads
+// (Go's local replace directives), holds a changed file that the folder's
+// ignore files do not ignore; and every app of a Unikfile that changed.
 func Affected(apps []lang.ProjectApp, changed []string) (map[*lang.App]bool, error) {
 	out := map[*lang.App]bool{}
 	matchers := map[string]*ignore.Matcher{}
+	touches := func(dir, f string) (bool, error) {
+		rel, err := filepath.Rel(dir, f)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return false, nil
+		}
+		m, ok := matchers[dir]
+		if !ok {
+			if m, err = ignore.Load(dir); err != nil {
+				return false, err
+			}
+			matchers[dir] = m
+		}
+		return !ignored(m, filepath.ToSlash(rel)), nil
+	}
 	for _, pa := range apps {
+		dirs := []string{pa.App.Source}
+		if l, err := compile.Lookup(pa.App.Language); err == nil {
+			extra, err := l.ExtraInputs(pa.App)
+			if err != nil {
+				return nil, err
+			}
+			dirs = append(dirs, extra...)
+		}
+	files:
 		for _, f := range changed {
 			if f == pa.Project.File {
 				out[pa.App] = true
 				break
 			}
-			rel, err := filepath.Rel(pa.App.Source, f)
-			if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-				continue
-			}
-			m, ok := matchers[pa.App.Source]
-			if !ok {
-				if m, err = ignore.Load(pa.App.Source); err != nil {
+			for _, dir := range dirs {
+				hit, err := touches(dir, f)
+				if err != nil {
 					return nil, err
 				}
-				matchers[pa.App.Source] = m
-			}
-			if !ignored(m, filepath.ToSlash(rel)) {
-				out[pa.App] = true
-				break
+				if hit {
+					out[pa.App] = true
+					break files
+				}
 			}
 		}
 	}
