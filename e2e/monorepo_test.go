@@ -135,6 +135,12 @@ func TestMonorepoBuild(t *testing.T) {
 	if !strings.Contains(g.stdout, "21 node(s): 21 cached, 0 to build") || !strings.Contains(g.stdout, "├── compile services/s09:a09  [cached]") {
 		t.Errorf("graph ./...:prod:\n%s", g.stdout)
 	}
+	g = p.ok("graph", "./...:canary", "--up")
+	for _, want := range []string{"6 node(s): 5 cached, 0 to build, 1 deploy", "deploy groups/canary:canary  [deploy]\n├── package services/s00:a00 (linux, kernel+initrd)  [cached]\n│   ├── compile services/s00:a00  [cached]"} {
+		if !strings.Contains(g.stdout, want) {
+			t.Errorf("graph --up lacks %q:\n%s", want, g.stdout)
+		}
+	}
 	p.write("services/s00/a/main.go", tinyMain("services/s00 a v2"))
 	g = p.ok("graph", "./...:canary", "--dot")
 	for _, want := range []string{"digraph unikfile {", `"compile services/s00:a00" [label="compile services/s00:a00\nbuild"`,

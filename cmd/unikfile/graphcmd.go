@@ -19,12 +19,12 @@ import (
 type graphNode struct {
 	ID     string   `json:"id"`
 	Deps   []string `json:"deps"`
-	Status string   `json:"status"` // cached | build | error
+	Status string   `json:"status"` // cached | build | error | deploy
 	Error  string   `json:"error,omitempty"`
 }
 
 func (c *cli) graphCommand() *cobra.Command {
-	var dot, jsonOut bool
+	var dot, jsonOut, up bool
 	cmd := &cobra.Command{
 		Use:   "graph [ADDRESS...]",
 		Short: "Show the build graph (compile and package nodes) and which nodes are cached",
@@ -32,9 +32,12 @@ func (c *cli) graphCommand() *cobra.Command {
 tree (each image with what it is made of), as Graphviz DOT (--dot) or as
 JSON. Each node is marked cached (a build would reuse it) or build (a build
 would run it). Cache keys are computed as a build computes them (source
-digests, toolchain identity, kernel) but nothing is compiled or written.`,
+digests, toolchain identity, kernel) but nothing is compiled or written.
+With --up the addresses name targets, as for up, and each target's deploy
+node is shown too (marked deploy: up always compares it with what runs).`,
 		Example: `  unikfile graph
   unikfile graph ./...
+  unikfile graph ./...:prod --up
   unikfile graph ./...:prod --dot | dot -Tsvg > graph.svg`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dot && jsonOut {
@@ -44,17 +47,37 @@ digests, toolchain identity, kernel) but nothing is compiled or written.`,
 			if err != nil {
 				return err
 			}
-			apps, err := address.Apps(ws.w, ws.base, ws.mainDir, ws.addrs)
-			if err != nil {
-				return err
-			}
 			env, err := c.pipelineEnv(false)
 			if err != nil {
 				return err
 			}
 			env.Cache = env.Cache.LookupOnly()
-			plan := pipeline.WorkspaceBuildGraph(ws.w, apps, env)
-			results, err := plan.Graph.Run(cmd.Context(), graph.Options{Jobs: c.jobs, KeepGoing: true})
+			var plan *pipeline.Plan
+			if up {
+				targets, err := address.Targets(ws.w, ws.base, ws.mainDir, ws.addrs)
+				if err != nil {
+					return err
+				}
+				plan = pipeline.WorkspaceUpGraph(ws.w, targets, env)
+			} else {
+				apps, err := address.Apps(ws.w, ws.base, ws.mainDir, ws.addrs)
+				if err != nil {
+					return err
+				}
+				plan = pipeline.WorkspaceBuildGraph(ws.w, apps, env)
+			}
+			// Deploy nodes are drawn, never run.
+			deploys := map[string]bool{}
+			for _, id := range plan.Deploys {
+				deploys[id] = true
+			}
+			lookup := graph.New()
+			for _, n := range plan.Graph.Nodes() {
+				if !deploys[n.ID] {
+					lookup.Add(n)
+				}
+			}
+			results, err := lookup.Run(cmd.Context(), graph.Options{Jobs: c.jobs, KeepGoing: true})
 			if results == nil {
 				return err
 			}
@@ -65,6 +88,11 @@ digests, toolchain identity, kernel) but nothing is compiled or written.`,
 				c.digests.Save()
 			}
 			nodes := graphNodes(plan.Graph, results)
+			for i := range nodes {
+				if deploys[nodes[i].ID] {
+					nodes[i].Status = "deploy"
+				}
+			}
 			switch {
 			case jsonOut:
 				return writeJSON(c.stdout, nodes)
@@ -76,6 +104,7 @@ digests, toolchain identity, kernel) but nothing is compiled or written.`,
 	}
 	cmd.Flags().BoolVar(&dot, "dot", false, "print Graphviz DOT")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the nodes as JSON")
+	cmd.Flags().BoolVar(&up, "up", false, "the graph of up: addresses name targets, and their deploy nodes are shown")
 	return cmd
 }
 
@@ -111,6 +140,9 @@ func writeTree(w io.Writer, nodes []graphNode) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d node(s): %d cached, %d to build", len(nodes), counts["cached"], counts["build"])
+	if counts["deploy"] > 0 {
+		fmt.Fprintf(&b, ", %d deploy", counts["deploy"])
+	}
 	if counts["error"] > 0 {
 		fmt.Fprintf(&b, ", %d with errors", counts["error"])
 	}
@@ -148,7 +180,7 @@ func writeTree(w io.Writer, nodes []graphNode) error {
 func writeDOT(w io.Writer, nodes []graphNode) error {
 	var b strings.Builder
 	b.WriteString("digraph unikfile {\n  rankdir=LR;\n  node [shape=box, style=filled, fontname=\"monospace\"];\n")
-	colors := map[string]string{"cached": "#d5e8d4", "build": "#fff2cc", "error": "#f8cecc"}
+	colors := map[string]string{"cached": "#d5e8d4", "build": "#fff2cc", "error": "#f8cecc", "deploy": "#dae8fc"}
 	for _, n := range nodes {
 		fmt.Fprintf(&b, "  %s [label=%s, fillcolor=%q];\n", strconv.Quote(n.ID), strconv.Quote(n.ID+"\n"+n.Status), colors[n.Status])
 	}
