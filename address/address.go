@@ -47,7 +47,7 @@ func Parse(s string) (Address, error) {
 	if hasColon && strings.Contains(name, ":") {
 		return a, fmt.Errorf("address %q has more than one colon; write DIR:NAME, e.g. services/api:dev", s)
 	}
-	if !hasColon && !strings.Contains(s, "/") && s != "." && s != "..." {
+	if !hasColon && !strings.Contains(s, "/") && s != "." && s != ".." && s != "..." {
 		return Address{Raw: s, Dir: ".", Name: s, Plain: true}, validName(s, s)
 	}
 	if hasColon && name == "" {

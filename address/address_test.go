@@ -27,6 +27,7 @@ func TestParse(t *testing.T) {
 		{in: "./...:prod", dir: ".", name: "prod", rec: true},
 		{in: "services/...", dir: "services", rec: true},
 		{in: ".", dir: "."},
+		{in: "..", dir: ".."},
 		{in: "../other:x", dir: "../other", name: "x"},
 		{in: "a:b:c", err: "more than one colon"},
 		{in: "services/api:", err: "ends in a colon"},

@@ -151,6 +151,16 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 		}
 	}
 	sort.Slice(w.Projects, func(i, j int) bool { return w.Projects[i].Dir < w.Projects[j].Dir })
+	for i := 1; i < len(w.Projects); i++ {
+		if a, b := w.Projects[i-1], w.Projects[i]; a.Dir == b.Dir {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Two Unikfiles in one folder",
+				Detail: fmt.Sprintf("%s and %s are both loaded, but addresses and node names tell Unikfiles apart by their folder. Load one of them (--file names the Unikfile of -C's folder; ./... finds files named %s).",
+					displayName(a.File), displayName(b.File), FileName),
+			})
+		}
+	}
 	for _, p := range w.Projects {
 		for _, t := range p.Targets {
 			diags = append(diags, w.checkImports(p, t)...)

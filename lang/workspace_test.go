@@ -158,3 +158,11 @@ func TestWorkspaceVariables(t *testing.T) {
 		t.Errorf("an undeclared --var: %v", diags)
 	}
 }
+
+func TestWorkspaceRejectsTwoUnikfilesInOneFolder(t *testing.T) {
+	root := tree(t, map[string]string{"Unikfile": apiUnikfile, "prod.unikfile": apiUnikfile})
+	_, _, diags := LoadWorkspace(root, []string{filepath.Join(root, "prod.unikfile"), filepath.Join(root, FileName)}, Options{Environ: noEnv})
+	if !diags.HasErrors() || diags[0].Summary != "Two Unikfiles in one folder" {
+		t.Errorf("diagnostics: %v", diags)
+	}
+}
