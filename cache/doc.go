@@ -6,4 +6,9 @@
 // and the folder is renamed into place only when complete, so a kill -9 at any
 // moment leaves nothing a later run trusts. The package must not know what
 // stages put into entries.
+//
+// It also keeps what makes an unchanged tree cheap to check: a StatCache
+// (file metadata to content digest, never trusted within RacyWindow of a
+// file's last change) and stamps (the metadata of everything one run relied
+// on, so that an identical later run can be answered from stat calls).
 package cache

@@ -38,6 +38,12 @@ func (k *Key) Sum() string {
 // modes (executable bit, symlink) and contents. Symlinks are digested by
 // target, not followed.
 func TreeDigest(dir string, m *ignore.Matcher) (string, error) {
+	return TreeDigestWith(dir, m, nil)
+}
+
+// TreeDigestWith is TreeDigest taking files' content digests from sc
+// where their metadata shows them unchanged; sc may be nil.
+func TreeDigestWith(dir string, m *ignore.Matcher, sc *StatCache) (string, error) {
 	type file struct {
 		rel, path string
 		mode      fs.FileMode
@@ -50,6 +56,7 @@ func TreeDigest(dir string, m *ignore.Matcher) (string, error) {
 		rel, _ := filepath.Rel(dir, path)
 		rel = filepath.ToSlash(rel)
 		if rel == "." {
+			sc.Saw(path)
 			return nil
 		}
 		if m != nil && m.Match(rel, d.IsDir()) {
@@ -59,6 +66,7 @@ func TreeDigest(dir string, m *ignore.Matcher) (string, error) {
 			return nil
 		}
 		if d.IsDir() {
+			sc.Saw(path) // a file added or removed changes its folder
 			return nil
 		}
 		files = append(files, file{rel, path, d.Type()})
@@ -67,6 +75,9 @@ func TreeDigest(dir string, m *ignore.Matcher) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// The ignore files decide what is digested; they may ignore themselves.
+	sc.Saw(filepath.Join(dir, ignore.FileName))
+	sc.Saw(filepath.Join(dir, ".dockerignore"))
 	sort.Slice(files, func(i, j int) bool { return files[i].rel < files[j].rel })
 	h := sha256.New()
 	for _, f := range files {
@@ -82,7 +93,7 @@ func TreeDigest(dir string, m *ignore.Matcher) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			fh, err := FileDigest(f.path)
+			fh, err := sc.FileDigest(f.path)
 			if err != nil {
 				return "", err
 			}

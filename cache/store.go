@@ -21,7 +21,18 @@ const metaFile = ".unikfile-entry.json"
 // Store is a cache rooted at a directory.
 type Store struct {
 	dir string
+	// lookupOnly makes Fill report ErrNotCached instead of filling.
+	lookupOnly bool
 }
+
+// ErrNotCached is Fill's error on a LookupOnly store for an entry that is
+// not in the cache.
+var ErrNotCached = errors.New("not in the cache")
+
+// LookupOnly returns a view of the store whose Fill never creates an
+// entry: a missing one is ErrNotCached. It answers "what would a build
+// redo?" (unikfile graph) by running the same key computations.
+func (s *Store) LookupOnly() *Store { return &Store{dir: s.dir, lookupOnly: true} }
 
 type entryMeta struct {
 	Kind  string            `json:"kind"`
@@ -77,6 +88,9 @@ func (s *Store) Lookup(kind, key string) (string, bool) {
 func (s *Store) Fill(ctx context.Context, kind, key string, fill func(ctx context.Context, dir string) error) (string, bool, error) {
 	if p, ok := s.Lookup(kind, key); ok {
 		return p, true, nil
+	}
+	if s.lookupOnly {
+		return "", false, ErrNotCached
 	}
 	tmp, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), strconv.Itoa(os.Getpid())+"-")
 	if err != nil {

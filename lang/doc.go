@@ -9,7 +9,11 @@
 //     the Sources it read so that WriteDiagnostics (text, Terraform style)
 //     and DiagnosticsJSON (for --json) can show the offending lines. Both
 //     renderings come from the same hcl.Diagnostics.
-//   - FindFile locates the Unikfile in a directory.
+//   - FindFile locates the Unikfile in a directory; Discover finds every
+//     Unikfile below a folder (skipping VCS and ignored folders).
+//   - LoadWorkspace loads several Unikfiles, and the ones their targets
+//     reference ("DIR:APP"), reporting every file's diagnostics and
+//     checking references between files (workspace.go).
 //   - Format canonicalizes a Unikfile's layout (unikfile fmt).
 //   - Scaffold writes a starter Unikfile (unikfile init).
 //

@@ -74,6 +74,11 @@ type Target struct {
 	// uefi); both default per provider (providerDefaults).
 	Format string
 	Boot   string
+
+	// Imports are apps declared in other Unikfiles, written as strings
+	// "DIR:APP" in apps; Load checks their syntax only, LoadWorkspace
+	// checks that DIR/Unikfile declares APP.
+	Imports []AppRef
 }
 
 // QEMUSettings is the target's optional `qemu { ... }` block.
@@ -91,3 +96,18 @@ type QEMUSettings struct {
 type Build struct {
 	Executor string // local (default)
 }
+
+// AppRef is a reference from a target to an app of another Unikfile:
+// apps = ["services/api:api"].
+type AppRef struct {
+	// Path is the directory as written (slash-separated, relative to the
+	// referencing Unikfile); Dir is it made absolute.
+	Path string
+	Dir  string
+	Name string
+	// Range is the reference's position in the referencing Unikfile.
+	Range hcl.Range
+}
+
+// String is the reference as written, "DIR:APP".
+func (r AppRef) String() string { return r.Path + ":" + r.Name }

@@ -3,6 +3,7 @@ package lang
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -42,7 +43,7 @@ func decodeTarget(b *hcl.Block, s *scope, p *Project) (*Target, hcl.Diagnostics)
 	content, diags := b.Body.Content(targetSchema)
 	d := &decoder{s: s, attrs: content.Attributes}
 	t.Provider = d.choice("provider", "", providers)
-	t.Apps = decodeTargetApps(d, s)
+	t.Apps, t.Imports = decodeTargetApps(d, s, p.Dir)
 	decodeFormat(d, t)
 
 	for i, qb := range content.Blocks {
@@ -62,9 +63,11 @@ func decodeTarget(b *hcl.Block, s *scope, p *Project) (*Target, hcl.Diagnostics)
 }
 
 // decodeTargetApps reads the apps attribute: references such as app.api
-// (or app names as strings), at least one, no duplicates.
-func decodeTargetApps(d *decoder, s *scope) []string {
+// (or app names as strings) and apps of other Unikfiles as "DIR:APP"
+// strings, at least one, no duplicates.
+func decodeTargetApps(d *decoder, s *scope, dir string) ([]string, []AppRef) {
 	names := []string{}
+	var imports []AppRef
 	before := len(d.diags)
 	items, attr := d.list("apps", cty.DynamicPseudoType)
 	example := "app.NAME"
@@ -75,6 +78,18 @@ func decodeTargetApps(d *decoder, s *scope) []string {
 	for _, it := range items {
 		var name string
 		switch ty := it.val.Type(); {
+		case ty == cty.String && strings.Contains(it.val.AsString(), ":"):
+			ref, ok := parseAppRef(d, it, dir)
+			if !ok {
+				continue
+			}
+			if first, dup := seen[ref.String()]; dup {
+				d.errorf(it.rng, "Duplicate app", "App %q is already listed at %s.", ref.String(), posString(first))
+				continue
+			}
+			seen[ref.String()] = it.rng
+			imports = append(imports, ref)
+			continue
 		case ty == cty.String:
 			name = it.val.AsString()
 		case ty.IsObjectType() && ty.HasAttribute("name") && ty.AttributeType("name") == cty.String:
@@ -96,10 +111,37 @@ func decodeTargetApps(d *decoder, s *scope) []string {
 		seen[name] = it.rng
 		names = append(names, name)
 	}
-	if attr != nil && len(names) == 0 && len(d.diags) == before {
+	if attr != nil && len(names)+len(imports) == 0 && len(d.diags) == before {
 		d.errorf(attr.Expr.Range(), "No apps", "A target runs at least one app: list them, e.g. apps = [%s].", example)
 	}
-	return names
+	return names, imports
+}
+
+// parseAppRef reads "DIR:APP", a reference to app APP of the Unikfile in
+// DIR (relative to this Unikfile's directory, slash-separated).
+func parseAppRef(d *decoder, it item, dir string) (AppRef, bool) {
+	raw := it.val.AsString()
+	path, name, _ := strings.Cut(raw, ":")
+	bad := func(why string) (AppRef, bool) {
+		d.errorf(it.rng, "Invalid app reference",
+			"%q %s. An app of another Unikfile is written \"DIR:APP\", DIR relative to this Unikfile's directory, e.g. \"services/api:api\".", raw, why)
+		return AppRef{}, false
+	}
+	switch {
+	case path == "":
+		return bad("has no directory before the colon; for an app of this Unikfile write app.NAME")
+	case strings.HasPrefix(path, "/") || filepath.IsAbs(path):
+		return bad("names an absolute directory")
+	case strings.Contains(name, ":"):
+		return bad("has more than one colon")
+	case !validName(name):
+		return bad(fmt.Sprintf("does not end in an app name (%q is not one)", name))
+	}
+	abs := filepath.Clean(filepath.Join(dir, filepath.FromSlash(path)))
+	if abs == filepath.Clean(dir) {
+		return bad("names this Unikfile's own directory; write app." + name)
+	}
+	return AppRef{Path: path, Dir: abs, Name: name, Range: it.rng}, true
 }
 
 // decodeQEMU reads a target's qemu block into t.QEMU.
@@ -141,7 +183,7 @@ func decodeQEMU(d *decoder, t *Target, p *Project) {
 			d.errorf(kv.keyRng, "Invalid port", "%q is not a port: host_ports keys are guest ports, whole numbers from 1 to 65535.", kv.key)
 			continue
 		}
-		if !exposed[guest] {
+		if !exposed[guest] && len(t.Imports) == 0 {
 			have := "none of them expose a port"
 			if len(list) > 0 {
 				have = "they expose " + strings.Join(list, ", ")

@@ -45,7 +45,7 @@ func CheckFormat(fmtName, boot string) error {
 // app's one kernel+initrd node.
 func addImage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env, fmtName, boot string) string {
 	pkg := addPackage(g, p, a, env)
-	if fmtName == "" || fmtName == pack.FormatKernelInitrd {
+	if imageID(a.Name, fmtName, boot) == pkg {
 		return pkg
 	}
 	if boot == "" {
@@ -63,6 +63,20 @@ func addImage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env, fmtName, b
 		return convertDisk(ctx, in[raw].(*Image), fmtName, env)
 	}})
 	return id
+}
+
+// imageID is the ID of the node addImage returns.
+func imageID(app, fmtName, boot string) string {
+	if fmtName == "" || fmtName == pack.FormatKernelInitrd {
+		return packageID(app)
+	}
+	if boot == "" {
+		boot = pack.BootBIOS
+	}
+	if fmtName == format.Raw {
+		return diskID(app, boot)
+	}
+	return formatID(app, fmtName, boot)
 }
 
 // makeDisk makes (or finds in the cache) the raw disk of a kernel+initrd

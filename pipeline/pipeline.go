@@ -39,6 +39,11 @@ type Env struct {
 	// Timeout bounds the wait for an app to be ready; 0 is the provider's
 	// default.
 	Timeout time.Duration
+
+	// Digests, if set, digests files (sources, the init, the CA bundle)
+	// from their metadata when they did not change.
+	Digests *cache.StatCache
+	memo    memo
 }
 
 // Image is the output of a package node.
@@ -73,38 +78,44 @@ func BuildGraph(p *lang.Project, apps []*lang.App, env *Env) *graph.Graph {
 func UpGraph(p *lang.Project, targets []*lang.Target, env *Env) *graph.Graph {
 	g := graph.New()
 	for _, t := range targets {
-		t := t
 		var deps []string
 		for _, name := range t.Apps {
 			deps = append(deps, addImage(g, p, p.App(name), env, t.Format, t.Boot))
 		}
-		g.Add(&graph.Node{ID: DeployID(t.Name), Deps: deps, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
-			images := map[string]deploy.AppImage{}
-			for _, d := range deps {
-				img := in[d].(*Image)
-				images[img.App] = deploy.AppImage{Image: img.Image, Dir: img.Dir}
-			}
-			results, err := deploy.Up(ctx, env.State, providers.Registry(), deploy.UpRequest{
-				Project:  p.Dir,
-				Target:   t,
-				Apps:     appsOf(p, t),
-				Images:   images,
-				RunRoot:  filepath.Join(env.StateDir, "instances"),
-				Timeout:  env.Timeout,
-				Attach:   env.Attach,
-				Console:  env.Console,
-				Progress: func(msg string) { graph.Progress(ctx, "%s", msg) },
-			})
-			unchanged := err == nil
-			for _, r := range results {
-				if r.Action != deploy.ActionUnchanged {
-					unchanged = false
-				}
-			}
-			return results, unchanged, err
-		}})
+		g.Add(&graph.Node{ID: DeployID(t.Name), Deps: deps, Run: deployRun(p, t, appsOf(p, t), deps, env)})
 	}
 	return g
+}
+
+// deployRun is the work of a deploy node: bring target t of p up with the
+// images its dependencies (package nodes) produced. apps holds the
+// target's apps by name.
+func deployRun(p *lang.Project, t *lang.Target, apps map[string]*lang.App, deps []string, env *Env) func(ctx context.Context, in map[string]any) (any, bool, error) {
+	return func(ctx context.Context, in map[string]any) (any, bool, error) {
+		images := map[string]deploy.AppImage{}
+		for _, d := range deps {
+			img := in[d].(*Image)
+			images[img.App] = deploy.AppImage{Image: img.Image, Dir: img.Dir}
+		}
+		results, err := deploy.Up(ctx, env.State, providers.Registry(), deploy.UpRequest{
+			Project:  p.Dir,
+			Target:   t,
+			Apps:     apps,
+			Images:   images,
+			RunRoot:  filepath.Join(env.StateDir, "instances"),
+			Timeout:  env.Timeout,
+			Attach:   env.Attach,
+			Console:  env.Console,
+			Progress: func(msg string) { graph.Progress(ctx, "%s", msg) },
+		})
+		unchanged := err == nil
+		for _, r := range results {
+			if r.Action != deploy.ActionUnchanged {
+				unchanged = false
+			}
+		}
+		return results, unchanged, err
+	}
 }
 
 func appsOf(p *lang.Project, t *lang.Target) map[string]*lang.App {
@@ -127,7 +138,7 @@ func addPackage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env) string {
 		default:
 			return nil, false, fmt.Errorf("executor %q (build block of %s) is not available in this version of unikfile; use \"local\"", p.Build.Executor, p.File)
 		}
-		res, err := compile.Compile(ctx, a, compile.Options{Cache: env.Cache, ToolVersion: env.ToolVersion, Log: env.Log})
+		res, err := compile.Compile(ctx, a, compile.Options{Cache: env.Cache, ToolVersion: env.ToolVersion, Log: env.Log, Digests: env.Digests, Memo: &env.memo.toolchains})
 		if err != nil {
 			return nil, false, err
 		}
@@ -167,20 +178,16 @@ func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compi
 	if environ == nil {
 		environ = os.Environ()
 	}
-	k, err := linux.ResolveKernel(a.Linux.Kernel, env.Cache.Dir(), environ) // lang made it absolute
-	if err != nil {
-		return nil, false, err
-	}
-	modDigest, err := linux.ModulesDigest(k)
+	k, modDigest, err := env.kernel(a.Linux.Kernel, environ) // lang made it absolute
 	if err != nil {
 		return nil, false, fmt.Errorf("package %s: %w", a.Name, err)
 	}
-	initDigest, err := cache.FileDigest(initBin)
+	initDigest, err := env.Digests.FileDigest(initBin)
 	if err != nil {
 		return nil, false, err
 	}
 	// The host's CA bundle goes into the image, so it is an input.
-	caDigest, _ := cache.FileDigest(linux.HostCACerts)
+	caDigest, _ := env.Digests.FileDigest(linux.HostCACerts)
 	cfg := guest.Config{
 		App:   a.Name,
 		Argv:  append([]string{bundle.Manifest.Program}, a.Args...),

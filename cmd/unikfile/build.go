@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/unikfile/unikfile/address"
+	"github.com/unikfile/unikfile/cache"
 	"github.com/unikfile/unikfile/graph"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/pipeline"
@@ -22,18 +25,28 @@ import (
 func (c *cli) buildCommand() *cobra.Command {
 	var jsonOut bool
 	var format, boot string
+	var rf runFlags
 	cmd := &cobra.Command{
-		Use:   "build [APP...]",
+		Use:   "build [ADDRESS...]",
 		Short: "Compile and package apps into images (all apps by default)",
-		Long: `build compiles and packages apps into images, without a target. By default
-the image is a kernel and an initramfs (format kernel+initrd, what the qemu
-provider boots); --format makes a bootable disk instead, in one of the
-formats hypervisors and clouds import: raw, qcow2, vmdk (streamOptimized),
+		Long: `build compiles and packages the apps the addresses name (every app of the
+Unikfile by default), without a target. An address is a name in the current
+Unikfile (an app, or a target whose apps are built), or DIR, DIR:NAME, DIR/...
+and DIR/...:NAME for the Unikfiles in other folders: ./... builds every
+Unikfile below, as one graph in which an app used by several targets is built
+once.
+
+By default the image is a kernel and an initramfs (format kernel+initrd, what
+the qemu provider boots); --format makes a bootable disk instead, in one of
+the formats hypervisors and clouds import: raw, qcow2, vmdk (streamOptimized),
 vmdk-sparse (monolithicSparse), vhd (fixed), vdi, gce (disk.raw in a
 tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
-		Example: `  unikfile build              # every app of ./Unikfile
-  unikfile build hello        # one app
-  unikfile build --format vmdk             # a BIOS-booting streamOptimized VMDK
+		Example: `  unikfile build                        # every app of ./Unikfile
+  unikfile build hello                  # one app
+  unikfile build ./...                  # every Unikfile here and below
+  unikfile build ./...:prod -j 4 -k     # the apps of every prod target; keep going after a failure
+  unikfile build ./... --changed-since origin/main
+  unikfile build --format vmdk          # a BIOS-booting streamOptimized VMDK
   unikfile build --format qcow2 --boot uefi
   unikfile build --json | jq -r '.[0].digest'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -43,54 +56,116 @@ tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
 			if boot != "" && format == pack.FormatKernelInitrd {
 				return fmt.Errorf("--boot %s chooses a disk's firmware, and format %s boots the kernel directly; add --format (e.g. --format raw)", boot, format)
 			}
-			p, err := c.load()
+			if err := rf.check(jsonOut); err != nil {
+				return err
+			}
+			cs, err := c.openDigests()
 			if err != nil {
 				return err
 			}
-			apps, err := selectApps(p, args)
+			stamp := ""
+			if rf.changedSince == "" {
+				stamp = c.stampPath(cs, cmd, args)
+				if c.replayStamp(stamp, &rf) {
+					return nil
+				}
+				c.sawToolchain()
+			}
+			ws, err := c.loadWorkspace(args)
 			if err != nil {
 				return err
+			}
+			apps, err := address.Apps(ws.w, ws.base, ws.mainDir, ws.addrs)
+			if err != nil {
+				return err
+			}
+			if rf.changedSince != "" {
+				if apps, err = c.onlyChanged(cmd.Context(), ws, apps, rf.changedSince); err != nil {
+					return err
+				}
 			}
 			env, err := c.pipelineEnv(false)
 			if err != nil {
 				return err
 			}
-			g := pipeline.BuildFormatGraph(p, apps, env, format, boot)
-			results, err := c.runGraph(cmd.Context(), g)
-			if err != nil {
+			start := time.Now()
+			plan := pipeline.WorkspaceBuildGraph(ws.w, apps, env, format, boot)
+			c.keepGoing = rf.keepGoing
+			results, runErr := c.runGraph(cmd.Context(), plan.Graph)
+			if results == nil {
+				return runErr
+			}
+			multi := len(ws.w.Projects) > 1
+			if err := c.summarize(&rf, multi, plan.Graph, results, time.Since(start)); err != nil {
 				return err
 			}
-			var out []imageJSON
-			for _, n := range g.Nodes() {
-				if img, ok := results[n.ID].Output.(*pipeline.Image); ok && img.Image.Format == format {
-					out = append(out, newImageJSON(img.Image, img.Dir))
-				}
-			}
-			if jsonOut {
-				return writeJSON(c.stdout, out)
-			}
-			for _, i := range out {
-				if i.File != "" {
-					fmt.Fprintf(c.stdout, "%s: image %s (%s, %s, kernel %s, %s)\n  %s\n", i.App, short(i.Digest), i.Format, i.Boot, i.Kernel, humanSize(i.Size), i.File)
+			out := []imageJSON{}
+			for _, pa := range apps {
+				r := results[plan.Images[pa.App]]
+				if r == nil || r.Err != nil {
 					continue
 				}
-				fmt.Fprintf(c.stdout, "%s: image %s (%s, kernel %s)\n  %s\n", i.App, short(i.Digest), i.Format, i.Kernel, i.Dir)
+				if img, ok := r.Output.(*pipeline.Image); ok && img != nil {
+					i := newImageJSON(img.Image, img.Dir)
+					if multi {
+						i.Address = ws.w.Rel(pa.Project) + ":" + pa.App.Name
+					}
+					out = append(out, i)
+				}
 			}
-			return nil
+			var stdout bytes.Buffer
+			switch {
+			case rf.summary == "json":
+			case jsonOut:
+				if err := writeJSON(&stdout, out); err != nil {
+					return err
+				}
+			case len(apps) == 0 && rf.changedSince != "":
+				fmt.Fprintf(&stdout, "Nothing to build: no selected app changed since %s.\n", rf.changedSince)
+			default:
+				for _, i := range out {
+					name := i.App
+					if i.Address != "" {
+						name = i.Address
+					}
+					if i.File != "" {
+						fmt.Fprintf(&stdout, "%s: image %s (%s, %s, kernel %s, %s)\n  %s\n", name, short(i.Digest), i.Format, i.Boot, i.Kernel, humanSize(i.Size), i.File)
+						continue
+					}
+					fmt.Fprintf(&stdout, "%s: image %s (%s, kernel %s)\n  %s\n", name, short(i.Digest), i.Format, i.Kernel, i.Dir)
+				}
+			}
+			if _, err := c.stdout.Write(stdout.Bytes()); err != nil {
+				return err
+			}
+			if runErr == nil && stamp != "" && rf.summary != "json" {
+				for _, p := range ws.w.Projects {
+					c.digests.Saw(p.File)
+				}
+				var dirs []string
+				for _, i := range out {
+					dirs = append(dirs, i.Dir)
+				}
+				c.writeStamp(stamp, plan.Graph, multi, stdout.String(), dirs)
+			}
+			return runErr
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the images as JSON")
 	cmd.Flags().StringVar(&format, "format", pack.FormatKernelInitrd, "image format: kernel+initrd, raw, qcow2, vmdk, vmdk-sparse, vhd, vdi, gce")
 	cmd.Flags().StringVar(&boot, "boot", "", "firmware of a disk format: bios (default) or uefi")
+	rf.register(cmd)
 	return cmd
 }
 
 type imageJSON struct {
-	App    string `json:"app"`
-	Digest string `json:"digest"`
-	Format string `json:"format"`
-	Kernel string `json:"kernel"`
-	Dir    string `json:"dir"`
+	// Address is DIR:APP when several Unikfiles are loaded.
+	Address string `json:"address,omitempty"`
+	App     string `json:"app"`
+	Digest  string `json:"digest"`
+	Format  string `json:"format"`
+	Kernel  string `json:"kernel"`
+	Dir     string `json:"dir"`
 	// Disk images only.
 	Boot        string `json:"boot,omitempty"`
 	File        string `json:"file,omitempty"` // the disk file's absolute path
@@ -158,7 +233,10 @@ func (c *cli) pipelineEnv(withState bool) (*pipeline.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersion()}
+	if c.digests == nil {
+		c.digests = cache.OpenStatCache(filepath.Join(cs.Dir(), "statcache"))
+	}
+	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersionFrom(c.digests), Digests: c.digests}
 	if withState {
 		st, dir, err := c.stateStore()
 		if err != nil {
@@ -172,8 +250,13 @@ func (c *cli) pipelineEnv(withState bool) (*pipeline.Env, error) {
 // runGraph runs g with progress on stderr.
 func (c *cli) runGraph(ctx context.Context, g *graph.Graph) (map[string]*graph.Result, error) {
 	pr := newProgress(c.stderr, isTerminal(c.stderr))
-	results, err := g.Run(ctx, graph.Options{Jobs: c.jobs, OnEvent: pr.Event})
+	results, err := g.Run(ctx, graph.Options{Jobs: c.jobs, KeepGoing: c.keepGoing, OnEvent: pr.Event})
 	pr.Close()
+	if c.digests != nil {
+		if serr := c.digests.Save(); serr != nil {
+			fmt.Fprintf(c.stderr, "warning: %v\n", serr)
+		}
+	}
 	if ctx.Err() != nil {
 		return results, &interruptedError{err: ctx.Err()}
 	}
@@ -182,9 +265,10 @@ func (c *cli) runGraph(ctx context.Context, g *graph.Graph) (map[string]*graph.R
 
 func (c *cli) upCommand() *cobra.Command {
 	var attach, jsonOut bool
+	var rf runFlags
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "up [TARGET...]",
+		Use:   "up [ADDRESS...]",
 		Short: "Build what changed and bring targets up (all targets by default)",
 		Long: `up builds every app the targets use (cached stages are skipped), boots each
 app whose image or settings changed, waits until its ports answer, and then
@@ -196,15 +280,29 @@ foreground, streams the console, and exits with the app's exit status.`,
 		Example: `  unikfile up                 # every target
   unikfile up dev             # one target
   unikfile up --attach        # foreground; Ctrl-C stops the VM
-  unikfile up --var port=9090`,
+  unikfile up --var port=9090
+  unikfile up ./...:dev         # target dev of every Unikfile below
+  unikfile up services/api:dev  # target dev of services/api/Unikfile`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := c.load()
+			if err := rf.check(jsonOut); err != nil {
+				return err
+			}
+			ws, err := c.loadWorkspace(args)
 			if err != nil {
 				return err
 			}
-			targets, err := selectTargets(p, args)
+			targets, err := address.Targets(ws.w, ws.base, ws.mainDir, ws.addrs)
 			if err != nil {
 				return err
+			}
+			if rf.changedSince != "" {
+				if targets, err = c.changedTargets(cmd.Context(), ws, targets, rf.changedSince); err != nil {
+					return err
+				}
+				if len(targets) == 0 {
+					fmt.Fprintf(c.stdout, "Nothing to bring up: no app of the selected targets changed since %s.\n", rf.changedSince)
+					return nil
+				}
 			}
 			env, err := c.pipelineEnv(true)
 			if err != nil {
@@ -212,18 +310,23 @@ foreground, streams the console, and exits with the app's exit status.`,
 			}
 			env.Timeout = timeout
 			if attach {
-				if n := countApps(targets); n != 1 {
+				n := 0
+				for _, pt := range targets {
+					n += len(ws.w.TargetApps(pt.Project, pt.Target))
+				}
+				if n != 1 {
 					return fmt.Errorf("--attach needs exactly one app to run, and the selected targets run %d; name one target with one app", n)
 				}
 				env.Attach = true
 				env.Console = c.stdout
 			}
 			start := time.Now()
-			g := pipeline.UpGraph(p, targets, env)
-			results, err := c.runGraph(cmd.Context(), g)
+			plan := pipeline.WorkspaceUpGraph(ws.w, targets, env)
+			c.keepGoing = rf.keepGoing
+			results, err := c.runGraph(cmd.Context(), plan.Graph)
 			var all []deploy.Result
-			for _, t := range targets {
-				if r := results[pipeline.DeployID(t.Name)]; r != nil {
+			for _, pt := range targets {
+				if r := results[plan.Deploys[pt.Target]]; r != nil {
 					if rs, ok := r.Output.([]deploy.Result); ok {
 						all = append(all, rs...)
 					}
@@ -241,6 +344,11 @@ foreground, streams the console, and exits with the app's exit status.`,
 					}
 				}
 			}
+			if results != nil && !attach {
+				if serr := c.summarize(&rf, len(ws.w.Projects) > 1, plan.Graph, results, time.Since(start)); serr != nil {
+					return serr
+				}
+			}
 			if err != nil || attach {
 				return err
 			}
@@ -252,22 +360,32 @@ foreground, streams the console, and exits with the app's exit status.`,
 				if r.Action != deploy.ActionUnchanged {
 					changed = true
 				}
+				if rf.summary == "json" {
+					continue
+				}
 				where := urls(r.Instance)
 				if r.Action == deploy.ActionRemoved {
 					where = ""
 				}
 				fmt.Fprintf(c.stdout, "%s/%s: %s %s%s\n", r.Target, r.App, r.Action, r.Instance.ID, where)
 			}
-			if !changed {
+			if !changed && rf.summary != "json" {
 				fmt.Fprintf(c.stdout, "Nothing changed; %d instance(s) up to date (%s).\n", len(all), round(time.Since(start)))
 			}
-			c.warnUndeclaredTargets(p, env)
+			seen := map[*lang.Project]bool{}
+			for _, pt := range targets {
+				if !seen[pt.Project] {
+					seen[pt.Project] = true
+					c.warnUndeclaredTargets(pt.Project, env)
+				}
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&attach, "attach", false, "stay in the foreground with the console; exit with the app's status")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait for each app to be ready (default: 2m under TCG emulation, 30s with KVM)")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the instances as JSON")
+	rf.register(cmd)
 	return cmd
 }
 

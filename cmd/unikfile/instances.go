@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/unikfile/unikfile/address"
 	"github.com/unikfile/unikfile/stages/deploy"
 	"github.com/unikfile/unikfile/stages/deploy/providers"
 	"github.com/unikfile/unikfile/state"
@@ -27,19 +29,20 @@ func (c *cli) projectDir() (string, error) {
 func (c *cli) psCommand() *cobra.Command {
 	var all, jsonOut bool
 	cmd := &cobra.Command{
-		Use:   "ps",
-		Short: "List the instances of this project (-a: of every project)",
+		Use:   "ps [ADDRESS...]",
+		Short: "List the instances of this project (-a: of every project; addresses: of those)",
 		Example: `  unikfile ps
   unikfile ps -a
+  unikfile ps ./...              # every project here and below
+  unikfile ps services/api:dev   # target (or app) dev of services/api
   unikfile ps --json | jq -r '.[] | select(.state=="running") | .id'`,
-		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, _, err := c.stateStore()
 			if err != nil {
 				return err
 			}
 			f := state.Filter{}
-			if !all {
+			if !all && len(args) == 0 {
 				if f.Project, err = c.projectDir(); err != nil {
 					return err
 				}
@@ -47,6 +50,11 @@ func (c *cli) psCommand() *cobra.Command {
 			insts, err := deploy.List(cmd.Context(), st, providers.Registry(), f)
 			if err != nil {
 				return err
+			}
+			if len(args) > 0 {
+				if insts, err = c.instancesAt(args, insts); err != nil {
+					return err
+				}
 			}
 			if jsonOut {
 				if insts == nil {
@@ -149,11 +157,12 @@ func (c *cli) logsCommand() *cobra.Command {
 func (c *cli) downCommand() *cobra.Command {
 	var jsonOut bool
 	cmd := &cobra.Command{
-		Use:   "down [TARGET]",
+		Use:   "down [TARGET | ADDRESS...]",
 		Short: "Stop and remove this project's instances (of one target, or all)",
 		Example: `  unikfile down
-  unikfile down dev`,
-		Args: cobra.MaximumNArgs(1),
+  unikfile down dev
+  unikfile down ./...             # every project here and below
+  unikfile down ./...:dev         # target dev of every project below`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, _, err := c.stateStore()
 			if err != nil {
@@ -163,9 +172,19 @@ func (c *cli) downCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			addrs, err := address.ParseAll(args)
+			if err != nil {
+				return err
+			}
+			if address.IsWorkspace(addrs) {
+				return c.downAt(cmd, st, dir, addrs, jsonOut)
+			}
+			if len(args) > 1 {
+				return fmt.Errorf("down takes one target name, or addresses (DIR:TARGET, ./...)")
+			}
 			target := ""
 			if len(args) == 1 {
-				target = args[0]
+				target = addrs[0].Name
 			}
 			results, err := deploy.Down(cmd.Context(), st, providers.Registry(), dir, target)
 			if jsonOut {
@@ -185,4 +204,84 @@ func (c *cli) downCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print what was removed as JSON")
 	return cmd
+}
+
+// instancesAt keeps the instances the addresses name: of the projects in
+// the addressed directories, and of the named target or app.
+func (c *cli) instancesAt(args []string, insts []*state.Instance) ([]*state.Instance, error) {
+	addrs, err := address.ParseAll(args)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := c.projectDir()
+	if err != nil {
+		return nil, err
+	}
+	var out []*state.Instance
+	for _, i := range insts {
+		for _, a := range addrs {
+			if a.MatchesDir(dir, dir, i.Project) && (a.Name == "" || a.Name == i.Target || a.Name == i.App) {
+				out = append(out, i)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// downAt stops the instances of the targets the addresses name, project
+// by project, from the instance records (the Unikfiles are not read).
+func (c *cli) downAt(cmd *cobra.Command, st *state.Store, base string, addrs []address.Address, jsonOut bool) error {
+	insts, err := st.List(state.Filter{})
+	if err != nil {
+		return err
+	}
+	type job struct{ project, target string }
+	var jobs []job
+	seen := map[job]bool{}
+	for _, i := range insts {
+		for _, a := range addrs {
+			if !a.MatchesDir(base, base, i.Project) || (a.Name != "" && a.Name != i.Target) {
+				continue
+			}
+			j := job{i.Project, a.Name}
+			if !seen[j] {
+				seen[j] = true
+				jobs = append(jobs, j)
+			}
+		}
+	}
+	var all []deploy.Result
+	var errs []error
+	for _, j := range jobs {
+		res, err := deploy.Down(cmd.Context(), st, providers.Registry(), j.project, j.target)
+		all = append(all, res...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if jsonOut {
+		if all == nil {
+			all = []deploy.Result{}
+		}
+		if err := writeJSON(c.stdout, all); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range all {
+			fmt.Fprintf(c.stdout, "%s/%s: %s %s\n", r.Instance.Target, r.Instance.App, r.Action, r.Instance.ID)
+		}
+		if len(all) == 0 && len(errs) == 0 {
+			fmt.Fprintf(c.stdout, "No instances match %s.\n", addrList(addrs))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func addrList(addrs []address.Address) string {
+	var s []string
+	for _, a := range addrs {
+		s = append(s, a.Raw)
+	}
+	return strings.Join(s, " ")
 }

@@ -76,29 +76,26 @@ func sanitizeName(s string) string {
 func (c *cli) validateCommand() *cobra.Command {
 	var jsonOut bool
 	cmd := &cobra.Command{
-		Use:   "validate",
+		Use:   "validate [ADDRESS...]",
 		Short: "Check the Unikfile: syntax, types, references; builds nothing",
 		Example: `  unikfile validate
+  unikfile validate ./...      # every Unikfile below, and the references between them
   unikfile validate --json     # diagnostics with file, line and column`,
-		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !jsonOut {
-				p, err := c.load()
+				ws, err := c.loadWorkspace(args)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(c.stdout, "%s is valid: %d app(s), %d target(s).\n", p.File, len(p.Apps), len(p.Targets))
+				for _, p := range ws.w.Projects {
+					fmt.Fprintf(c.stdout, "%s is valid: %d app(s), %d target(s).\n", p.File, len(p.Apps), len(p.Targets))
+				}
 				return nil
 			}
-			path, err := c.unikfilePath()
+			_, _, diags, err := c.readWorkspace(args)
 			if err != nil {
 				return err
 			}
-			vars, err := c.parseVars()
-			if err != nil {
-				return err
-			}
-			_, _, diags := lang.Load(path, lang.Options{Vars: vars})
 			out := struct {
 				Valid       bool                  `json:"valid"`
 				Diagnostics []lang.DiagnosticJSON `json:"diagnostics"`

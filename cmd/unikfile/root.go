@@ -32,6 +32,11 @@ type cli struct {
 	stateDir string
 	stdout   io.Writer
 	stderr   io.Writer
+
+	// keepGoing is set by build and up (--keep-going) for runGraph.
+	keepGoing bool
+	// digests is the stat cache of the run, saved after runGraph.
+	digests *cache.StatCache
 }
 
 func newCLI() *cli { return &cli{stdout: os.Stdout, stderr: os.Stderr} }
@@ -68,6 +73,7 @@ app's own status.`,
 		c.validateCommand(),
 		c.fmtCommand(),
 		c.buildCommand(),
+		c.graphCommand(),
 		c.upCommand(),
 		c.psCommand(),
 		c.logsCommand(),
@@ -218,12 +224,15 @@ func isTerminal(w io.Writer) bool {
 // toolVersion identifies this unikfile build for cache keys: a release
 // version, or for development builds the digest of the executable itself,
 // so that a rebuilt unikfile never trusts outputs of an older one.
-func toolVersion() string {
+func toolVersion() string { return toolVersionFrom(nil) }
+
+// toolVersionFrom is toolVersion with the executable digested through sc.
+func toolVersionFrom(sc *cache.StatCache) string {
 	if version != "dev" {
 		return version
 	}
 	if exe, err := os.Executable(); err == nil {
-		if d, err := cache.FileDigest(exe); err == nil {
+		if d, err := sc.FileDigest(exe); err == nil {
 			return "dev-" + d[:16]
 		}
 	}

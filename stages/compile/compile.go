@@ -91,6 +91,11 @@ type Options struct {
 	Cache       *cache.Store
 	ToolVersion string    // unikfile's own version, part of every key
 	Log         io.Writer // compiler output; nil discards
+	// Digests, if set, digests source files from their metadata when
+	// they did not change (cache.StatCache).
+	Digests *cache.StatCache
+	// Memo, if set, asks each toolchain for its identity once per run.
+	Memo *Memo
 }
 
 // Compile builds app, or returns the cached bundle when nothing it depends
@@ -100,7 +105,7 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	tc, err := l.Toolchain(ctx, app)
+	tc, err := opts.Memo.toolchain(ctx, app.Language, l, app)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +121,7 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 		if err != nil {
 			return nil, err
 		}
-		d, err := cache.TreeDigest(dir, m)
+		d, err := cache.TreeDigestWith(dir, m, opts.Digests)
 		if err != nil {
 			return nil, fmt.Errorf("digest %s: %w", dir, err)
 		}

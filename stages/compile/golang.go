@@ -55,6 +55,29 @@ func (goLang) Toolchain(ctx context.Context, app *lang.App) (string, error) {
 	return compact.String(), nil
 }
 
+// ToolchainScope: with GOWORK=off, what `go env` answers in the app's
+// folder depends, besides the environment, on the go and toolchain lines
+// of the go.mod there (GOTOOLCHAIN may switch toolchains on them). Without
+// a go.mod in the source folder the scope is unknown.
+func (goLang) ToolchainScope(app *lang.App) (string, bool) {
+	data, err := os.ReadFile(filepath.Join(app.Source, "go.mod"))
+	if err != nil {
+		return "", false
+	}
+	mf, err := modfile.ParseLax("go.mod", data, nil)
+	if err != nil {
+		return "", false
+	}
+	scope := "go.mod"
+	if mf.Go != nil {
+		scope += " go " + mf.Go.Version
+	}
+	if mf.Toolchain != nil {
+		scope += " toolchain " + mf.Toolchain.Name
+	}
+	return scope, true
+}
+
 // ExtraInputs are the folders of go.mod's local replace directives.
 func (goLang) ExtraInputs(app *lang.App) ([]string, error) {
 	data, err := os.ReadFile(filepath.Join(app.Source, "go.mod"))

@@ -46,11 +46,20 @@ func (e *KernelNotFoundError) Error() string {
 // FetchKernel writes). A kernel the user named that does not exist
 // is an error, not a reason to look elsewhere.
 func ResolveKernel(explicit, cacheDir string, environ []string) (*Kernel, error) {
+	return ResolveKernelWith(explicit, cacheDir, environ, cache.FileDigest)
+}
+
+// Digester returns the sha256 (hex) of a file's content: cache.FileDigest,
+// or a cache.StatCache's FileDigest.
+type Digester func(path string) (string, error)
+
+// ResolveKernelWith is ResolveKernel digesting the kernel with digest.
+func ResolveKernelWith(explicit, cacheDir string, environ []string, digest Digester) (*Kernel, error) {
 	if explicit != "" {
-		return namedKernel(explicit, "linux { kernel } in the Unikfile")
+		return namedKernelWith(explicit, "linux { kernel } in the Unikfile", digest)
 	}
 	if p := lookupEnv(environ, KernelEnv); p != "" {
-		return namedKernel(p, "$"+KernelEnv)
+		return namedKernelWith(p, "$"+KernelEnv, digest)
 	}
 	var looked []string
 	looked = append(looked, "$"+KernelEnv+" (unset)")
@@ -76,7 +85,7 @@ func ResolveKernel(explicit, cacheDir string, environ []string) (*Kernel, error)
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		k, err := describeKernel(m)
+		k, err := describeKernel(m, digest)
 		if err != nil {
 			return nil, err
 		}
@@ -90,6 +99,10 @@ func ResolveKernel(explicit, cacheDir string, environ []string) (*Kernel, error)
 
 // namedKernel is a kernel the user pointed at.
 func namedKernel(p, from string) (*Kernel, error) {
+	return namedKernelWith(p, from, cache.FileDigest)
+}
+
+func namedKernelWith(p, from string, digest Digester) (*Kernel, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return nil, err
@@ -101,11 +114,11 @@ func namedKernel(p, from string) (*Kernel, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("kernel %s (from %s) is not a regular file", abs, from)
 	}
-	return describeKernel(abs)
+	return describeKernel(abs, digest)
 }
 
 // describeKernel fills a Kernel for the image file at p.
-func describeKernel(p string) (*Kernel, error) {
+func describeKernel(p string, digest Digester) (*Kernel, error) {
 	k := &Kernel{Path: p, Version: kernelVersionFromName(p)}
 	dir := filepath.Dir(p)
 	root := dir
@@ -125,7 +138,7 @@ func describeKernel(p string) (*Kernel, error) {
 			k.ModulesDir = md
 		}
 	}
-	d, err := cache.FileDigest(p)
+	d, err := digest(p)
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", p, err)
 	}

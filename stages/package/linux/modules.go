@@ -223,6 +223,11 @@ func imageModules(modulesDir string) ([]string, error) {
 // ModulesDigest digests the module files an image of kernel k gets (their
 // paths and contents), for cache keys: k.Digest covers the vmlinuz only.
 func ModulesDigest(k *Kernel) (string, error) {
+	return ModulesDigestWith(k, cache.FileDigest)
+}
+
+// ModulesDigestWith is ModulesDigest digesting each module with digest.
+func ModulesDigestWith(k *Kernel, digest Digester) (string, error) {
 	if k.ModulesDir == "" {
 		return "no modules", nil
 	}
@@ -232,7 +237,7 @@ func ModulesDigest(k *Kernel) (string, error) {
 	}
 	h := sha256.New()
 	for _, rel := range rels {
-		d, err := cache.FileDigest(filepath.Join(k.ModulesDir, rel))
+		d, err := digest(filepath.Join(k.ModulesDir, rel))
 		if err != nil {
 			return "", err
 		}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func runMonorepo() error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	k, err := findKernel()
+	if err != nil {
+		return err
+	}
+	return monorepoBench(root, k)
+}
+
+// monorepoBench generates a tree of *apps Go apps (two per Unikfile) and
+// measures `unikfile build ./...` against make running a Makefile with
+// the same dependency structure (each app's sources -> its binary; binary,
+// guest init and kernel -> its image), whose packaging step is the same
+// library call (bench/packer): a cold build at -j1 and -j2, the no-op
+// build, and the build after one app changed.
+func monorepoBench(root, kernel string) error {
+	if _, err := exec.LookPath("make"); err != nil {
+		return fmt.Errorf("make is missing: apt-get install make (scripts/install-deps installs it)")
+	}
+	tmp, err := os.MkdirTemp("", "unikfile-bench-mono-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin, packer := filepath.Join(tmp, "unikfile"), filepath.Join(tmp, "packer")
+	for out, pkg := range map[string]string{bin: "cmd/unikfile", packer: "bench/packer"} {
+		if b, err := exec.Command("go", "build", "-o", out, filepath.Join(root, pkg)).CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	tree := filepath.Join(tmp, "mono")
+	changed, err := writeMonorepo(tree, *apps, packer, kernel)
+	if err != nil {
+		return err
+	}
+	cacheN := 0
+	cacheDir := ""
+	freshCache := func() {
+		if cacheDir != "" {
+			os.RemoveAll(cacheDir)
+		}
+		cacheN++
+		cacheDir = filepath.Join(tmp, "cache-"+strconv.Itoa(cacheN))
+	}
+	unikfile := func(args ...string) error {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = tree
+		cmd.Env = append(os.Environ(), "UNIKFILE_CACHE_DIR="+cacheDir, "UNIKFILE_STATE_DIR="+filepath.Join(tmp, "state"), "UNIKFILE_KERNEL="+kernel)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("unikfile %s: %v\n%s", strings.Join(args, " "), err, tail(out.String()))
+		}
+		return nil
+	}
+	mk := func(args ...string) error {
+		cmd := exec.Command("make", append([]string{"-s"}, args...)...)
+		cmd.Dir = tree
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("make %s: %v\n%s", strings.Join(args, " "), err, tail(out.String()))
+		}
+		return nil
+	}
+	cleanMake := func() { os.RemoveAll(filepath.Join(tree, "out")) }
+
+	fmt.Printf("monorepo bench: %d apps in %d Unikfiles, %s, %d CPUs, load average %s\n\n", *apps, *apps/2, runtime.Version(), runtime.NumCPU(), loadavg())
+
+	// Warm Go's own build cache for both sides (it is shared).
+	freshCache()
+	if err := unikfile("build", "./..."); err != nil {
+		return err
+	}
+
+	// 1. Cold builds at -j1 and -j2.
+	cold := map[string][2]time.Duration{}
+	for _, j := range []string{"1", "2"} {
+		freshCache()
+		du, err := timeIt(func() error { return unikfile("build", "./...", "-j", j) })
+		if err != nil {
+			return err
+		}
+		cleanMake()
+		dm, err := timeIt(func() error { return mk("-j", j) })
+		if err != nil {
+			return err
+		}
+		cold[j] = [2]time.Duration{du, dm}
+	}
+	report("cold build -j1: unikfile build ./...", cold["1"][0], "make -j1", cold["1"][1])
+	report("cold build -j2: unikfile build ./...", cold["2"][0], "make -j2", cold["2"][1])
+	fmt.Printf("%-40s %9.2fx\n%-40s %9.2fx\n\n", "parallel speed-up -j1/-j2: unikfile", float64(cold["1"][0])/float64(cold["2"][0]),
+		"  make", float64(cold["1"][1])/float64(cold["2"][1]))
+
+	// 2. No-op: both sides are up to date after the -j2 builds. The
+	// files were written seconds ago: wait out the window in which their
+	// metadata is not trusted, as any later build would.
+	time.Sleep(2500 * time.Millisecond)
+	var noopU, noopM []time.Duration
+	for i := 0; i < *runs*2; i++ {
+		d, err := timeIt(func() error { return unikfile("build", "./...") })
+		if err != nil {
+			return err
+		}
+		noopU = append(noopU, d)
+		d, err = timeIt(func() error { return mk() })
+		if err != nil {
+			return err
+		}
+		noopM = append(noopM, d)
+	}
+	report("no-op: unikfile build ./...", median(noopU), "make", median(noopM))
+
+	// 3. One app changed (a new version of its source each time).
+	var oneU, oneM []time.Duration
+	for i := 0; i < *runs; i++ {
+		if err := os.WriteFile(changed, []byte(appSource(fmt.Sprintf("changed %d", i))), 0o644); err != nil {
+			return err
+		}
+		d, err := timeIt(func() error { return unikfile("build", "./...") })
+		if err != nil {
+			return err
+		}
+		oneU = append(oneU, d)
+		d, err = timeIt(func() error { return mk() })
+		if err != nil {
+			return err
+		}
+		oneM = append(oneM, d)
+	}
+	report("one app changed: unikfile build ./...", median(oneU), "make", median(oneM))
+	fmt.Printf("load average at the end: %s\n", loadavg())
+	return nil
+}
+
+// writeMonorepo writes n apps, two per services/sNN/Unikfile, and the
+// Makefile; it returns the path of the source file the one-app-changed
+// measurement edits.
+func writeMonorepo(dir string, n int, packer, kernel string) (string, error) {
+	var mk strings.Builder
+	fmt.Fprintf(&mk, "KERNEL := %s\nPACKER := %s\nGOBUILD := CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOWORK=off go build -trimpath -buildvcs=false -ldflags='-s -w -buildid='\n\n", kernel, packer)
+	var all []string
+	var rules strings.Builder
+	for i := 0; i < (n+1)/2; i++ {
+		svc := fmt.Sprintf("services/s%02d", i)
+		var uf strings.Builder
+		var names []string
+		for _, ab := range []string{"a", "b"} {
+			if len(all) == n {
+				break
+			}
+			name := fmt.Sprintf("%s%02d", ab, i)
+			src := filepath.Join(dir, svc, ab)
+			if err := os.MkdirAll(src, 0o755); err != nil {
+				return "", err
+			}
+			os.WriteFile(filepath.Join(src, "go.mod"), []byte("module example.com/"+name+"\n\ngo 1.22\n"), 0o644)
+			if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(appSource(name)), 0o644); err != nil {
+				return "", err
+			}
+			fmt.Fprintf(&uf, "app %q {\n  source   = \"./%s\"\n  language = \"go\"\n}\n", name, ab)
+			names = append(names, "app."+name)
+			out := "out/" + name
+			all = append(all, out+"/image/image.json")
+			fmt.Fprintf(&rules, "%s/app: %s/%s/main.go %s/%s/go.mod\n\tmkdir -p $(@D) && cd %s/%s && $(GOBUILD) -o $(abspath $@) .\n", out, svc, ab, svc, ab, svc, ab)
+			fmt.Fprintf(&rules, "%s/image/image.json: %s/app out/init $(KERNEL)\n\t$(PACKER) image %s %s/app out/init $(KERNEL) %s/image\n\n", out, out, name, out, out)
+		}
+		fmt.Fprintf(&uf, "target \"dev\" {\n  provider = \"qemu\"\n  apps     = [%s]\n}\n", strings.Join(names, ", "))
+		if err := os.WriteFile(filepath.Join(dir, svc, "Unikfile"), []byte(uf.String()), 0o644); err != nil {
+			return "", err
+		}
+	}
+	fmt.Fprintf(&mk, "all: %s\n\nout/init:\n\tmkdir -p out && $(PACKER) init $@\n\n%s", strings.Join(all, " "), rules.String())
+	if err := os.WriteFile(filepath.Join(dir, "Makefile"), []byte(mk.String()), 0o644); err != nil {
+		return "", err
+	}
+	// out/ is make's, not a source of any app.
+	os.WriteFile(filepath.Join(dir, ".unikignore"), []byte("out/\n"), 0o644)
+	return filepath.Join(dir, "services", fmt.Sprintf("s%02d", min(17, (n-1)/2)), "a", "main.go"), nil
+}
+
+func appSource(msg string) string {
+	return "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(" + strconv.Quote(msg) + ") }\n"
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func tail(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return strings.Join(lines, "\n")
+}
