@@ -8,7 +8,10 @@ fn main() {
     let listener = TcpListener::bind(format!("0.0.0.0:{port}")).expect("listen");
     println!("serving on :{port}");
     for stream in listener.incoming() {
-        let Ok(mut s) = stream else { continue };
+        let mut s = match stream {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
         let mut buf = [0u8; 4096];
         if s.read(&mut buf).unwrap_or(0) == 0 {
             continue;
