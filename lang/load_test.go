@@ -149,6 +149,7 @@ func TestLoadFull(t *testing.T) {
 			},
 			Ports:     []int{8080, 9090},
 			MemoryMiB: 1024,
+			MemorySet: true,
 			Linux: LinuxSettings{
 				Kernel:  filepath.Join(dir, "kernels", "vmlinuz"),
 				Cmdline: "console=ttyS0 quiet",
@@ -163,6 +164,7 @@ func TestLoadFull(t *testing.T) {
 			Env:       map[string]string{},
 			Ports:     []int{},
 			MemoryMiB: 512,
+			MemorySet: true,
 		},
 	}
 	if !reflect.DeepEqual(p.Apps, wantApps) {
