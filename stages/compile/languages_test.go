@@ -1,7 +1,6 @@
 package compile
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"debug/elf"
 	"errors"
@@ -330,4 +329,27 @@ func TestCMakeMissingWhenTheProjectNeedsIt(t *testing.T) {
 	}
 }
 
-var _ = bytes.Equal
+
+func TestJDKWithoutJlinkIsNamed(t *testing.T) {
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, "bin"), 0o755)
+	os.WriteFile(filepath.Join(home, "bin", "javac"), []byte("#!/bin/sh\necho javac 17\n"), 0o755)
+	t.Setenv("PATH", filepath.Join(home, "bin"))
+	_, err := compileWith(t, example(t, "java", "java", "Main"), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "has no bin/jlink") || !strings.Contains(err.Error(), "apt-get install openjdk-17-jdk-headless") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestCompilerFlagsAreInTheKey(t *testing.T) {
+	app := example(t, "c", "c", "")
+	cacheDir := t.TempDir()
+	if _, err := compileWith(t, app, cacheDir); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CFLAGS", "-O1")
+	r, err := compileWith(t, app, cacheDir)
+	if err != nil || r.Cached {
+		t.Fatalf("CFLAGS changes the program, so it must recompile: cached=%v err=%v", r != nil && r.Cached, err)
+	}
+}
