@@ -329,7 +329,6 @@ func TestCMakeMissingWhenTheProjectNeedsIt(t *testing.T) {
 	}
 }
 
-
 func TestJDKWithoutJlinkIsNamed(t *testing.T) {
 	home := t.TempDir()
 	os.MkdirAll(filepath.Join(home, "bin"), 0o755)
