@@ -115,6 +115,10 @@ func TestCppCMakeIsDynamicWithItsLibraries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	again, err := compileWith(t, example(t, "cpp", "cpp", ""), t.TempDir())
+	if err != nil || treeDigest(t, filepath.Join(r.Dir, RootfsDir)) != treeDigest(t, filepath.Join(again.Dir, RootfsDir)) {
+		t.Fatalf("two CMake builds differ (err %v)", err)
+	}
 	loader := interp(t, rootfsPath(r, "/app/main"))
 	if loader == "" {
 		t.Fatal("CMake's build is dynamic; the program has no interpreter")
@@ -157,6 +161,10 @@ func TestRustCargoRelease(t *testing.T) {
 	}
 	if _, err := os.Stat(rootfsPath(r, "/app/main")); err != nil {
 		t.Fatal(err)
+	}
+	again, err := compileWith(t, app, t.TempDir())
+	if err != nil || treeDigest(t, filepath.Join(r.Dir, RootfsDir)) != treeDigest(t, filepath.Join(again.Dir, RootfsDir)) {
+		t.Fatalf("two cargo builds differ (err %v)", err)
 	}
 	if _, err := os.Stat(filepath.Join(app.Source, "target")); err == nil {
 		t.Error("cargo wrote target/ into the source folder")
