@@ -53,6 +53,9 @@ type env struct {
 }
 
 func benchmark() error {
+	if *languages {
+		return benchLanguages()
+	}
 	root, err := repoRoot()
 	if err != nil {
 		return err

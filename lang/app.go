@@ -90,6 +90,7 @@ func decodeApp(b *hcl.Block, s *scope, dir string) (*App, hcl.Diagnostics) {
 			d.errorf(attr.Expr.Range(), "Invalid memory size", "%s.", err)
 		} else {
 			app.MemoryMiB = mib
+			app.MemorySet = true
 		}
 	}
 

@@ -151,6 +151,7 @@ func TestLoadFull(t *testing.T) {
 			},
 			Ports:     []int{8080, 9090},
 			MemoryMiB: 1024,
+			MemorySet: true,
 			Linux: LinuxSettings{
 				Kernel:  filepath.Join(dir, "kernels", "vmlinuz"),
 				Cmdline: "console=ttyS0 quiet",
@@ -165,6 +166,7 @@ func TestLoadFull(t *testing.T) {
 			Env:       map[string]string{},
 			Ports:     []int{},
 			MemoryMiB: 512,
+			MemorySet: true,
 		},
 	}
 	if !reflect.DeepEqual(p.Apps, wantApps) {

@@ -46,6 +46,9 @@ type App struct {
 	Ports    []int
 	// MemoryMiB is the guest memory; `memory = "256MiB"` in the Unikfile.
 	MemoryMiB int
+	// MemorySet says the Unikfile set memory; otherwise a bundle that
+	// needs more (a JVM, a large runtime) gets more.
+	MemorySet bool
 	Linux     LinuxSettings
 	Range     hcl.Range // the block's header, for diagnostics
 }

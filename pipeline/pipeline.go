@@ -190,10 +190,12 @@ func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compi
 	caDigest, _ := env.Digests.FileDigest(linux.HostCACerts)
 	cfg := guest.Config{
 		App:   a.Name,
-		Argv:  append([]string{bundle.Manifest.Program}, a.Args...),
-		Env:   sortedEnv(a.Env),
+		Argv:  append(bundle.Manifest.Command(), a.Args...),
+		Env:   appEnv(bundle.Manifest.Env, a.Env),
+		Dir:   bundle.Manifest.Dir,
 		Ports: append([]int(nil), a.Ports...),
 	}
+	memory := appMemory(a, &bundle.Manifest)
 	cfgJSON, _ := json.Marshal(cfg)
 	key := (&cache.Key{}).
 		Add("stage", "package").
@@ -207,7 +209,7 @@ func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compi
 		Add("ca-certificates", caDigest).
 		Add("config", string(cfgJSON)).
 		Add("cmdline", a.Linux.Cmdline).
-		Add("memory", strconv.Itoa(a.MemoryMiB)).
+		Add("memory", strconv.Itoa(memory)).
 		Sum()
 	dir, hit, err := env.Cache.Fill(ctx, "images", key, func(ctx context.Context, dir string) error {
 		_, err := linux.Build(ctx, linux.Input{
@@ -216,7 +218,7 @@ func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compi
 			Kernel:       k,
 			InitBinary:   initBin,
 			ExtraCmdline: a.Linux.Cmdline,
-			MemoryMiB:    a.MemoryMiB,
+			MemoryMiB:    memory,
 		}, dir)
 		return err
 	})
@@ -241,6 +243,28 @@ func ReadImage(dir string) (*pack.Image, error) {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, pack.ImageFile), err)
 	}
 	return &img, nil
+}
+
+// appEnv is the bundle's runtime environment overridden by the app's env.
+func appEnv(runtime []string, app map[string]string) []string {
+	m := map[string]string{}
+	for _, e := range runtime {
+		k, v, _ := strings.Cut(e, "=")
+		m[k] = v
+	}
+	for k, v := range app {
+		m[k] = v
+	}
+	return sortedEnv(m)
+}
+
+// appMemory is the app's memory, raised to what the bundle needs (a
+// runtime, a large image) when the Unikfile does not set it.
+func appMemory(a *lang.App, man *compile.Manifest) int {
+	if !a.MemorySet && man.MemoryMiB > a.MemoryMiB {
+		return man.MemoryMiB
+	}
+	return a.MemoryMiB
 }
 
 func sortedEnv(m map[string]string) []string {

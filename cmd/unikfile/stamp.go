@@ -96,21 +96,33 @@ func (c *cli) replayStamp(path string, rf *runFlags) bool {
 	return true
 }
 
-// sawToolchain records the Go toolchain's binary and its settings file,
-// which `go env` answers from.
+// sawToolchain records the toolchains' binaries, Go's settings file (which
+// `go env` answers from) and the shared-library cache.
 func (c *cli) sawToolchain() {
-	if p, err := exec.LookPath("go"); err == nil {
-		c.digests.Saw(p)
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			c.digests.Saw(real)
+	for _, name := range stampedTools {
+		if p, err := exec.LookPath(name); err == nil {
+			c.digests.Saw(p)
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				c.digests.Saw(real)
+			}
 		}
 	}
+	// Shared libraries packed with dynamic programs: ldconfig rewrites its
+	// cache whenever a package adds or upgrades one.
+	c.digests.Saw("/etc/ld.so.cache")
 	if p := os.Getenv("GOENV"); p != "" && p != "off" {
 		c.digests.Saw(p)
 	} else if dir, err := os.UserConfigDir(); err == nil {
 		c.digests.Saw(filepath.Join(dir, "go", "env"))
 	}
 }
+
+// stampedTools are the programs whose upgrade must invalidate a stamp: the
+// toolchains of every language stages/compile builds. One that is not
+// installed is not recorded: a build that needed it failed and left no
+// stamp.
+var stampedTools = []string{"go", "cc", "gcc", "c++", "g++", "make", "cmake", "strip", "cargo", "rustc",
+	"python3", "pip3", "node", "npm", "javac", "jar", "jdeps", "jlink"}
 
 // writeStamp records a successful build's inputs and output.
 func (c *cli) writeStamp(path string, g *graph.Graph, multi bool, stdout string, imageDirs []string) {

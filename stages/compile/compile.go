@@ -30,6 +30,26 @@ type Manifest struct {
 	Program string `json:"program"`
 	// Key is the cache key the bundle is stored under.
 	Key string `json:"key"`
+	// Argv is the command that starts the app, before its args: for an
+	// interpreted language the interpreter, then the script. Empty means
+	// [Program].
+	Argv []string `json:"argv,omitempty"`
+	// Env is the environment the runtime needs (KEY=value, sorted); the
+	// app's env overrides it.
+	Env []string `json:"env,omitempty"`
+	// Dir is the working directory; "" means /.
+	Dir string `json:"dir,omitempty"`
+	// MemoryMiB is the guest memory the bundle needs when the Unikfile
+	// does not say: the unpacked image plus the runtime's own needs.
+	MemoryMiB int `json:"memory_mib,omitempty"`
+}
+
+// Command is the bundle's command line before the app's args.
+func (m *Manifest) Command() []string {
+	if len(m.Argv) > 0 {
+		return append([]string(nil), m.Argv...)
+	}
+	return []string{m.Program}
 }
 
 // Language compiles apps of one language with the host's toolchain.
@@ -46,13 +66,30 @@ type Language interface {
 	// may depend only on what the cache key covers (source, main), so that
 	// apps built from the same source share one bundle.
 	Program(app *lang.App) string
-	// Build compiles app into rootfs at Program(app). Compiler output goes
-	// to log.
-	Build(ctx context.Context, app *lang.App, rootfs string, log io.Writer) error
+	// Build compiles app into rootfs at Program(app), with what the
+	// program needs at run time, and says how to start it. Compiler output
+	// goes to log.
+	Build(ctx context.Context, app *lang.App, rootfs string, log io.Writer) (Launch, error)
+}
+
+// Launch is how a bundle's program is started; the zero value runs
+// Program(app) with no extra environment from /.
+type Launch struct {
+	Argv      []string // the command before the app's args; empty means [Program(app)]
+	Env       []string // KEY=value the runtime needs
+	Dir       string   // working directory
+	MemoryMiB int      // guest memory the runtime needs besides the image itself (a JVM's heap)
 }
 
 var languages = map[string]Language{
-	"go": goLang{},
+	"go":     goLang{},
+	"elf":    elfLang{},
+	"c":      cLang{cxx: false},
+	"cpp":    cLang{cxx: true},
+	"rust":   rustLang{},
+	"python": pythonLang{},
+	"node":   nodeLang{},
+	"java":   javaLang{},
 }
 
 // Lookup returns the language named name.
@@ -149,10 +186,16 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 		if err := os.MkdirAll(rootfs, 0o755); err != nil {
 			return err
 		}
-		if err := l.Build(ctx, app, rootfs, log); err != nil {
+		launch, err := l.Build(ctx, app, rootfs, log)
+		if err != nil {
 			return err
 		}
-		man := Manifest{App: app.Name, Language: app.Language, Toolchain: tc, Program: l.Program(app), Key: key}
+		man := Manifest{App: app.Name, Language: app.Language, Toolchain: tc, Program: l.Program(app), Key: key,
+			Argv: launch.Argv, Env: launch.Env, Dir: launch.Dir}
+		sort.Strings(man.Env)
+		if man.MemoryMiB, err = memoryFor(rootfs, launch.MemoryMiB); err != nil {
+			return err
+		}
 		b, _ := json.MarshalIndent(man, "", "  ")
 		return os.WriteFile(filepath.Join(dir, ManifestFile), b, 0o644)
 	})

@@ -83,10 +83,10 @@ func TestMissingGoAndUnsupportedLanguage(t *testing.T) {
 	if !errors.As(err, &nf) || !strings.Contains(err.Error(), "install Go") {
 		t.Fatalf("want a NotFoundError saying how to install Go, got %v", err)
 	}
-	app.Language = "rust"
+	app.Language = "cobol"
 	_, err = compileWith(t, app, t.TempDir())
 	var ue *UnsupportedError
-	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "supported: go") {
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "supported: c, cpp, elf, go") {
 		t.Fatalf("want an UnsupportedError, got %v", err)
 	}
 }

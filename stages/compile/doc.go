@@ -1,7 +1,12 @@
 // Package compile turns an app's source into an app bundle: a root
-// filesystem tree holding the program and what it needs, plus the path of
-// the program inside it. Languages are a table (one file each); the local
-// executor runs the host's toolchains.
+// filesystem tree holding the program and what it needs at run time, plus
+// a manifest saying how to start it (the command before the app's
+// arguments, the runtime's environment, the working directory, the memory
+// it needs). Languages are a table (one file each: golang.go, c.go for C
+// and C++, rust.go, python.go, node.go, java.go, elf.go); the local
+// executor runs the host's toolchains, the first in PATH, whose identity
+// is part of every key. Dynamic ELF files get their shared-library
+// closure from elfdeps.
 //
 // It must not know about kernels, images or targets: the package stage joins
 // a bundle with a base, and arguments, environment and ports are applied

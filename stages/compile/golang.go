@@ -126,10 +126,10 @@ func (goLang) Program(app *lang.App) string {
 	return "/app/" + name
 }
 
-func (g goLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.Writer) error {
+func (g goLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.Writer) (Launch, error) {
 	out := filepath.Join(rootfs, filepath.FromSlash(g.Program(app)))
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
+		return Launch{}, err
 	}
 	_, err := run.Run(ctx, run.Cmd{
 		Path:   "go",
@@ -140,9 +140,9 @@ func (g goLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 		Hint:   goHint,
 	})
 	if err != nil {
-		return fmt.Errorf("go build in %s failed:\n%s", app.Source, compilerOutput(err))
+		return Launch{}, fmt.Errorf("go build in %s failed:\n%s", app.Source, compilerOutput(err))
 	}
-	return nil
+	return Launch{}, nil
 }
 
 // compilerOutput is the compiler's own message from a failed run.

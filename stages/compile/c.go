@@ -1,0 +1,256 @@
+package compile
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/unikfile/unikfile/internal/run"
+	"github.com/unikfile/unikfile/lang"
+)
+
+// Hints for the C and C++ toolchains.
+const (
+	gccHint   = "install a C compiler: apt-get install gcc (or set CC)"
+	gxxHint   = "install a C++ compiler: apt-get install g++ (or set CXX)"
+	makeHint  = "install make: apt-get install make"
+	cmakeHint = "install CMake: apt-get install cmake"
+)
+
+// cLang builds C (and, with cxx, C++) apps with the host's compiler, in a
+// copy of the source so that the source stays untouched:
+//   - with CMakeLists.txt: cmake (Release) and cmake --build;
+//   - with a Makefile: make;
+//   - otherwise the source files of the tree (.c; for C++ also .cc, .cpp,
+//     .cxx) are compiled into one static program.
+//
+// The program is main (relative to the source for make, to the build
+// folder for CMake) or the one executable the build produced; it is
+// installed as /app/main, stripped, with its shared-library closure when
+// it is dynamic. CFLAGS/CXXFLAGS carry -ffile-prefix-map so that the build
+// folder's name does not reach the binary.
+type cLang struct{ cxx bool }
+
+func (c cLang) compiler() (name, envVar, hint string) {
+	if c.cxx {
+		return "g++", "CXX", gxxHint
+	}
+	return "gcc", "CC", gccHint
+}
+
+// buildSystem is "cmake", "make" or "" (listed sources).
+func buildSystem(src string) string {
+	if _, err := os.Stat(filepath.Join(src, "CMakeLists.txt")); err == nil {
+		return "cmake"
+	}
+	for _, n := range []string{"GNUmakefile", "makefile", "Makefile"} {
+		if _, err := os.Stat(filepath.Join(src, n)); err == nil {
+			return "make"
+		}
+	}
+	return ""
+}
+
+func (c cLang) cc() (string, string) {
+	name, envVar, hint := c.compiler()
+	if v := os.Getenv(envVar); v != "" {
+		name = v
+	}
+	return name, hint
+}
+
+func (c cLang) Toolchain(ctx context.Context, app *lang.App) (string, error) {
+	cc, hint := c.cc()
+	id, err := toolIdentity(ctx, cc, hint, "--version")
+	if err != nil {
+		return "", err
+	}
+	switch buildSystem(app.Source) {
+	case "cmake":
+		t, err := toolIdentity(ctx, "cmake", cmakeHint, "--version")
+		if err != nil {
+			return "", err
+		}
+		id += "; " + t
+		fallthrough // CMake's default generator runs make
+	case "make":
+		t, err := toolIdentity(ctx, "make", makeHint, "--version")
+		if err != nil {
+			return "", err
+		}
+		id += "; " + t
+	}
+	for _, v := range []string{"CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "LDLIBS"} {
+		id += fmt.Sprintf("; %s=%q", v, os.Getenv(v))
+	}
+	return id, nil
+}
+
+func (cLang) ExtraInputs(*lang.App) ([]string, error) { return nil, nil }
+
+func (cLang) Program(*lang.App) string { return AppDir + "/main" }
+
+func (c cLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.Writer) (Launch, error) {
+	work, err := os.MkdirTemp("", "unikfile-c-")
+	if err != nil {
+		return Launch{}, err
+	}
+	defer os.RemoveAll(work)
+	src := filepath.Join(work, "src")
+	if err := copySourceTo(app.Source, src); err != nil {
+		return Launch{}, err
+	}
+	cc, hint := c.cc()
+	flags := "-O2 -ffile-prefix-map=" + work + "=."
+	env := run.Environ(
+		"CFLAGS="+strings.TrimSpace(os.Getenv("CFLAGS")+" "+flags),
+		"CXXFLAGS="+strings.TrimSpace(os.Getenv("CXXFLAGS")+" "+flags),
+	)
+	name, _, _ := c.compiler()
+	lang := map[bool]string{false: "C", true: "C++"}[c.cxx]
+	fail := func(what string, err error) (Launch, error) {
+		if _, ok := err.(*run.NotFoundError); ok {
+			return Launch{}, err
+		}
+		return Launch{}, fmt.Errorf("%s build of %s (%s) failed:\n%s", lang, app.Name, what, compilerOutput(err))
+	}
+	jobs := strconv.Itoa(runtime.NumCPU())
+	var bin string
+	switch buildSystem(src) {
+	case "cmake":
+		out := filepath.Join(work, "build")
+		ccVar := "-DCMAKE_C_COMPILER=" + cc
+		if c.cxx {
+			ccVar = "-DCMAKE_CXX_COMPILER=" + cc
+		}
+		if _, err := run.Run(ctx, run.Cmd{Path: "cmake", Args: []string{"-S", src, "-B", out, "-DCMAKE_BUILD_TYPE=Release", ccVar}, Env: env, Stdout: log, Stderr: log, Hint: cmakeHint}); err != nil {
+			return fail("cmake", err)
+		}
+		if _, err := run.Run(ctx, run.Cmd{Path: "cmake", Args: []string{"--build", out, "-j", jobs}, Env: env, Stdout: log, Stderr: log, Hint: cmakeHint}); err != nil {
+			return fail("cmake --build", err)
+		}
+		if bin, err = pickProgram(app, out); err != nil {
+			return Launch{}, err
+		}
+	case "make":
+		args := []string{"-j", jobs}
+		if c.cxx {
+			args = append(args, "CXX="+cc)
+		} else {
+			args = append(args, "CC="+cc)
+		}
+		if _, err := run.Run(ctx, run.Cmd{Path: "make", Args: args, Dir: src, Env: env, Stdout: log, Stderr: log, Hint: makeHint}); err != nil {
+			return fail("make", err)
+		}
+		if bin, err = pickProgram(app, src); err != nil {
+			return Launch{}, err
+		}
+	default:
+		srcs, err := sourceFiles(src, c.cxx)
+		if err != nil {
+			return Launch{}, err
+		}
+		if len(srcs) == 0 {
+			return Launch{}, fmt.Errorf("app %s: no %s sources in %s: add a Makefile, a CMakeLists.txt or source files", app.Name, lang, app.Source)
+		}
+		bin = filepath.Join(work, "main")
+		// Static: the program then needs nothing from the host at run time.
+		args := append(strings.Fields(flags), "-static", "-o", bin)
+		args = append(args, srcs...)
+		if _, err := run.Run(ctx, run.Cmd{Path: cc, Args: args, Dir: src, Env: env, Stdout: log, Stderr: log, Hint: hint}); err != nil {
+			return fail(name+" "+strings.Join(srcs, " "), err)
+		}
+	}
+	return installProgram(ctx, bin, rootfs)
+}
+
+// copySourceTo copies app's source (honouring the ignore files) to dst.
+func copySourceTo(src, dst string) error {
+	tmp := dst + ".root"
+	if err := copySource(src, tmp); err != nil {
+		return err
+	}
+	return os.Rename(filepath.Join(tmp, strings.TrimPrefix(AppDir, "/")), dst)
+}
+
+// installProgram puts the built program at /app/main, stripped, with its
+// shared-library closure.
+func installProgram(ctx context.Context, bin, rootfs string) (Launch, error) {
+	if err := checkExecutable(bin); err != nil {
+		return Launch{}, err
+	}
+	out := filepath.Join(rootfs, "app", "main")
+	if err := copyFile(bin, out, 0o755); err != nil {
+		return Launch{}, err
+	}
+	if _, err := run.Run(ctx, run.Cmd{Path: "strip", Args: []string{"--strip-all", out}, Hint: "install binutils: apt-get install binutils"}); err != nil {
+		return Launch{}, fmt.Errorf("strip %s: %w", bin, err)
+	}
+	env, err := closure(rootfs, AppDir+"/main")
+	if err != nil {
+		return Launch{}, err
+	}
+	return Launch{Env: env, Dir: AppDir}, nil
+}
+
+// sourceFiles lists the tree's C (or C and C++) sources, relative, sorted.
+func sourceFiles(dir string, cxx bool) ([]string, error) {
+	exts := map[string]bool{".c": true}
+	if cxx {
+		for _, e := range []string{".cc", ".cpp", ".cxx", ".C"} {
+			exts[e] = true
+		}
+	}
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && exts[filepath.Ext(p)] {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out, err
+}
+
+// pickProgram is main (relative to dir) or the one executable ELF file a
+// build left in dir.
+func pickProgram(app *lang.App, dir string) (string, error) {
+	if app.Main != "" && app.Main != "." {
+		p := filepath.Join(dir, filepath.FromSlash(app.Main))
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("app %s: the build did not produce main = %q (looked for %s)", app.Name, app.Main, p)
+		}
+		return p, nil
+	}
+	var found []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && fi.Mode()&0o111 != 0 && checkExecutable(p) == nil && !strings.HasSuffix(p, ".so") && !strings.Contains(p, ".so.") && !strings.Contains(p, "CMakeFiles") {
+			found = append(found, p)
+		}
+		return nil
+	})
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return "", fmt.Errorf("app %s: the build produced no executable program; set main = \"PATH\" to the program it builds", app.Name)
+	}
+	for i, f := range found {
+		found[i], _ = filepath.Rel(dir, f)
+	}
+	return "", fmt.Errorf("app %s: the build produced several programs (%s); set main = \"PATH\" to the one to run", app.Name, strings.Join(found, ", "))
+}
