@@ -39,6 +39,9 @@ type Env struct {
 	// Timeout bounds the wait for an app to be ready; 0 is the provider's
 	// default.
 	Timeout time.Duration
+	// Executor overrides the Unikfile's build executor (--executor); "" keeps it.
+	Executor string
+	executor *executorChoice
 }
 
 // Image is the output of a package node.
@@ -60,6 +63,7 @@ const initID = "build guest init"
 // BuildGraph returns the graph that builds apps (compile and package).
 func BuildGraph(p *lang.Project, apps []*lang.App, env *Env) *graph.Graph {
 	g := graph.New()
+	env.choice()
 	for _, a := range apps {
 		addPackage(g, p, a, env)
 	}
@@ -69,6 +73,7 @@ func BuildGraph(p *lang.Project, apps []*lang.App, env *Env) *graph.Graph {
 // UpGraph returns the graph that builds the apps of targets and deploys them.
 func UpGraph(p *lang.Project, targets []*lang.Target, env *Env) *graph.Graph {
 	g := graph.New()
+	env.choice()
 	for _, t := range targets {
 		t := t
 		var deps []string
@@ -117,14 +122,7 @@ func addPackage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env) string {
 		return buildInit(ctx, env)
 	}})
 	g.Add(&graph.Node{ID: compileID(a.Name), Run: func(ctx context.Context, _ map[string]any) (any, bool, error) {
-		switch p.Build.Executor {
-		case "", "local":
-		case "auto":
-			graph.Progress(ctx, "executor auto: this version of unikfile has no BuildKit executor yet; using local")
-		default:
-			return nil, false, fmt.Errorf("executor %q (build block of %s) is not available in this version of unikfile; use \"local\"", p.Build.Executor, p.File)
-		}
-		res, err := compile.Compile(ctx, a, compile.Options{Cache: env.Cache, ToolVersion: env.ToolVersion, Log: env.Log})
+		res, err := compileApp(ctx, p, a, env)
 		if err != nil {
 			return nil, false, err
 		}

@@ -120,7 +120,12 @@ func (c *cli) pipelineEnv(withState bool) (*pipeline.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersion()}
+	switch c.executor {
+	case "", "local", "buildkit", "auto":
+	default:
+		return nil, fmt.Errorf("--executor %q: use local, buildkit or auto", c.executor)
+	}
+	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersion(), Executor: c.executor}
 	if withState {
 		st, dir, err := c.stateStore()
 		if err != nil {
