@@ -286,3 +286,56 @@ func TestAutoUsesBuildKit(t *testing.T) {
 		t.Errorf("note %q", note)
 	}
 }
+
+// Remote cache: a build exports its cache to the registry; buildkitd's state
+// and unikfile's cache are wiped (a new machine); the next build imports the
+// cache and BuildKit does not run the compiler. The same holds for a local
+// cache folder.
+func TestRemoteCacheAcrossMachines(t *testing.T) {
+	needDaemons(t)
+	own, err := testenv.StartBuildKit(mkdir(filepath.Join(t.TempDir(), "bk")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { own.Stop() })
+	app := helloApp(t, strings.Replace(helloMain, "hello from buildkit", "hello from the remote cache", 1))
+	ref := registry.Addr + "/unikfile/cache:hello"
+	localCache := filepath.Join(t.TempDir(), "buildcache")
+	ctx := context.Background()
+
+	first := selectBuildKit(t, Settings{Host: own.Addr, CacheTo: []lang.CacheSpec{
+		{Type: "registry", Attrs: map[string]string{"ref": ref, "mode": "max", "registry.insecure": "true"}},
+		{Type: "local", Attrs: map[string]string{"dest": localCache, "mode": "max"}},
+	}})
+	out1, err := first.Compile(ctx, app, Options{Cache: openCache(t), ToolVersion: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out1.StepCached {
+		t.Fatal("the first build on a fresh buildkitd was a BuildKit cache hit")
+	}
+	first.Close()
+
+	for _, from := range []lang.CacheSpec{
+		{Type: "registry", Attrs: map[string]string{"ref": ref, "registry.insecure": "true"}},
+		{Type: "local", Attrs: map[string]string{"src": localCache}},
+	} {
+		if own, err = own.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		ex := selectBuildKit(t, Settings{Host: own.Addr, CacheFrom: []lang.CacheSpec{from}})
+		out, err := ex.Compile(ctx, app, Options{Cache: openCache(t), ToolVersion: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Cached {
+			t.Fatalf("%s: the bundle came from unikfile's cache, which was new", from.Type)
+		}
+		if !out.StepCached {
+			t.Errorf("cache_from type=%s: buildkitd with wiped state ran the compiler instead of using the imported cache", from.Type)
+		}
+		if !bytes.Equal(program(t, out.Result), program(t, out1.Result)) {
+			t.Errorf("cache_from type=%s: the binary differs from the one that was cached", from.Type)
+		}
+	}
+}
