@@ -121,7 +121,7 @@ func shortErr(err error) string {
 	if i := strings.LastIndex(s, "desc = "); i >= 0 {
 		s = s[i+len("desc = "):]
 	}
-	return s
+	return strings.Trim(s, `"`)
 }
 
 // connect opens a client to s.Host and checks, within timeout, that a
