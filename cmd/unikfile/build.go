@@ -24,6 +24,8 @@ func (c *cli) buildCommand() *cobra.Command {
 		Short: "Compile and package apps into images (all apps by default)",
 		Example: `  unikfile build              # every app of ./Unikfile
   unikfile build hello        # one app
+  UNIKFILE_BUILDKIT_HOST=tcp://buildkit:1234 unikfile build   # compile on a remote buildkitd
+  unikfile build --executor auto   # BuildKit if one answers at buildkit_host, else the local toolchain
   unikfile build --json | jq -r '.[0].digest'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := c.load()
