@@ -210,8 +210,12 @@ func (e *Executor) solve(ctx context.Context, app *lang.App, def *llb.Definition
 		return nil
 	})
 	eg.Go(func() error {
-		// The display drains shown until it is closed, even when ctx ends.
+		// The display drains shown until it is closed, even when ctx ends;
+		// should it stop early, the rest is drained here so that the solve
+		// never blocks on its status channel.
 		_, err := disp.UpdateFrom(context.WithoutCancel(ctx), shown)
+		for range shown {
+		}
 		return err
 	})
 	_, solveErr := e.c.Solve(ctx, def, opt, status)
