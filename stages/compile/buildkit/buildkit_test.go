@@ -18,10 +18,13 @@ import (
 	"github.com/unikfile/unikfile/stages/compile"
 )
 
-// The daemons every test here shares: a registry holding the builder image
-// and buildkitd. Tests that wipe buildkitd start their own.
+// The daemons the tests here share, started by the first test that needs
+// them: a registry holding the builder image, and buildkitd. Tests that
+// wipe buildkitd start their own.
 var (
-	missing  string // why the daemons cannot run here
+	missing  = testenv.Missing() // why the daemons cannot run here
+	setup    sync.Once
+	setupErr error
 	registry *testenv.Registry
 	bk       *testenv.BuildKit
 	builder  string // the Go builder image in registry
@@ -29,34 +32,34 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		if missing = testenv.Missing(); missing != "" {
-			return m.Run()
-		}
-		var err error
-		tmpRoot, err = os.MkdirTemp("", "unikfile-buildkit-")
-		if err != nil {
-			panic(err)
-		}
-		defer os.RemoveAll(tmpRoot)
-		fail := func(err error) int { fmt.Fprintln(os.Stderr, "test setup:", err); return 1 }
-		if registry, err = testenv.StartRegistry(mkdir(filepath.Join(tmpRoot, "registry"))); err != nil {
-			return fail(err)
-		}
-		defer registry.Stop()
-		if bk, err = testenv.StartBuildKit(mkdir(filepath.Join(tmpRoot, "buildkit"))); err != nil {
-			return fail(err)
-		}
-		defer func() { bk.Stop() }()
-		builder = registry.Addr + "/unikfile/go:" + testenv.GoVersion()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		if err := testenv.PushGoBuilder(ctx, bk.Addr, builder); err != nil {
-			return fail(err)
-		}
-		return m.Run()
-	}()
+	code := m.Run()
+	if bk != nil {
+		bk.Stop()
+	}
+	if registry != nil {
+		registry.Stop()
+	}
+	if tmpRoot != "" {
+		os.RemoveAll(tmpRoot)
+	}
 	os.Exit(code)
+}
+
+func startDaemons() error {
+	var err error
+	if tmpRoot, err = os.MkdirTemp("", "unikfile-buildkit-"); err != nil {
+		return err
+	}
+	if registry, err = testenv.StartRegistry(mkdir(filepath.Join(tmpRoot, "registry"))); err != nil {
+		return err
+	}
+	if bk, err = testenv.StartBuildKit(mkdir(filepath.Join(tmpRoot, "buildkit"))); err != nil {
+		return err
+	}
+	builder = registry.Addr + "/unikfile/go:" + testenv.GoVersion()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	return testenv.PushGoBuilder(ctx, bk.Addr, builder)
 }
 
 func mkdir(p string) string {
@@ -70,6 +73,10 @@ func needDaemons(t *testing.T) {
 	t.Helper()
 	if missing != "" {
 		t.Skip(missing)
+	}
+	setup.Do(func() { setupErr = startDaemons() })
+	if setupErr != nil {
+		t.Fatalf("starting buildkitd and the registry: %v", setupErr)
 	}
 }
 

@@ -1,6 +1,8 @@
 package buildkit
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/unikfile/unikfile/lang"
@@ -40,5 +42,35 @@ func TestExcludesAreTheIgnoredPaths(t *testing.T) {
 	}
 	if escapePattern("a[1]*b?") != `a\[1\]\*b\?` {
 		t.Errorf("escapePattern = %q", escapePattern("a[1]*b?"))
+	}
+}
+
+func TestCacheOptionsLocalPaths(t *testing.T) {
+	dir := t.TempDir()
+	e := &Executor{s: Settings{ProjectDir: dir}}
+	exports, err := e.cacheOptions([]lang.CacheSpec{
+		{Type: "local", Attrs: map[string]string{"dest": ".buildcache", "mode": "max"}},
+		{Type: "registry", Attrs: map[string]string{"ref": "r.example.com/a:cache", "mode": "max"}},
+	}, "dest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exports) != 2 || exports[0].Attrs["dest"] != filepath.Join(dir, ".buildcache") || exports[1].Attrs["ref"] != "r.example.com/a:cache" {
+		t.Errorf("exports = %+v", exports)
+	}
+	// A local cache that was never written is an empty cache, not an error.
+	imports, err := e.cacheOptions([]lang.CacheSpec{{Type: "local", Attrs: map[string]string{"src": ".buildcache"}}}, "src")
+	if err != nil || len(imports) != 0 {
+		t.Errorf("imports of a missing local cache = %+v, %v; want none", imports, err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, ".buildcache"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".buildcache", "index.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	imports, _ = e.cacheOptions([]lang.CacheSpec{{Type: "local", Attrs: map[string]string{"src": ".buildcache"}}}, "src")
+	if len(imports) != 1 || imports[0].Attrs["src"] != filepath.Join(dir, ".buildcache") {
+		t.Errorf("imports = %+v", imports)
 	}
 }
