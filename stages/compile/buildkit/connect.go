@@ -101,32 +101,55 @@ type UnreachableError struct {
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("no buildkitd answers at %s (%v); start one there (as root: buildkitd --addr %s, with runc installed), "+
+	var start string
+	switch scheme, rest, _ := strings.Cut(e.Host, "://"); scheme {
+	case "docker-container":
+		start = fmt.Sprintf("start a container named %s that runs buildkitd (docker run -d --name %s --privileged moby/buildkit)", rest, rest)
+	case "kube-pod":
+		start = fmt.Sprintf("check that kubectl reaches the cluster and pod %s runs buildkitd", rest)
+	default:
+		start = fmt.Sprintf("start one there (as root: buildkitd --addr %s, with runc installed)", e.Host)
+	}
+	return fmt.Sprintf("no buildkitd answers at %s (%s); %s, "+
 		"point %s or buildkit_host in the Unikfile's build block at a running buildkitd, or compile locally with --executor local",
-		e.Host, shortErr(e.Err), hostForHint(e.Host), HostEnv)
+		e.Host, shortErr(e.Err), start, HostEnv)
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
-func hostForHint(h string) string {
-	if strings.HasPrefix(h, "unix://") || strings.HasPrefix(h, "tcp://") {
-		return h
+// schemes are the addresses unikfile can reach buildkitd at.
+var schemes = []string{"unix", "tcp", "docker-container", "kube-pod"}
+
+func checkHost(h string) error {
+	scheme, rest, ok := strings.Cut(h, "://")
+	for _, s := range schemes {
+		if ok && scheme == s && rest != "" {
+			return nil
+		}
 	}
-	return DefaultHost
+	return fmt.Errorf("buildkitd address %q: write unix:///path/to/buildkitd.sock, tcp://host:port, docker-container://NAME or kube-pod://NAME (set in %s or the build block's buildkit_host)", h, HostEnv)
 }
 
-// shortErr drops gRPC's wrapping from a connection error.
+// shortErr drops gRPC's wrapping from a connection error and keeps its
+// last 400 characters.
 func shortErr(err error) string {
 	s := err.Error()
 	if i := strings.LastIndex(s, "desc = "); i >= 0 {
 		s = s[i+len("desc = "):]
 	}
-	return strings.Trim(s, `"`)
+	s = strings.TrimSpace(strings.ReplaceAll(strings.Trim(s, `"`), `\n`, " "))
+	if len(s) > 400 {
+		s = "..." + s[len(s)-400:]
+	}
+	return s
 }
 
 // connect opens a client to s.Host and checks, within timeout, that a
 // buildkitd answers and has a worker.
 func connect(ctx context.Context, s Settings, timeout time.Duration) (*client.Client, error) {
+	if err := checkHost(s.Host); err != nil {
+		return nil, err
+	}
 	var opts []client.ClientOpt
 	if strings.HasPrefix(s.Host, "tcp://") && (s.TLSCACert != "" || s.TLSCert != "") {
 		if s.TLSCACert != "" {
@@ -174,6 +197,11 @@ func Select(ctx context.Context, s Settings) (ex *Executor, note string, err err
 	switch s.Executor {
 	case "local", "":
 		return nil, "", nil
+	}
+	if err := checkHost(s.Host); err != nil {
+		return nil, "", err
+	}
+	switch s.Executor {
 	case "buildkit":
 		c, err := connect(ctx, s, probeTimeout)
 		if err != nil {

@@ -1,8 +1,11 @@
 package buildkit
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/unikfile/unikfile/lang"
@@ -72,5 +75,27 @@ func TestCacheOptionsLocalPaths(t *testing.T) {
 	imports, _ = e.cacheOptions([]lang.CacheSpec{{Type: "local", Attrs: map[string]string{"src": ".buildcache"}}}, "src")
 	if len(imports) != 1 || imports[0].Attrs["src"] != filepath.Join(dir, ".buildcache") {
 		t.Errorf("imports = %+v", imports)
+	}
+}
+
+func TestBadAddress(t *testing.T) {
+	for _, host := range []string{"ftp://x", "buildkit.example.com:1234", "unix://"} {
+		for _, executor := range []string{"buildkit", "auto"} {
+			_, _, err := Select(context.Background(), Settings{Executor: executor, Host: host})
+			if err == nil || !strings.Contains(err.Error(), "write unix:///path/to/buildkitd.sock, tcp://host:port") {
+				t.Errorf("%s at %q: err = %v; want the address forms", executor, host, err)
+			}
+		}
+	}
+}
+
+func TestConnectionHelperHints(t *testing.T) {
+	e := &UnreachableError{Host: "docker-container://bk", Err: errors.New("exit status 1")}
+	if !strings.Contains(e.Error(), "start a container named bk that runs buildkitd") {
+		t.Errorf("docker-container hint: %v", e)
+	}
+	e = &UnreachableError{Host: "kube-pod://bk", Err: errors.New("exit status 1")}
+	if !strings.Contains(e.Error(), "pod bk runs buildkitd") {
+		t.Errorf("kube-pod hint: %v", e)
 	}
 }
