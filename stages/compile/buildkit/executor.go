@@ -121,7 +121,11 @@ func (e *Executor) Compile(ctx context.Context, app *lang.App, opts Options) (*O
 		}
 		source := llb.Local("source", llb.ExcludePatterns(ex), llb.SharedKeyHint("unikfile:"+app.Source),
 			llb.WithCustomNamef("[%s] source %s", app.Name, app.Source))
-		step := fmt.Sprintf("[%s] %s build %s", app.Name, app.Language, app.Main)
+		main := app.Main
+		if main == "" {
+			main = "."
+		}
+		step := fmt.Sprintf("[%s] %s build %s", app.Name, app.Language, main)
 		st := ll.Compile(app, builder, source, program, step)
 		def, err := st.Marshal(ctx, llb.Platform(amd64))
 		if err != nil {
