@@ -175,16 +175,25 @@ type BuildKit struct {
 // StartBuildKit starts buildkitd with its state in dir/root and its socket
 // in dir.
 func StartBuildKit(dir string) (*BuildKit, error) {
+	sock := filepath.Join(dir, "buildkitd.sock")
+	os.Remove(sock)
+	return StartBuildKitAt(dir, "unix://"+sock, nil, nil)
+}
+
+// StartBuildKitAt starts buildkitd listening on addr with extra arguments
+// (e.g. TLS files); ping checks that it answers (nil: a plain client).
+func StartBuildKitAt(dir, addr string, extra []string, ping func(addr string) error) (*BuildKit, error) {
 	bin, err := Tool("buildkitd")
 	if err != nil {
 		return nil, err
 	}
+	if ping == nil {
+		ping = plainPing
+	}
 	root := filepath.Join(dir, "root")
-	sock := filepath.Join(dir, "buildkitd.sock")
-	os.Remove(sock)
-	addr := "unix://" + sock
 	logPath := filepath.Join(dir, "buildkitd.log")
-	d, err := start(bin, []string{"--oci-worker=true", "--containerd-worker=false", "--root", root, "--addr", addr}, logPath)
+	args := append([]string{"--oci-worker=true", "--containerd-worker=false", "--root", root, "--addr", addr}, extra...)
+	d, err := start(bin, args, logPath)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +218,7 @@ func (b *BuildKit) Restart() (*BuildKit, error) {
 	return StartBuildKit(b.dir)
 }
 
-func ping(addr string) error {
+func plainPing(addr string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c, err := client.New(ctx, addr)
