@@ -84,6 +84,9 @@ func benchmark() error {
 
 	fmt.Printf("unikfile bench: %s, %d CPUs, %s, accel %s; medians of %d builds and %d boots per side\n\n", runtime.Version(), runtime.NumCPU(), kernelVersion(e.kernel), *accel, *runs, *boots)
 	defer e.unikfile("down")
+	if *buildkitOnly {
+		return buildkitBench(e, root)
+	}
 
 	// 1. Cold build against the bare steps.
 	var cold, bare []time.Duration
@@ -147,7 +150,9 @@ func benchmark() error {
 	}
 	report("boot to first response: unikfile up", median(upBoot), "plain qemu command line", median(plainBoot))
 	report("  same, fastest of each side", minimum(upBoot), "plain qemu command line", minimum(plainBoot))
-	return nil
+
+	// 4. The BuildKit executor against the local one (bench/buildkit.go).
+	return buildkitBench(e, root)
 }
 
 func report(name string, got time.Duration, baseName string, base time.Duration) {

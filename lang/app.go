@@ -17,6 +17,7 @@ var appSchema = &hcl.BodySchema{
 		{Name: "env"},
 		{Name: "ports"},
 		{Name: "memory"},
+		{Name: "builder"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "linux"}},
 }
@@ -58,6 +59,7 @@ func decodeApp(b *hcl.Block, s *scope, dir string) (*App, hcl.Diagnostics) {
 	app.Base = d.choice("base", "linux", bases)
 	app.Main, _ = d.str("main", "")
 	app.Args = d.strList("args")
+	app.Builder, _ = d.str("builder", "")
 
 	envs, _ := d.pairs("env", cty.String)
 	for _, p := range envs {

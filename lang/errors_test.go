@@ -352,6 +352,30 @@ target "t" {
 build {
   executor = "docker"
 }`, want: "executor must be one of: local, buildkit, auto", line: 3, col: 14},
+		{name: "cache spec without type", src: `
+build {
+  cache_from = ["ref=registry.example.com/a:cache"]
+}`, want: "has no type: start it with type=registry or type=local", line: 3, col: 17},
+		{name: "cache spec of an unknown type", src: `
+build {
+  cache_to = ["type=redis,ref=x"]
+}`, want: `cache type "redis" is not one of: registry, local`, line: 3, col: 15},
+		{name: "cache spec not key=value", src: `
+build {
+  cache_to = ["type=registry,mode"]
+}`, want: `"mode" is not key=value`, line: 3, col: 15},
+		{name: "registry cache without ref", src: `
+build {
+  cache_to = ["type=registry,mode=max"]
+}`, want: "A registry cache in cache_to needs ref=...", line: 3, col: 15},
+		{name: "local cache import without src", src: `
+build {
+  cache_from = ["type=local,dest=x"]
+}`, want: "A local cache in cache_from needs src=...", line: 3, col: 17},
+		{name: "cache_from not a list", src: `
+build {
+  cache_from = "type=local,src=x"
+}`, want: "list of string required", line: 3, col: 16},
 		{name: "variable without value", src: `
 variable "region" {
   type = string

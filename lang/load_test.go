@@ -105,7 +105,10 @@ target "prod" {
 }
 
 build {
-  executor = "buildkit"
+  executor      = "buildkit"
+  buildkit_host = "tcp://buildkit.example.com:1234"
+  cache_from    = ["type=registry,ref=registry.example.com/api:cache", "type=local,src=.cache/bk"]
+  cache_to      = ["type=registry,\"ref=registry.example.com/api:cache\",mode=max,registry.insecure=true"]
 }
 `
 
@@ -199,8 +202,16 @@ func TestLoadFull(t *testing.T) {
 	if !reflect.DeepEqual(p.Targets, wantTargets) {
 		t.Errorf("Targets:\n got %s\nwant %s", dump(p.Targets), dump(wantTargets))
 	}
-	if p.Build.Executor != "buildkit" {
-		t.Errorf("Build.Executor = %q; want buildkit", p.Build.Executor)
+	wantBuild := Build{
+		Executor: "buildkit", ExecutorSet: true, BuildKitHost: "tcp://buildkit.example.com:1234",
+		CacheFrom: []CacheSpec{
+			{Type: "registry", Attrs: map[string]string{"ref": "registry.example.com/api:cache"}},
+			{Type: "local", Attrs: map[string]string{"src": ".cache/bk"}},
+		},
+		CacheTo: []CacheSpec{{Type: "registry", Attrs: map[string]string{"ref": "registry.example.com/api:cache", "mode": "max", "registry.insecure": "true"}}},
+	}
+	if !reflect.DeepEqual(p.Build, wantBuild) {
+		t.Errorf("Build:\n got %s\nwant %s", dump(p.Build), dump(wantBuild))
 	}
 	if p.App("web") != p.Apps[1] || p.Target("prod") != p.Targets[1] || p.App("nope") != nil {
 		t.Errorf("Project.App/Target lookups are wrong")

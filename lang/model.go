@@ -49,8 +49,11 @@ type App struct {
 	// MemorySet says the Unikfile set memory; otherwise a bundle that
 	// needs more (a JVM, a large runtime) gets more.
 	MemorySet bool
-	Linux     LinuxSettings
-	Range     hcl.Range // the block's header, for diagnostics
+	// Builder is the image the buildkit executor compiles in; "" is the
+	// language's default (golang:<host Go version> for Go).
+	Builder string
+	Linux   LinuxSettings
+	Range   hcl.Range // the block's header, for diagnostics
 }
 
 // LinuxSettings is the app's optional `linux { ... }` block.
@@ -97,7 +100,23 @@ type QEMUSettings struct {
 
 // Build is the optional project-wide `build { ... }` block.
 type Build struct {
-	Executor string // local (default)
+	Executor string // local (default) | buildkit | auto
+	// ExecutorSet is true when the Unikfile names the executor (so that
+	// UNIKFILE_BUILDKIT_HOST does not override an explicit "local").
+	ExecutorSet bool
+	// BuildKitHost is buildkitd's address (unix://, tcp://,
+	// docker-container://, kube-pod://); "" is BuildKit's default socket.
+	BuildKitHost string
+	// CacheFrom and CacheTo are BuildKit cache imports and exports, as
+	// BuildKit names them: type=registry,ref=...,mode=max or type=local,src=/dest=.
+	CacheFrom []CacheSpec
+	CacheTo   []CacheSpec
+}
+
+// CacheSpec is one BuildKit cache import or export: its type and attributes.
+type CacheSpec struct {
+	Type  string
+	Attrs map[string]string
 }
 
 // AppRef is a reference from a target to an app of another Unikfile:

@@ -44,6 +44,9 @@ type Env struct {
 	// from their metadata when they did not change.
 	Digests *cache.StatCache
 	memo    memo
+	// Executor overrides the Unikfile's build executor (--executor); "" keeps it.
+	Executor string
+	executor *executorChoice
 }
 
 // Image is the output of a package node.
@@ -130,15 +133,9 @@ func addPackage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env) string {
 	g.Add(&graph.Node{ID: initID, Run: func(ctx context.Context, _ map[string]any) (any, bool, error) {
 		return buildInit(ctx, env)
 	}})
+	env.choice() // while the graph is built: compile nodes share it
 	g.Add(&graph.Node{ID: compileID(a.Name), Run: func(ctx context.Context, _ map[string]any) (any, bool, error) {
-		switch p.Build.Executor {
-		case "", "local":
-		case "auto":
-			graph.Progress(ctx, "executor auto: this version of unikfile has no BuildKit executor yet; using local")
-		default:
-			return nil, false, fmt.Errorf("executor %q (build block of %s) is not available in this version of unikfile; use \"local\"", p.Build.Executor, p.File)
-		}
-		res, err := compile.Compile(ctx, a, compile.Options{Cache: env.Cache, ToolVersion: env.ToolVersion, Log: env.Log, Digests: env.Digests, Memo: &env.memo.toolchains})
+		res, err := compileApp(ctx, p, a, env)
 		if err != nil {
 			return nil, false, err
 		}

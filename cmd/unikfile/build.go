@@ -48,6 +48,8 @@ tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
   unikfile build ./... --changed-since origin/main
   unikfile build --format vmdk          # a BIOS-booting streamOptimized VMDK
   unikfile build --format qcow2 --boot uefi
+  UNIKFILE_BUILDKIT_HOST=tcp://buildkit:1234 unikfile build   # compile on a remote buildkitd
+  unikfile build --executor auto        # BuildKit if one answers at buildkit_host, else the local toolchain
   unikfile build --json | jq -r '.[0].digest'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := pipeline.CheckFormat(format, boot); err != nil {
@@ -233,10 +235,15 @@ func (c *cli) pipelineEnv(withState bool) (*pipeline.Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	switch c.executor {
+	case "", "local", "buildkit", "auto":
+	default:
+		return nil, fmt.Errorf("--executor %q: use local, buildkit or auto", c.executor)
+	}
 	if c.digests == nil {
 		c.digests = cache.OpenStatCache(filepath.Join(cs.Dir(), "statcache"))
 	}
-	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersionFrom(c.digests), Digests: c.digests}
+	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersionFrom(c.digests), Digests: c.digests, Executor: c.executor}
 	if withState {
 		st, dir, err := c.stateStore()
 		if err != nil {

@@ -30,6 +30,7 @@ type cli struct {
 	jobs     int
 	cacheDir string
 	stateDir string
+	executor string
 	stdout   io.Writer
 	stderr   io.Writer
 
@@ -68,6 +69,7 @@ app's own status.`,
 	pf.IntVarP(&c.jobs, "jobs", "j", runtime.NumCPU(), "how many stages run at once")
 	pf.StringVar(&c.cacheDir, "cache-dir", "", "cache directory (default: $UNIKFILE_CACHE_DIR or ~/.cache/unikfile)")
 	pf.StringVar(&c.stateDir, "state-dir", "", "instance state directory (default: $UNIKFILE_STATE_DIR or ~/.local/state/unikfile)")
+	pf.StringVar(&c.executor, "executor", "", "compile executor: local, buildkit or auto (default: the Unikfile's build block; buildkit when UNIKFILE_BUILDKIT_HOST is set)")
 	root.AddCommand(
 		c.initCommand(),
 		c.validateCommand(),

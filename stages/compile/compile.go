@@ -150,30 +150,16 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w", app.Name, err)
 	}
-	// Folders are named relative to the source, so that a project moved
-	// or cloned elsewhere keeps its keys (the builds are -trimpath).
-	var src strings.Builder
-	for _, dir := range append([]string{app.Source}, extra...) {
-		m, err := ignore.Load(dir)
-		if err != nil {
-			return nil, err
-		}
-		d, err := cache.TreeDigestWith(dir, m, opts.Digests)
-		if err != nil {
-			return nil, fmt.Errorf("digest %s: %w", dir, err)
-		}
-		rel, err := filepath.Rel(app.Source, dir)
-		if err != nil {
-			rel = dir
-		}
-		fmt.Fprintf(&src, "%s %s\n", filepath.ToSlash(rel), d)
+	src, err := SourceDigest(app, extra, opts.Digests)
+	if err != nil {
+		return nil, err
 	}
 	key := (&cache.Key{}).
 		Add("stage", "compile").
 		Add("tool", opts.ToolVersion).
 		Add("language", app.Language).
 		Add("toolchain", tc).
-		Add("source", src.String()).
+		Add("source", src).
 		Add("main", app.Main).
 		Add("program", l.Program(app)).
 		Sum()
@@ -190,20 +176,18 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 		if err != nil {
 			return err
 		}
-		man := Manifest{App: app.Name, Language: app.Language, Toolchain: tc, Program: l.Program(app), Key: key,
-			Argv: launch.Argv, Env: launch.Env, Dir: launch.Dir}
-		sort.Strings(man.Env)
-		if man.MemoryMiB, err = memoryFor(rootfs, launch.MemoryMiB); err != nil {
-			return err
-		}
-		b, _ := json.MarshalIndent(man, "", "  ")
-		return os.WriteFile(filepath.Join(dir, ManifestFile), b, 0o644)
+		return FinishBundle(dir, Manifest{App: app.Name, Language: app.Language, Toolchain: tc, Program: l.Program(app), Key: key}, launch)
 	})
 	if err != nil {
 		return nil, err
 	}
-	// Always read the manifest from the entry: another app (or process) with
-	// the same key may have filled it.
+	return ReadBundle(dir, hit)
+}
+
+// ReadBundle reads the bundle in a cache entry. The manifest is always read
+// from the entry: another app (or process) with the same key may have
+// filled it.
+func ReadBundle(dir string, cached bool) (*Result, error) {
 	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
 	if err != nil {
 		return nil, err
@@ -212,5 +196,44 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 	if err := json.Unmarshal(b, &man); err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", dir, err)
 	}
-	return &Result{Dir: dir, Manifest: man, Cached: hit}, nil
+	return &Result{Dir: dir, Manifest: man, Cached: cached}, nil
+}
+
+// FinishBundle completes man with how to launch the program and the memory
+// the bundle needs, and writes it into the bundle directory dir, whose
+// rootfs is complete. Every executor ends a compile with it, so that the
+// same tree gives the same manifest.
+func FinishBundle(dir string, man Manifest, launch Launch) error {
+	man.Argv, man.Env, man.Dir = launch.Argv, launch.Env, launch.Dir
+	sort.Strings(man.Env)
+	var err error
+	if man.MemoryMiB, err = memoryFor(filepath.Join(dir, RootfsDir), launch.MemoryMiB); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(man, "", "  ")
+	return os.WriteFile(filepath.Join(dir, ManifestFile), b, 0o644)
+}
+
+// SourceDigest digests app.Source and the extra input folders, honouring
+// their ignore files, through sc when set (nil reads every file). Folders are named relative to the source, so that a
+// project moved or cloned elsewhere keeps its keys (the builds are
+// -trimpath).
+func SourceDigest(app *lang.App, extra []string, sc *cache.StatCache) (string, error) {
+	var src strings.Builder
+	for _, dir := range append([]string{app.Source}, extra...) {
+		m, err := ignore.Load(dir)
+		if err != nil {
+			return "", err
+		}
+		d, err := cache.TreeDigestWith(dir, m, sc)
+		if err != nil {
+			return "", fmt.Errorf("digest %s: %w", dir, err)
+		}
+		rel, err := filepath.Rel(app.Source, dir)
+		if err != nil {
+			rel = dir
+		}
+		fmt.Fprintf(&src, "%s %s\n", filepath.ToSlash(rel), d)
+	}
+	return src.String(), nil
 }

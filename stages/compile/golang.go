@@ -30,7 +30,7 @@ type goLang struct{}
 // buildEnv is the environment of every go command for app: a static
 // linux/amd64 build that reads nothing outside the module (no go.work).
 func buildEnv() []string {
-	return run.Environ("CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOWORK=off")
+	return run.Environ(GoBuildEnv...)
 }
 
 // Toolchain is what `go env` says, in the app's folder and the build's
@@ -104,6 +104,18 @@ func (goLang) ExtraInputs(app *lang.App) ([]string, error) {
 	return dirs, nil
 }
 
+// GoBuildArgs are the arguments of the go command that compiles app's main
+// package into out: every executor uses them, so that the same source and
+// toolchain give the same bytes wherever they are compiled.
+func GoBuildArgs(app *lang.App, out string) []string {
+	return []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, goMain(app)}
+}
+
+// GoBuildEnv is the environment the go command runs with (besides PATH,
+// HOME and the caches): a static linux/amd64 build that reads nothing
+// outside the module.
+var GoBuildEnv = []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOWORK=off"}
+
 // goMain is the package to build, as a relative import path.
 func goMain(app *lang.App) string {
 	main := app.Main
@@ -133,7 +145,7 @@ func (g goLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 	}
 	_, err := run.Run(ctx, run.Cmd{
 		Path:   "go",
-		Args:   []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, goMain(app)},
+		Args:   GoBuildArgs(app, out),
 		Dir:    app.Source,
 		Env:    buildEnv(),
 		Stderr: log,
