@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -143,8 +144,9 @@ func (c *cli) runGraph(ctx context.Context, g *graph.Graph) (map[string]*graph.R
 }
 
 func (c *cli) upCommand() *cobra.Command {
-	var attach, jsonOut bool
+	var attach, jsonOut, watching bool
 	var timeout time.Duration
+	var wf watchFlags
 	cmd := &cobra.Command{
 		Use:   "up [TARGET...]",
 		Short: "Build what changed and bring targets up (all targets by default)",
@@ -158,8 +160,15 @@ foreground, streams the console, and exits with the app's exit status.`,
 		Example: `  unikfile up                 # every target
   unikfile up dev             # one target
   unikfile up --attach        # foreground; Ctrl-C stops the VM
-  unikfile up --var port=9090`,
+  unikfile up --var port=9090
+  unikfile up --watch         # stay, and serve each saved edit (see unikfile watch --help)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if watching {
+				if attach || jsonOut || len(args) > 1 {
+					return errors.New("--watch runs one target in the foreground like `unikfile watch`: it takes at most one TARGET and no --attach or --json")
+				}
+				return c.runWatch(cmd.Context(), strings.Join(args, ""), wf, timeout)
+			}
 			p, err := c.load()
 			if err != nil {
 				return err
@@ -230,6 +239,8 @@ foreground, streams the console, and exits with the app's exit status.`,
 	cmd.Flags().BoolVar(&attach, "attach", false, "stay in the foreground with the console; exit with the app's status")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait for each app to be ready (default: 2m under TCG emulation, 30s with KVM)")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the instances as JSON")
+	cmd.Flags().BoolVar(&watching, "watch", false, "stay in the foreground and rebuild and swap apps as their files change (unikfile watch)")
+	wf.add(cmd, false)
 	return cmd
 }
 
