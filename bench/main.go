@@ -72,6 +72,9 @@ func benchmark() error {
 
 	fmt.Printf("unikfile bench: %s, %d CPUs, %s, accel %s; medians of %d builds and %d boots per side\n\n", runtime.Version(), runtime.NumCPU(), kernelVersion(e.kernel), *accel, *runs, *boots)
 	defer e.unikfile("down")
+	if *watchOnly {
+		return benchWatch(e)
+	}
 
 	// 1. Cold build against the bare steps.
 	var cold, bare []time.Duration
@@ -135,7 +138,9 @@ func benchmark() error {
 	}
 	report("boot to first response: unikfile up", median(upBoot), "plain qemu command line", median(plainBoot))
 	report("  same, fastest of each side", minimum(upBoot), "plain qemu command line", minimum(plainBoot))
-	return nil
+
+	// 4. Edit to new version under watch, against go build + boot.
+	return benchWatch(e)
 }
 
 func report(name string, got time.Duration, baseName string, base time.Duration) {

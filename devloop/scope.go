@@ -90,12 +90,24 @@ func (s *scope) affected(path string) []string {
 			out = append(out, a.name)
 		case within(path, a.source):
 			rel, _ := filepath.Rel(a.source, path)
-			if rel == "." || !a.ignore.Match(rel, false) {
+			if rel == "." || !ignoredBelow(a.ignore, rel) {
 				out = append(out, a.name)
 			}
 		}
 	}
 	return out
+}
+
+// ignoredBelow reports whether rel or one of its parent folders is ignored
+// (a walk of the source never enters an ignored folder).
+func ignoredBelow(m *ignore.Matcher, rel string) bool {
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	for i := 1; i < len(parts); i++ {
+		if m.Match(strings.Join(parts[:i], "/"), true) {
+			return true
+		}
+	}
+	return m.Match(rel, false)
 }
 
 // ignoreFile reports whether path is an ignore file of an app's source:

@@ -20,7 +20,7 @@ import (
 // Default coalescing: a batch goes out after Quiet without events, and at
 // the latest MaxDelay after its first event.
 const (
-	DefaultQuiet    = 200 * time.Millisecond
+	DefaultQuiet    = 100 * time.Millisecond
 	DefaultMaxDelay = 5 * time.Second
 )
 

@@ -26,7 +26,7 @@ func (f *watchFlags) add(cmd *cobra.Command, withJSON bool) {
 		cmd.Flags().BoolVar(&f.jsonOut, "json", false, "print one JSON object per event on stdout (console lines go to stderr)")
 	}
 	cmd.Flags().DurationVar(&f.drain, "drain", devloop.DefaultDrain, "how long an old VM's open connections may go on after a new version takes over")
-	cmd.Flags().DurationVar(&f.quiet, "quiet", 0, "how long the tree must be quiet before a build starts (default 200ms; a burst is cut at 5s)")
+	cmd.Flags().DurationVar(&f.quiet, "quiet", 0, "how long the tree must be quiet before a build starts (default 100ms; a burst is cut at 5s)")
 }
 
 func (c *cli) watchCommand() *cobra.Command {
