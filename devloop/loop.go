@@ -157,7 +157,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer l.shutdown()
-	if err := l.adopt(p, t, nil); err != nil {
+	if err := l.adopt(p, t); err != nil {
 		return err
 	}
 	l.emit(Event{Kind: EventWatching, Message: p.Dir, Apps: t.Apps})
@@ -263,10 +263,9 @@ func (l *loop) claim(p *lang.Project, t *lang.Target) error {
 }
 
 // adopt makes p and t the running project: forwarders for new host
-// addresses are opened (a taken port is an error), the watcher follows the
-// new scope. changed lists apps whose definition changed (nil at the
-// start).
-func (l *loop) adopt(p *lang.Project, t *lang.Target, old *scope) error {
+// addresses are opened (a taken port is an error) and the watcher follows
+// the new scope.
+func (l *loop) adopt(p *lang.Project, t *lang.Target) error {
 	sc, err := newScope(p, t.Apps, l.opts.Exclude)
 	if err != nil {
 		return err
@@ -298,17 +297,17 @@ func (l *loop) adopt(p *lang.Project, t *lang.Target, old *scope) error {
 			l.emit(Event{Kind: EventListening, App: name, URL: "http://" + urlAddr(addr) + "/"})
 		}
 	}
-	if l.watcher == nil || old == nil || !old.sameSources(sc) {
-		w, err := watch.New(p.Dir, watch.Options{Quiet: l.opts.Quiet, MaxDelay: l.opts.MaxDelay, Ignore: sc.ignored})
-		if err != nil {
-			closeOpened()
-			return err
-		}
-		if l.watcher != nil {
-			_ = l.watcher.Close()
-		}
-		l.watcher = w
+	// The watcher filters with the scope it was made with: a new one
+	// follows new sources and ignore rules.
+	w, err := watch.New(p.Dir, watch.Options{Quiet: l.opts.Quiet, MaxDelay: l.opts.MaxDelay, Ignore: sc.ignored})
+	if err != nil {
+		closeOpened()
+		return err
 	}
+	if l.watcher != nil {
+		_ = l.watcher.Close()
+	}
+	l.watcher = w
 	l.project, l.target, l.scope = p, t, sc
 	for _, name := range t.Apps {
 		a := l.apps[name]
@@ -459,7 +458,7 @@ func (l *loop) reload() []string {
 			for n, a := range oldApps {
 				oldDefs[n], oldHosts[n] = a.def, a.hosts
 			}
-			if err = l.adopt(p, t, l.scope); err == nil {
+			if err = l.adopt(p, t); err == nil {
 				l.emit(Event{Kind: EventReloaded, Message: p.File})
 				var out []string
 				for _, name := range t.Apps {

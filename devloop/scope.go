@@ -119,16 +119,3 @@ func (s *scope) ignoreFile(path string) bool {
 	}
 	return slices.ContainsFunc(s.apps, func(a appScope) bool { return filepath.Dir(path) == a.source })
 }
-
-// sameSources reports whether two scopes watch the same trees.
-func (s *scope) sameSources(o *scope) bool {
-	if len(s.apps) != len(o.apps) {
-		return false
-	}
-	for i := range s.apps {
-		if s.apps[i].source != o.apps[i].source {
-			return false
-		}
-	}
-	return true
-}

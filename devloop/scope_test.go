@@ -1,10 +1,12 @@
 package devloop
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/unikfile/unikfile/lang"
 )
@@ -84,5 +86,19 @@ func TestPickTarget(t *testing.T) {
 	p.Targets = append(p.Targets, &lang.Target{Name: "dev2", Provider: "qemu"})
 	if _, err := pickTarget(p, ""); err == nil {
 		t.Fatal("two QEMU targets and no name: want an error naming them")
+	}
+}
+
+func TestEventJSON(t *testing.T) {
+	b, err := json.Marshal(Event{Kind: EventSwapped, App: "hello", Duration: 1500 * time.Millisecond, Boot: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["event"] != "swapped" || m["app"] != "hello" || m["duration_ms"] != 1500.0 || m["boot_ms"] != 1000.0 {
+		t.Fatalf("event JSON: %s", b)
 	}
 }

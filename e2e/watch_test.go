@@ -29,8 +29,14 @@ type watching struct {
 // loaded machine every boot can take tens of seconds.
 func (p *project) startWatch(args ...string) *watching {
 	p.t.Helper()
+	return p.startWatchArgs(append([]string{"watch"}, args...)...)
+}
+
+// startWatchArgs runs unikfile with args (a watch: `watch` or `up --watch`).
+func (p *project) startWatchArgs(args ...string) *watching {
+	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	cmd := p.command(ctx, append([]string{"watch"}, args...)...)
+	cmd := p.command(ctx, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -52,12 +58,17 @@ func (p *project) startWatch(args ...string) *watching {
 // the app failed, when not waited for, fails the test.
 func (w *watching) until(prefix string) []string {
 	w.t.Helper()
+	return w.untilLine(prefix, func(l string) bool { return strings.HasPrefix(l, prefix) })
+}
+
+func (w *watching) untilLine(prefix string, match func(string) bool) []string {
+	w.t.Helper()
 	var lines []string
 	for w.sc.Scan() {
 		l := w.sc.Text()
 		w.seen = append(w.seen, l)
 		lines = append(lines, l)
-		if strings.HasPrefix(l, prefix) {
+		if match(l) {
 			return lines
 		}
 		if strings.Contains(l, "boot failed") || (strings.Contains(l, "build failed") && !strings.Contains(prefix, "build failed")) {
@@ -87,11 +98,11 @@ func (w *watching) stop(sig syscall.Signal) {
 	}
 }
 
-// saveByRename writes name as vim and most IDEs do: a new file renamed over
-// the old one.
+// saveByRename writes name as IDEs and vim (with backupcopy=no) do: a new
+// file renamed over the old one.
 func (p *project) saveByRename(name, content string) {
 	p.t.Helper()
-	tmp := filepath.Join(p.dir, "."+name+".new")
+	tmp := filepath.Join(p.dir, name+"___jb_tmp___") // a JetBrains IDE's safe write
 	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
 		p.t.Fatal(err)
 	}
@@ -293,7 +304,7 @@ func TestWatchBurstCancelAndBrokenEdits(t *testing.T) {
 	// A broken Unikfile: reported, not fatal.
 	p.saveByRename("Unikfile", "app \"a\" {\n  language = \"go\"\n  bogus = 1\n}\n")
 	w.until("Unikfile error")
-	w.until("  on Unikfile:3")
+	w.untilLine("Unikfile:3:3", func(l string) bool { return strings.Contains(l, "Unikfile:3:3") })
 	if got, err := fetch(port); err != nil || got != "after cancel" {
 		t.Fatalf("after a broken Unikfile: %q, %v; want the old version", got, err)
 	}
@@ -324,6 +335,19 @@ func TestWatchRefusesATargetUpRuns(t *testing.T) {
 	if got := get(t, port); got != "up\n" {
 		t.Fatalf("up's instance answers %q after the refused watch", got)
 	}
+	// After down, `up --watch` is watch: it serves the port, and a second
+	// watch is refused while it runs.
+	p.ok("down")
+	w := p.startWatchArgs("up", "--watch")
+	w.until("a: swapped")
+	if got, err := fetch(port); err != nil || got != "up" {
+		t.Fatalf("up --watch: %q, %v", got, err)
+	}
+	r = p.run("watch")
+	if r.code != 1 || !strings.Contains(r.stderr, "already watched by another `unikfile watch`") {
+		t.Fatalf("a second watch: exit %d:\n%s", r.code, r.stderr)
+	}
+	w.stop(syscall.SIGINT)
 }
 
 // Errors before anything boots: no QEMU target, a taken host port.

@@ -104,8 +104,8 @@ func (c *cli) runWatch(ctx context.Context, target string, f watchFlags, timeout
 		fmt.Fprintln(c.stderr, ue.Text)
 		return &reportedError{err: err}
 	}
-	if err == nil && ctx.Err() != nil {
-		fmt.Fprintln(events, "watch: stopped every VM it started")
+	if err == nil && ctx.Err() != nil && !f.jsonOut {
+		fmt.Fprintln(c.stderr, "watch: stopped every VM it started")
 	}
 	return err
 }
