@@ -289,6 +289,11 @@ func TestWatchBurstCancelAndBrokenEdits(t *testing.T) {
 	if got, err := fetch(port); err != nil || got != "after cancel" {
 		t.Fatalf("after the cancelled build: %q, %v", got, err)
 	}
+	// The cancelled compiler is gone: nothing but watch itself works in the
+	// project directory.
+	if left := processesIn(p.dir, w.cmd.Process.Pid); len(left) > 0 {
+		t.Fatalf("processes of the cancelled build still run in %s: %v", p.dir, left)
+	}
 
 	// A broken edit: reported, the old version keeps answering.
 	p.saveByRename("main.go", "package main\n\nfunc main() {\n")
@@ -377,4 +382,24 @@ func TestWatchStartErrors(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "Unsupported argument") || !strings.Contains(r.stderr, "Unikfile:3") {
 		t.Fatalf("watch with a bad Unikfile: exit %d:\n%s", r.code, r.stderr)
 	}
+}
+
+// processesIn lists the processes (pid and command) whose working directory
+// is dir, except the one given.
+func processesIn(dir string, except int) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == except {
+			continue
+		}
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err != nil || cwd != dir {
+			continue
+		}
+		cl, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		out = append(out, e.Name()+" "+strings.ReplaceAll(string(cl), "\x00", " "))
+	}
+	return out
 }
