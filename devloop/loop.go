@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/unikfile/unikfile/graph"
@@ -99,6 +100,8 @@ type vm struct {
 	inst *state.Instance
 	// ports maps guest ports to the internal host ports QEMU forwards.
 	ports map[int]int
+	// retired is set once the loop stops the VM on purpose.
+	retired atomic.Bool
 }
 
 // oldBackend is a VM's port behind a forwarder, to drain after a swap.
@@ -590,22 +593,38 @@ func (l *loop) swap(a *app, r jobResult) {
 	}
 }
 
-// follow copies a VM's console to the console writer until the VM is gone.
+// follow copies a VM's console to the console writer until the VM is gone,
+// and reports a VM that ended by itself (the app exited or crashed).
 func (l *loop) follow(name string, v *vm) {
-	if l.console == nil {
-		return
+	var w io.Writer = io.Discard
+	var aw *appWriter
+	if l.console != nil {
+		aw = l.console.writer(name)
+		w = aw
 	}
-	w := l.console.writer(name)
+	own := *v.inst // Stop writes the loop's copy meanwhile
 	l.bg.Go(func() {
-		ctx, cancel := context.WithCancel(context.WithoutCancel(l.ctx))
-		defer cancel()
-		_ = l.provider.Logs(ctx, v.inst, true, w)
-		w.flush()
+		ctx := context.WithoutCancel(l.ctx)
+		_ = l.provider.Logs(ctx, &own, true, w)
+		if aw != nil {
+			aw.flush()
+		}
+		if v.retired.Load() {
+			return
+		}
+		inst := own
+		_ = l.provider.Refresh(ctx, &inst)
+		why := "its VM stopped"
+		if inst.ExitStatus != nil {
+			why = fmt.Sprintf("the app exited with status %d", *inst.ExitStatus)
+		}
+		l.emit(Event{Kind: EventError, App: name, Instance: inst.ID, Error: why + "; nothing serves it until the next save rebuilds it"})
 	})
 }
 
 // retire drains the old VM's connections (bounded) and stops it.
 func (l *loop) retire(name string, v *vm, backends []oldBackend) {
+	v.retired.Store(true)
 	ctx := context.WithoutCancel(l.ctx)
 	closed := 0
 	for _, o := range backends {

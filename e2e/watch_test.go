@@ -403,3 +403,81 @@ func processesIn(dir string, except int) []string {
 	}
 	return out
 }
+
+// Only the app whose source changed is rebuilt and swapped; the other keeps
+// its VM. A Unikfile edit that changes one app's arguments swaps only it.
+func TestWatchRebuildsOnlyTheChangedApp(t *testing.T) {
+	needBoot(t)
+	pa, pb := freePort(t), freePort(t)
+	unikfile := func(bArg string) string {
+		return fmt.Sprintf(`app "a" {
+  source   = "a"
+  language = "go"
+  ports    = [8080]
+}
+app "b" {
+  source   = "b"
+  language = "go"
+  ports    = [8081]
+  args     = [%q]
+}
+target "dev" {
+  provider = "qemu"
+  apps     = [app.a, app.b]
+  qemu {
+    accel      = "tcg"
+    host_ports = { 8080 = %d, 8081 = %d }
+  }
+}
+`, bArg, pa, pb)
+	}
+	p := newProject(t, map[string]string{
+		"Unikfile":  unikfile("one"),
+		"a/go.mod":  goMod,
+		"a/main.go": serverSource("a1", 8080),
+		"b/go.mod":  goMod,
+		"b/main.go": serverSource("b1", 8081),
+	})
+	w := p.startWatch()
+	w.until("a: swapped")
+	w.until("b: swapped")
+	idOf := func(app string) string {
+		for _, i := range p.ps() {
+			if i.App == app {
+				return i.ID
+			}
+		}
+		t.Fatalf("no instance of %s in ps", app)
+		return ""
+	}
+	aID := idOf("a")
+
+	p.saveByRename("b/main.go", serverSource("b2", 8081))
+	lines := w.until("b: swapped")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "a: ") {
+			t.Fatalf("an edit of b touched a: %q\n%s", l, strings.Join(lines, "\n"))
+		}
+	}
+	if got, err := fetch(pb); err != nil || got != "b2" {
+		t.Fatalf("b after its edit: %q, %v", got, err)
+	}
+	if got, err := fetch(pa); err != nil || got != "a1" {
+		t.Fatalf("a after b's edit: %q, %v", got, err)
+	}
+	if idOf("a") != aID {
+		t.Fatal("a's VM was replaced by an edit of b")
+	}
+
+	p.saveByRename("Unikfile", unikfile("two"))
+	lines = w.until("b: swapped")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "a: ") {
+			t.Fatalf("a Unikfile edit of b's args touched a: %q\n%s", l, strings.Join(lines, "\n"))
+		}
+	}
+	if idOf("a") != aID {
+		t.Fatal("a's VM was replaced by an edit of b's arguments")
+	}
+	w.stop(syscall.SIGINT)
+}
