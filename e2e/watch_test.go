@@ -35,7 +35,7 @@ func (p *project) startWatch(args ...string) *watching {
 // startWatchArgs runs unikfile with args (a watch: `watch` or `up --watch`).
 func (p *project) startWatchArgs(args ...string) *watching {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	cmd := p.command(ctx, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, _ := cmd.StderrPipe()
@@ -439,8 +439,15 @@ target "dev" {
 		"b/main.go": serverSource("b1", 8081),
 	})
 	w := p.startWatch()
-	w.until("a: swapped")
-	w.until("b: swapped")
+	swapped := map[string]bool{}
+	w.untilLine("a and b swapped", func(l string) bool {
+		for _, app := range []string{"a", "b"} {
+			if strings.HasPrefix(l, app+": swapped") {
+				swapped[app] = true
+			}
+		}
+		return swapped["a"] && swapped["b"]
+	})
 	idOf := func(app string) string {
 		for _, i := range p.ps() {
 			if i.App == app {
