@@ -122,6 +122,13 @@ func benchWatch(e *env) error {
 			return fmt.Errorf("%w\n%s", err, strings.Join(seen, "\n"))
 		}
 		watched = append(watched, time.Since(start))
+		if err := waitLine("hello: swapped"); err != nil {
+			return err
+		}
+		// "... (T since the build started, boot B); stopping OLD"
+		swap := seen[len(seen)-1]
+		swap = swap[strings.LastIndex(swap, "(")+1:]
+		swap = "(watch: " + swap[:strings.Index(swap, ")")] + ")"
 		if err := waitLine("hello: stopped"); err != nil { // the old VM is gone: a quiet machine again
 			return err
 		}
@@ -137,6 +144,7 @@ func benchWatch(e *env) error {
 		}
 		floorBuild, floorBoot = append(floorBuild, b), append(floorBoot, d)
 		floor = append(floor, b+d)
+		fmt.Printf("  edit %d: watch %s %s; floor: go build %s + boot %s\n", i+1, round(watched[i]), swap, round(b), round(d))
 	}
 	fmt.Printf("edit to new version (%d edits): go build %s + boot %s on the floor side (medians)\n", *edits, round(median(floorBuild)), round(median(floorBoot)))
 	report("edit to new version: unikfile watch", median(watched), "go build + plain qemu boot", median(floor))
