@@ -6,7 +6,11 @@
 //     the initramfs with the same library call;
 //   - no-change `unikfile up` (everything cached, instance running);
 //   - boot to first HTTP response with `unikfile up` against booting the
-//     same kernel and initramfs with a plain qemu command line.
+//     same kernel and initramfs with a plain qemu command line;
+//   - edit to new version under `unikfile watch` (main.go written, until
+//     the first HTTP response with the new text) against an incremental
+//     `go build` of a change of the same size plus a plain QEMU boot of the
+//     image to its first response (-watch-only runs just this one).
 //
 // Run it with bench/run; record results in docs/benchmarks.md.
 package main

@@ -87,6 +87,9 @@ func benchmark() error {
 	if *buildkitOnly {
 		return buildkitBench(e, root)
 	}
+	if *watchOnly {
+		return benchWatch(e)
+	}
 
 	// 1. Cold build against the bare steps.
 	var cold, bare []time.Duration
@@ -151,7 +154,11 @@ func benchmark() error {
 	report("boot to first response: unikfile up", median(upBoot), "plain qemu command line", median(plainBoot))
 	report("  same, fastest of each side", minimum(upBoot), "plain qemu command line", minimum(plainBoot))
 
-	// 4. The BuildKit executor against the local one (bench/buildkit.go).
+	// 4. Edit to new version under watch, against go build + boot.
+	if err := benchWatch(e); err != nil {
+		return err
+	}
+	// 5. The BuildKit executor against the local one (bench/buildkit.go).
 	return buildkitBench(e, root)
 }
 

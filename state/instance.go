@@ -46,8 +46,11 @@ type Instance struct {
 	// ExitStatus is the app's exit status once State is Exited.
 	ExitStatus *int `json:"exit_status,omitempty"`
 	// PID is the local hypervisor process, when there is one.
-	PID   int    `json:"pid,omitempty"`
-	Ports []Port `json:"ports,omitempty"`
+	PID int `json:"pid,omitempty"`
+	// WatchPID is the `unikfile watch` process that booted the instance and
+	// serves it through its own forwarder; 0 for instances of `unikfile up`.
+	WatchPID int    `json:"watch_pid,omitempty"`
+	Ports    []Port `json:"ports,omitempty"`
 	// Created is when the instance was recorded; Started when it became ready.
 	Created time.Time `json:"created"`
 	Started time.Time `json:"started,omitzero"`

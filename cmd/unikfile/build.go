@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -271,9 +272,10 @@ func (c *cli) runGraph(ctx context.Context, g *graph.Graph) (map[string]*graph.R
 }
 
 func (c *cli) upCommand() *cobra.Command {
-	var attach, jsonOut bool
+	var attach, jsonOut, watching bool
 	var rf runFlags
 	var timeout time.Duration
+	var wf watchFlags
 	cmd := &cobra.Command{
 		Use:   "up [ADDRESS...]",
 		Short: "Build what changed and bring targets up (all targets by default)",
@@ -289,8 +291,15 @@ foreground, streams the console, and exits with the app's exit status.`,
   unikfile up --attach        # foreground; Ctrl-C stops the VM
   unikfile up --var port=9090
   unikfile up ./...:dev         # target dev of every Unikfile below
-  unikfile up services/api:dev  # target dev of services/api/Unikfile`,
+  unikfile up services/api:dev  # target dev of services/api/Unikfile
+  unikfile up --watch         # stay, and serve each saved edit (see unikfile watch --help)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if watching {
+				if attach || jsonOut || len(args) > 1 {
+					return errors.New("--watch runs one target in the foreground like `unikfile watch`: it takes at most one TARGET and no --attach or --json")
+				}
+				return c.runWatch(cmd.Context(), strings.Join(args, ""), wf, timeout)
+			}
 			if err := rf.check(jsonOut); err != nil {
 				return err
 			}
@@ -393,6 +402,8 @@ foreground, streams the console, and exits with the app's exit status.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait for each app to be ready (default: 2m under TCG emulation, 30s with KVM)")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the instances as JSON")
 	rf.register(cmd)
+	cmd.Flags().BoolVar(&watching, "watch", false, "stay in the foreground and rebuild and swap apps as their files change (unikfile watch)")
+	wf.add(cmd, false)
 	return cmd
 }
 

@@ -104,6 +104,9 @@ func Up(ctx context.Context, store *state.Store, reg Registry, req UpRequest) ([
 		}
 	}
 	defer unlock()
+	if err := checkNotWatched(store, req.Project, req.Target.Name); err != nil {
+		return nil, err
+	}
 
 	// The target is declarative: instances of apps it no longer lists go,
 	// under the lock, before anything of this run boots.

@@ -1,0 +1,189 @@
+package devloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/unikfile/unikfile/graph"
+	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/pipeline"
+	"github.com/unikfile/unikfile/stages/deploy"
+	"github.com/unikfile/unikfile/state"
+)
+
+// follow copies a VM's console to the console writer until the VM is gone,
+// and reports a VM that ended by itself (the app exited or crashed).
+func (l *loop) follow(name string, v *vm) {
+	var w io.Writer = io.Discard
+	var aw *appWriter
+	if l.console != nil {
+		aw = l.console.writer(name)
+		w = aw
+	}
+	own := *v.inst // Stop writes the loop's copy meanwhile
+	l.bg.Go(func() {
+		ctx := context.WithoutCancel(l.ctx)
+		_ = l.provider.Logs(ctx, &own, true, w)
+		if aw != nil {
+			aw.flush()
+		}
+		if v.retired.Load() {
+			return
+		}
+		inst := own
+		_ = l.provider.Refresh(ctx, &inst)
+		why := "its VM stopped"
+		if inst.ExitStatus != nil {
+			why = fmt.Sprintf("the app exited with status %d", *inst.ExitStatus)
+		}
+		l.emit(Event{Kind: EventError, App: name, Instance: inst.ID, Error: why + "; nothing serves it until the next save rebuilds it"})
+	})
+}
+
+// retire drains the old VM's connections (bounded) and stops it.
+func (l *loop) retire(name string, v *vm, backends []oldBackend) {
+	v.retired.Store(true)
+	ctx := context.WithoutCancel(l.ctx)
+	closed := 0
+	for _, o := range backends {
+		closed += o.f.Drain(ctx, o.b, l.opts.Drain)
+	}
+	if err := l.removeInstance(v.inst); err != nil {
+		l.emit(Event{Kind: EventError, App: name, Instance: v.inst.ID, Error: err.Error()})
+		return
+	}
+	msg := ""
+	if closed > 0 {
+		msg = fmt.Sprintf("%d connection(s) still open after %s were closed", closed, l.opts.Drain)
+	}
+	l.emit(Event{Kind: EventStopped, App: name, Instance: v.inst.ID, Message: msg})
+}
+
+// removeInstance stops a VM and removes its run directory and record.
+func (l *loop) removeInstance(inst *state.Instance) error {
+	ctx := context.WithoutCancel(l.ctx)
+	if err := l.provider.Stop(ctx, inst); err != nil {
+		return fmt.Errorf("stop %s: %w", inst.ID, err)
+	}
+	if inst.RunDir != "" && filepath.IsAbs(inst.RunDir) && filepath.Base(inst.RunDir) == inst.ID {
+		if err := os.RemoveAll(inst.RunDir); err != nil {
+			return err
+		}
+	}
+	if err := l.store.Delete(inst.ID); err != nil && !errors.Is(err, state.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// buildAndBoot builds one app through the cached graph and boots it on
+// internal ports. It runs in its own goroutine.
+func (l *loop) buildAndBoot(ctx context.Context, p *lang.Project, t *lang.Target, def *lang.App) jobResult {
+	start := time.Now()
+	g := pipeline.BuildGraph(p, []*lang.App{def}, l.opts.Env)
+	results, err := g.Run(ctx, graph.Options{Jobs: l.opts.Jobs, OnEvent: func(e graph.Event) {
+		if e.Kind == graph.EventProgress {
+			l.note(def.Name, e.Message)
+		}
+	}})
+	r := jobResult{built: time.Since(start)}
+	if ctx.Err() != nil {
+		r.cancelled = true
+		return r
+	}
+	var img *pipeline.Image
+	for _, res := range results {
+		if i, ok := res.Output.(*pipeline.Image); ok {
+			img = i
+		}
+	}
+	if err != nil || img == nil {
+		if err == nil {
+			err = errors.New("the build produced no image")
+		}
+		r.err = err
+		return r
+	}
+	r.image = img.Image.Digest
+	l.emit(Event{Kind: EventBuildDone, App: def.Name, Image: short(img.Image.Digest), Duration: r.built})
+	bootStart := time.Now()
+	v, err := l.boot(ctx, p, t, def, img)
+	r.boot = time.Since(bootStart)
+	if ctx.Err() != nil {
+		if v != nil {
+			_ = l.removeInstance(v.inst)
+		}
+		r.cancelled = true
+		return r
+	}
+	r.vm, r.err = v, err
+	return r
+}
+
+func short(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
+
+// boot starts a VM of img with each guest port forwarded from a free
+// internal port, recorded in the state store as the watch's.
+func (l *loop) boot(ctx context.Context, p *lang.Project, t *lang.Target, def *lang.App, img *pipeline.Image) (*vm, error) {
+	ports := map[int]int{}
+	tt := *t
+	tt.QEMU.Bind = internalBind
+	tt.QEMU.HostPorts = map[int]int{}
+	for _, g := range img.Image.Ports {
+		port, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("app %s: pick an internal port: %w", def.Name, err)
+		}
+		ports[g], tt.QEMU.HostPorts[g] = port, port
+	}
+	id := state.NewID(def.Name)
+	inst := &state.Instance{
+		ID: id, Project: p.Dir, Target: t.Name, App: def.Name, Provider: t.Provider,
+		ImageDigest: img.Image.Digest, SettingsDigest: "watch", ImageDir: img.Dir,
+		RunDir: filepath.Join(l.opts.Env.StateDir, "instances", id), State: state.Starting,
+		Created: time.Now().UTC(), WatchPID: os.Getpid(),
+	}
+	if err := l.store.Put(inst); err != nil {
+		return nil, err
+	}
+	l.emit(Event{Kind: EventBootStarted, App: def.Name, Image: short(img.Image.Digest), Instance: id})
+	booted, err := l.provider.Boot(ctx, deploy.Spec{
+		Project: p.Dir, Target: &tt, App: def, Image: img.Image, ImageDir: img.Dir,
+		RunDir: inst.RunDir, ID: id, Timeout: l.opts.Timeout,
+		Progress: func(msg string) { l.note(def.Name, msg) },
+	})
+	if err != nil {
+		if booted != nil {
+			_ = l.removeInstance(booted)
+		} else {
+			_ = l.store.Delete(id)
+		}
+		return nil, err
+	}
+	booted.Created, booted.SettingsDigest, booted.WatchPID = inst.Created, inst.SettingsDigest, inst.WatchPID
+	if err := l.store.Put(booted); err != nil {
+		_ = l.removeInstance(booted)
+		return nil, err
+	}
+	return &vm{inst: booted, ports: ports}, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp4", net.JoinHostPort(internalBind, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
