@@ -104,7 +104,7 @@ func makeDisk(ctx context.Context, src *Image, boot string, env *Env) (*Image, b
 	if err != nil {
 		return nil, false, fmt.Errorf("package %s: %w", src.App, err)
 	}
-	img, err := ReadImage(dir)
+	img, err := pack.ReadImage(dir)
 	if err != nil {
 		return nil, false, err
 	}
@@ -133,7 +133,7 @@ func convertDisk(ctx context.Context, raw *Image, fmtName string, env *Env) (*Im
 	if err != nil {
 		return nil, false, fmt.Errorf("package %s: %w", raw.App, err)
 	}
-	img, err := ReadImage(dir)
+	img, err := pack.ReadImage(dir)
 	if err != nil {
 		return nil, false, err
 	}

@@ -222,24 +222,11 @@ func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compi
 	if err != nil {
 		return nil, false, fmt.Errorf("package %s: %w", a.Name, err)
 	}
-	img, err := ReadImage(dir)
+	img, err := pack.ReadImage(dir)
 	if err != nil {
 		return nil, false, err
 	}
 	return &Image{App: a.Name, Dir: dir, Image: img}, hit, nil
-}
-
-// ReadImage reads an image directory's description.
-func ReadImage(dir string) (*pack.Image, error) {
-	b, err := os.ReadFile(filepath.Join(dir, pack.ImageFile))
-	if err != nil {
-		return nil, err
-	}
-	var img pack.Image
-	if err := json.Unmarshal(b, &img); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, pack.ImageFile), err)
-	}
-	return &img, nil
 }
 
 // appEnv is the bundle's runtime environment overridden by the app's env.

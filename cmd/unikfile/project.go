@@ -17,7 +17,7 @@ import (
 
 	"github.com/unikfile/unikfile/internal/atomicfile"
 	"github.com/unikfile/unikfile/lang"
-	"github.com/unikfile/unikfile/pipeline"
+	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/state"
 )
 
@@ -214,7 +214,7 @@ func (c *cli) imagesCommand() *cobra.Command {
 			var rows []row
 			for _, k := range keys {
 				dir, _ := cs.Lookup("images", k)
-				img, err := pipeline.ReadImage(dir)
+				img, err := pack.ReadImage(dir)
 				if err != nil {
 					continue
 				}

@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -91,7 +89,7 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 		_ = os.Remove(b.disk)
 		return fail(err)
 	}
-	digest, size, err := fileDigest(b.disk)
+	digest, size, err := pack.FileDigest(b.disk)
 	if err != nil {
 		return fail(err)
 	}
@@ -217,31 +215,4 @@ func fileSize(p string) (int64, error) {
 		return 0, err
 	}
 	return fi.Size(), nil
-}
-
-func fileDigest(p string) (string, int64, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// ReadImage reads dir/pack.ImageFile.
-func ReadImage(dir string) (*pack.Image, error) {
-	b, err := os.ReadFile(filepath.Join(dir, pack.ImageFile))
-	if err != nil {
-		return nil, err
-	}
-	var img pack.Image
-	if err := json.Unmarshal(b, &img); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, pack.ImageFile), err)
-	}
-	return &img, nil
 }

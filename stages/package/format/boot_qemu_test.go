@@ -76,7 +76,7 @@ func TestDiskFormatsBootQEMU(t *testing.T) {
 							t.Errorf("two %s conversions of one raw disk: digests %s and %s", f.Name, img.Digest, again.Digest)
 						}
 					}
-					onDisk, err := disk.ReadImage(dir)
+					onDisk, err := pack.ReadImage(dir)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -3,10 +3,8 @@ package format
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -97,7 +95,7 @@ func ToolDigest(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d, _, err := fileDigest(p)
+	d, _, err := pack.FileDigest(p)
 	return d, err
 }
 
@@ -128,7 +126,7 @@ func Convert(ctx context.Context, raw *pack.Image, rawDir, name, outDir string) 
 		_ = os.Remove(w.out)
 		return fail(err)
 	}
-	digest, size, err := fileDigest(w.out)
+	digest, size, err := pack.FileDigest(w.out)
 	if err != nil {
 		return fail(err)
 	}
@@ -176,18 +174,4 @@ func (w *writer) rawSize() (int64, error) {
 		return 0, err
 	}
 	return fi.Size(), nil
-}
-
-func fileDigest(p string) (string, int64, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
