@@ -240,6 +240,10 @@ func TestWatchBurstCancelAndBrokenEdits(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "served by `unikfile watch`") || !strings.Contains(r.stderr, "stop the watch") {
 		t.Fatalf("up on a watched target: exit %d, want 1 and a message saying watch serves it:\n%s", r.code, r.stderr)
 	}
+	// Nor may down take its VMs away from it.
+	if r := p.run("down"); r.code != 1 || !strings.Contains(r.stderr, "served by `unikfile watch`") {
+		t.Fatalf("down on a watched target: exit %d, want 1 and a message saying watch serves it:\n%s", r.code, r.stderr)
+	}
 
 	// 100 writes in a burst.
 	for i := range 100 {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 
@@ -11,44 +12,83 @@ import (
 	"github.com/unikfile/unikfile/stages/compile/buildkit"
 )
 
-// executorChoice is the compile executor of one graph run, chosen when the
-// first compile node runs (buildkitd is asked once) and shared by every
-// compile node: their solves run at once on one client.
+// executorChoice is the compile executor of one Unikfile (its build block,
+// --executor and UNIKFILE_BUILDKIT_HOST), chosen when its first compile
+// node runs (buildkitd is asked once) and shared by its compile nodes:
+// their solves run at once on one client.
 type executorChoice struct {
-	once sync.Once
-	bk   *buildkit.Executor // nil: the local executor
-	note string
-	err  error
+	mu       sync.Mutex
+	done     bool
+	settings buildkit.Settings
+	bk       *buildkit.Executor // nil: the local executor
+	err      error
 }
 
-func (env *Env) choice() *executorChoice {
-	if env.executor == nil {
-		env.executor = &executorChoice{}
+// executors holds one choice per loaded Unikfile. It is safe for
+// concurrent use: a long-lived Env (watch) builds graphs from several
+// goroutines, and a reloaded Unikfile is a new Project and chooses again.
+type executors struct {
+	mu sync.Mutex
+	m  map[*lang.Project]*executorChoice
+}
+
+func (env *Env) choiceFor(p *lang.Project) *executorChoice {
+	env.executors.mu.Lock()
+	defer env.executors.mu.Unlock()
+	if env.executors.m == nil {
+		env.executors.m = map[*lang.Project]*executorChoice{}
 	}
-	return env.executor
+	ch := env.executors.m[p]
+	if ch == nil {
+		ch = &executorChoice{}
+		env.executors.m[p] = ch
+	}
+	return ch
+}
+
+// get returns the executor, choosing it on first use. An error is kept (so
+// the other apps of a run fail at once) unless it was a cancellation, which
+// the next compile retries.
+func (ch *executorChoice) get(ctx context.Context, p *lang.Project, env *Env) (*buildkit.Executor, error) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.done {
+		return ch.bk, ch.err
+	}
+	environ := env.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
+	ch.settings = buildkit.SettingsFor(p, env.Executor, environ)
+	bk, note, err := buildkit.Select(ctx, ch.settings)
+	if err != nil && (errors.Is(err, context.Canceled) || ctx.Err() != nil) {
+		return nil, err
+	}
+	if note != "" {
+		graph.Progress(ctx, "%s", note)
+	}
+	ch.bk, ch.err, ch.done = bk, err, true
+	return bk, err
 }
 
 // compileApp compiles a with the executor the Unikfile, --executor and
-// UNIKFILE_BUILDKIT_HOST select.
+// UNIKFILE_BUILDKIT_HOST select. Under auto (or an executor implied by
+// UNIKFILE_BUILDKIT_HOST), an app whose language BuildKit cannot compile
+// yet compiles locally and says so.
 func compileApp(ctx context.Context, p *lang.Project, a *lang.App, env *Env) (*compile.Result, error) {
-	ch := env.executor
-	ch.once.Do(func() {
-		environ := env.Environ
-		if environ == nil {
-			environ = os.Environ()
-		}
-		ch.bk, ch.note, ch.err = buildkit.Select(ctx, buildkit.SettingsFor(p, env.Executor, environ))
-		if ch.note != "" {
-			graph.Progress(ctx, "%s", ch.note)
-		}
-	})
-	if ch.err != nil {
-		return nil, ch.err
+	ch := env.choiceFor(p)
+	bk, err := ch.get(ctx, p, env)
+	if err != nil {
+		return nil, err
 	}
-	if ch.bk == nil {
+	if bk != nil && !buildkit.Supports(a.Language) && (ch.settings.Executor == "auto" || ch.settings.Implied) {
+		graph.Progress(ctx, "BuildKit has no builder for language %s yet; compiling app %s with the local toolchain", a.Language, a.Name)
+		bk = nil
+	}
+	if bk == nil {
 		return compile.Compile(ctx, a, compile.Options{Cache: env.Cache, ToolVersion: env.ToolVersion, Log: env.Log, Digests: env.Digests, Memo: &env.memo.toolchains})
 	}
-	out, err := ch.bk.Compile(ctx, a, buildkit.Options{
+	out, err := bk.Compile(ctx, a, buildkit.Options{
 		Cache:       env.Cache,
 		ToolVersion: env.ToolVersion,
 		Digests:     env.Digests,

@@ -45,8 +45,8 @@ type Env struct {
 	Digests *cache.StatCache
 	memo    memo
 	// Executor overrides the Unikfile's build executor (--executor); "" keeps it.
-	Executor string
-	executor *executorChoice
+	Executor  string
+	executors executors
 }
 
 // Image is the output of a package node.
@@ -133,7 +133,6 @@ func addPackage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env) string {
 	g.Add(&graph.Node{ID: initID, Run: func(ctx context.Context, _ map[string]any) (any, bool, error) {
 		return buildInit(ctx, env)
 	}})
-	env.choice() // while the graph is built: compile nodes share it
 	g.Add(&graph.Node{ID: compileID(a.Name), Run: func(ctx context.Context, _ map[string]any) (any, bool, error) {
 		res, err := compileApp(ctx, p, a, env)
 		if err != nil {

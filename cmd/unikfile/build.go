@@ -141,7 +141,7 @@ tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
 			if _, err := c.stdout.Write(stdout.Bytes()); err != nil {
 				return err
 			}
-			if runErr == nil && stamp != "" && rf.summary != "json" {
+			if runErr == nil && stamp != "" && rf.summary != "json" && c.stampable(apps, format) {
 				for _, p := range ws.w.Projects {
 					c.digests.Saw(p.File)
 				}

@@ -17,6 +17,9 @@ import (
 
 	"github.com/unikfile/unikfile/cache"
 	"github.com/unikfile/unikfile/graph"
+	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/compile/buildkit"
+	pack "github.com/unikfile/unikfile/stages/package"
 )
 
 // The no-op fast path of `build`: after a successful build, a stamp
@@ -96,20 +99,15 @@ func (c *cli) replayStamp(path string, rf *runFlags) bool {
 	return true
 }
 
-// sawToolchain records the toolchains' binaries, Go's settings file (which
-// `go env` answers from) and the shared-library cache.
+// sawToolchain records the Go toolchain's binary and its settings file,
+// which `go env` answers from (stamps are written for Go apps only).
 func (c *cli) sawToolchain() {
-	for _, name := range stampedTools {
-		if p, err := exec.LookPath(name); err == nil {
-			c.digests.Saw(p)
-			if real, err := filepath.EvalSymlinks(p); err == nil {
-				c.digests.Saw(real)
-			}
+	if p, err := exec.LookPath("go"); err == nil {
+		c.digests.Saw(p)
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			c.digests.Saw(real)
 		}
 	}
-	// Shared libraries packed with dynamic programs: ldconfig rewrites its
-	// cache whenever a package adds or upgrades one.
-	c.digests.Saw("/etc/ld.so.cache")
 	if p := os.Getenv("GOENV"); p != "" && p != "off" {
 		c.digests.Saw(p)
 	} else if dir, err := os.UserConfigDir(); err == nil {
@@ -117,12 +115,25 @@ func (c *cli) sawToolchain() {
 	}
 }
 
-// stampedTools are the programs whose upgrade must invalidate a stamp: the
-// toolchains of every language stages/compile builds. One that is not
-// installed is not recorded: a build that needed it failed and left no
-// stamp.
-var stampedTools = []string{"go", "cc", "gcc", "c++", "g++", "make", "cmake", "strip", "cargo", "rustc",
-	"python3", "pip3", "node", "npm", "javac", "jar", "jdeps", "jlink"}
+// stampable says whether a stamp would cover everything this build relied
+// on: Go apps (whose toolchain and settings the stamp records), compiled
+// locally (a builder image's tag can move on a registry), into
+// kernel+initrd images (the disk tools are not recorded). Other builds
+// record no stamp; they still skip unchanged work through the cache.
+func (c *cli) stampable(apps []lang.ProjectApp, format string) bool {
+	if format != pack.FormatKernelInitrd || (c.executor != "" && c.executor != "local") || os.Getenv(buildkit.HostEnv) != "" {
+		return false
+	}
+	for _, pa := range apps {
+		if pa.App.Language != "go" {
+			return false
+		}
+		if e := pa.Project.Build.Executor; e != "" && e != "local" {
+			return false
+		}
+	}
+	return true
+}
 
 // writeStamp records a successful build's inputs and output.
 func (c *cli) writeStamp(path string, g *graph.Graph, multi bool, stdout string, imageDirs []string) {

@@ -70,6 +70,9 @@ editor temporary files, and unikfile's cache and state directories.`,
 
 // runWatch runs the loop until ctx ends.
 func (c *cli) runWatch(ctx context.Context, target string, f watchFlags, timeout time.Duration) error {
+	if strings.ContainsAny(target, "/:") {
+		return fmt.Errorf("watch takes a target name of the Unikfile in the project directory, not the address %q; choose the folder with -C, e.g. unikfile -C services/api watch dev", target)
+	}
 	if f.timeout == 0 {
 		f.timeout = timeout
 	}

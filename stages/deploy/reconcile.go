@@ -138,6 +138,9 @@ func Down(ctx context.Context, store *state.Store, reg Registry, project, target
 		return nil, err
 	}
 	defer unlock()
+	if err := checkNotWatched(store, project, targetName, "down"); err != nil {
+		return nil, err
+	}
 	insts, err := store.List(state.Filter{Project: project, Target: targetName})
 	if err != nil {
 		return nil, err

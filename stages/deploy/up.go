@@ -104,7 +104,7 @@ func Up(ctx context.Context, store *state.Store, reg Registry, req UpRequest) ([
 		}
 	}
 	defer unlock()
-	if err := checkNotWatched(store, req.Project, req.Target.Name); err != nil {
+	if err := checkNotWatched(store, req.Project, req.Target.Name, "up"); err != nil {
 		return nil, err
 	}
 

@@ -41,24 +41,30 @@ func WatcherAlive(inst *state.Instance) bool {
 type WatchedError struct {
 	Target   string
 	WatchPID int
+	// Command is what was refused: "up" or "down".
+	Command string
 }
 
 func (e *WatchedError) Error() string {
+	then := "then run " + e.Command + " again"
+	if e.Command == "down" {
+		then = "nothing is left to take down after it"
+	}
 	return fmt.Sprintf("target %s of this project is served by `unikfile watch` (pid %d), which owns its host ports and keeps it up to date; "+
-		"stop the watch (Ctrl-C in its terminal, or kill %d: its VMs stop with it), then run up again", e.Target, e.WatchPID, e.WatchPID)
+		"stop the watch (Ctrl-C in its terminal, or kill %d: its VMs stop with it); %s", e.Target, e.WatchPID, e.WatchPID, then)
 }
 
 // checkNotWatched returns a WatchedError when a live watch runs instances
 // of the target. Instances of a watch that died are left to the reconciler,
 // which replaces them like any stale instance.
-func checkNotWatched(store *state.Store, project, target string) error {
+func checkNotWatched(store *state.Store, project, target, command string) error {
 	insts, err := store.List(state.Filter{Project: project, Target: target})
 	if err != nil {
 		return err
 	}
 	for _, inst := range insts {
 		if inst.Alive() && WatcherAlive(inst) {
-			return &WatchedError{Target: target, WatchPID: inst.WatchPID}
+			return &WatchedError{Target: inst.Target, WatchPID: inst.WatchPID, Command: command}
 		}
 	}
 	return nil

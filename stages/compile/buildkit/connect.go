@@ -34,7 +34,11 @@ const (
 // Settings say which executor compiles and how to reach buildkitd.
 type Settings struct {
 	Executor string // local | buildkit | auto
-	Host     string // "" is DefaultHost
+	// Implied is true when Executor is buildkit only because HostEnv is
+	// set: apps of languages BuildKit cannot compile yet then compile
+	// locally, as with auto.
+	Implied bool
+	Host    string // "" is DefaultHost
 	// TLS for tcp:// addresses: the CA that signed buildkitd's
 	// certificate, and the client's certificate and key when buildkitd
 	// asks for one. ServerName defaults to the address's host.
@@ -73,11 +77,11 @@ func SettingsFor(p *lang.Project, flagExecutor string, environ []string) Setting
 	if h := env(HostEnv); h != "" {
 		s.Host = h
 		if !p.Build.ExecutorSet {
-			s.Executor = "buildkit"
+			s.Executor, s.Implied = "buildkit", true
 		}
 	}
 	if flagExecutor != "" {
-		s.Executor = flagExecutor
+		s.Executor, s.Implied = flagExecutor, false
 	}
 	if s.Executor == "" {
 		s.Executor = "local"

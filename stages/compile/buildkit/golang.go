@@ -22,6 +22,12 @@ type language interface {
 	Compile(app *lang.App, builder, src llb.State, program, stepName string) llb.State
 }
 
+// Supports says whether the buildkit executor can compile language.
+func Supports(language string) bool {
+	_, ok := languages[language]
+	return ok
+}
+
 var languages = map[string]language{
 	"go": goLang{},
 }
