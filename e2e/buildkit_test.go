@@ -104,6 +104,22 @@ func TestBuildKitExecutorHelloBootsAndMatchesLocal(t *testing.T) {
 	if insts[0].ImageDigest != local {
 		t.Errorf("the image BuildKit's bundle went into is %s; the local executor's is %s", insts[0].ImageDigest, local)
 	}
+
+	// A language BuildKit has no builder for: chosen by the environment
+	// variable (or auto), the app compiles locally and the output says so;
+	// asked for by name, it is an error that says what to do.
+	c := newProject(t, map[string]string{
+		"Unikfile": "app \"tool\" {\n  source   = \".\"\n  language = \"c\"\n}\n",
+		"main.c":   "int main(void) { return 0; }\n",
+	})
+	c.env = append(c.env, "UNIKFILE_BUILDKIT_HOST="+addr)
+	r = c.ok("build")
+	if !strings.Contains(r.stderr, "BuildKit has no builder for language c yet; compiling app tool with the local toolchain") {
+		t.Errorf("a C app under UNIKFILE_BUILDKIT_HOST: progress does not say it compiled locally:\n%s", r.stderr)
+	}
+	if r := c.run("build", "--executor", "buildkit"); r.code != 1 || !strings.Contains(r.stderr, "--executor local") {
+		t.Errorf("a C app with --executor buildkit: exit %d, want 1 and what to do:\n%s", r.code, r.stderr)
+	}
 }
 
 // An unreachable buildkitd fails fast with what to do; auto falls back to
