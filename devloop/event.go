@@ -16,6 +16,7 @@ const (
 	EventBuildCancel   = "build-cancelled" // a newer change made it stale
 	EventBuildFailed   = "build-failed"    // Error says why; the old version keeps serving
 	EventBuildDone     = "build-done"      // Image
+	EventUnchanged     = "unchanged"       // the build gave the image that already serves (Instance): no reboot
 	EventBootStarted   = "boot-started"
 	EventBootFailed    = "boot-failed" // Error says why; the old version keeps serving
 	EventSwapped       = "swapped"     // new connections go to Instance (Replaced: the old one)

@@ -97,6 +97,11 @@ type vm struct {
 	inst *state.Instance
 	// ports maps guest ports to the internal host ports QEMU forwards.
 	ports map[int]int
+	// key is servingKey of what it runs.
+	key string
+	// ended is set when the VM stopped by itself: a rebuild of the same
+	// image boots it again.
+	ended atomic.Bool
 	// retired is set once the loop stops the VM on purpose.
 	retired atomic.Bool
 }
@@ -120,6 +125,7 @@ type jobResult struct {
 	image     string
 	err       error
 	cancelled bool
+	unchanged bool          // the image and settings are those of the VM serving
 	built     time.Duration // build time
 	boot      time.Duration
 	started   time.Time
@@ -325,9 +331,13 @@ func (l *loop) start(name string) {
 	j := &job{id: l.jobSeq, cancel: cancel, started: time.Now()}
 	a.job = j
 	p, t, def := l.project, l.target, a.def
+	serving := ""
+	if a.cur != nil && !a.cur.ended.Load() {
+		serving = a.cur.key
+	}
 	l.emit(Event{Kind: EventBuildStarted, App: name})
 	go func() {
-		r := l.buildAndBoot(ctx, p, t, def)
+		r := l.buildAndBoot(ctx, p, t, def, serving)
 		r.app, r.id, r.started = name, j.id, j.started
 		l.results <- r
 	}()
@@ -350,6 +360,8 @@ func (l *loop) finished(r jobResult) {
 	switch {
 	case r.cancelled:
 		// Reported when it was cancelled.
+	case r.unchanged:
+		l.emit(Event{Kind: EventUnchanged, App: r.app, Image: short(r.image), Instance: a.cur.inst.ID})
 	case r.err != nil && r.image == "":
 		l.emit(Event{Kind: EventBuildFailed, App: r.app, Duration: r.built, Error: r.err.Error(), Message: l.keeps(a)})
 	case r.err != nil:

@@ -36,6 +36,7 @@ func (l *loop) follow(name string, v *vm) {
 		if v.retired.Load() {
 			return
 		}
+		v.ended.Store(true)
 		inst := own
 		_ = l.provider.Refresh(ctx, &inst)
 		why := "its VM stopped"
@@ -84,7 +85,9 @@ func (l *loop) removeInstance(inst *state.Instance) error {
 
 // buildAndBoot builds one app through the cached graph and boots it on
 // internal ports. It runs in its own goroutine.
-func (l *loop) buildAndBoot(ctx context.Context, p *lang.Project, t *lang.Target, def *lang.App) jobResult {
+// serving is the key of the VM serving the app ("" when none): a build
+// that gives the same image for the same settings boots nothing.
+func (l *loop) buildAndBoot(ctx context.Context, p *lang.Project, t *lang.Target, def *lang.App, serving string) jobResult {
 	start := time.Now()
 	g := pipeline.BuildGraph(p, []*lang.App{def}, l.opts.Env)
 	results, err := g.Run(ctx, graph.Options{Jobs: l.opts.Jobs, OnEvent: func(e graph.Event) {
@@ -112,6 +115,10 @@ func (l *loop) buildAndBoot(ctx context.Context, p *lang.Project, t *lang.Target
 	}
 	r.image = img.Image.Digest
 	l.emit(Event{Kind: EventBuildDone, App: def.Name, Image: short(img.Image.Digest), Duration: r.built})
+	if serving != "" && servingKey(img.Image.Digest, t) == serving {
+		r.unchanged = true
+		return r
+	}
 	bootStart := time.Now()
 	v, err := l.boot(ctx, p, t, def, img)
 	r.boot = time.Since(bootStart)
@@ -124,6 +131,12 @@ func (l *loop) buildAndBoot(ctx context.Context, p *lang.Project, t *lang.Target
 	}
 	r.vm, r.err = v, err
 	return r
+}
+
+// servingKey identifies what a VM runs: its image and the target's QEMU
+// settings (a settings-only edit of the Unikfile reboots too).
+func servingKey(image string, t *lang.Target) string {
+	return image + " " + fmt.Sprintf("%+v", t.QEMU)
 }
 
 func short(d string) string {
@@ -176,7 +189,7 @@ func (l *loop) boot(ctx context.Context, p *lang.Project, t *lang.Target, def *l
 		_ = l.removeInstance(booted)
 		return nil, err
 	}
-	return &vm{inst: booted, ports: ports}, nil
+	return &vm{inst: booted, ports: ports, key: servingKey(img.Image.Digest, t)}, nil
 }
 
 func freePort() (int, error) {

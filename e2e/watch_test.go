@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,10 +211,11 @@ func TestWatchSwapsWithoutFailedRequests(t *testing.T) {
 }
 
 // bigSource is a Go file that takes the compiler seconds: a build of it is
-// still compiling when the next edit arrives.
-func bigSource() string {
+// still compiling when the next edit arrives. unique names it, so that no
+// earlier build in the test cache holds it.
+func bigSource(unique string) string {
 	var b strings.Builder
-	b.WriteString("package main\n\nvar big = []string{\n")
+	fmt.Fprintf(&b, "// %s\npackage main\n\nvar big = []string{\n", unique)
 	for i := range 200000 {
 		fmt.Fprintf(&b, "\t%q,\n", strconv.Itoa(i*7919))
 	}
@@ -263,35 +265,39 @@ func TestWatchBurstCancelAndBrokenEdits(t *testing.T) {
 		t.Fatalf("after the burst: %q, %v; want burst 99", got, err)
 	}
 
-	// An edit during a build cancels it.
-	p.write("big.go", bigSource())
-	w.until("a: build started")
+	// An edit during a build cancels it: big.go takes the compiler seconds;
+	// once a compiler runs in the project, the next edit must cancel it.
+	p.saveByRename("big.go", bigSource(p.dir))
+	deadline := time.Now().Add(2 * time.Minute)
+	for !compilerRuns(p.dir, w.cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no compiler ran in %s after big.go was saved:\n%s", p.dir, w.output())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	os.Remove(filepath.Join(p.dir, "big.go"))
 	p.saveByRename("main.go", helloSource("after cancel"))
 	lines = w.until("a: swapped")
-	cancelled := false
-	for _, l := range lines {
-		if strings.HasPrefix(l, "a: build cancelled") {
-			cancelled = true
-			break
-		}
-		if strings.HasPrefix(l, "a: build done") || strings.HasPrefix(l, "a: booting") {
-			break
-		}
+	cancel := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "a: build cancelled") })
+	if cancel < 0 {
+		t.Fatalf("the edit during the build did not cancel it:\n%s", w.output())
 	}
-	if !cancelled {
-		t.Fatalf("the edit during the build did not cancel it first:\n%s", strings.Join(lines, "\n"))
-	}
-	for _, l := range lines {
-		if strings.HasPrefix(l, "a: build done") {
-			break // the second build's
-		}
-		if strings.HasPrefix(l, "a: booting") {
-			t.Fatalf("the cancelled build went on to boot:\n%s", strings.Join(lines, "\n"))
+	// Between the cancelled build's start and its cancellation, nothing booted.
+	for i := cancel - 1; i >= 0 && !strings.HasPrefix(lines[i], "a: build started"); i-- {
+		if strings.HasPrefix(lines[i], "a: booting") {
+			t.Fatalf("the cancelled build went on to boot:\n%s", w.output())
 		}
 	}
 	if got, err := fetch(port); err != nil || got != "after cancel" {
 		t.Fatalf("after the cancelled build: %q, %v", got, err)
+	}
+	// Saving the same content again rebuilds to the image that serves:
+	// nothing reboots.
+	p.saveByRename("main.go", helloSource("after cancel"))
+	for _, l := range w.until("a: unchanged") {
+		if strings.HasPrefix(l, "a: booting") {
+			t.Fatalf("an unchanged image booted again:\n%s", w.output())
+		}
 	}
 	// The cancelled compiler is gone: nothing but watch itself works in the
 	// project directory.
@@ -390,6 +396,13 @@ func TestWatchStartErrors(t *testing.T) {
 
 // processesIn lists the processes (pid and command) whose working directory
 // is dir, except the one given.
+// compilerRuns reports whether a Go compiler process works in dir.
+func compilerRuns(dir string, except int) bool {
+	return slices.ContainsFunc(processesIn(dir, except), func(p string) bool {
+		return strings.Contains(p, "/compile ") || strings.Contains(p, " build ")
+	})
+}
+
 func processesIn(dir string, except int) []string {
 	var out []string
 	ents, _ := os.ReadDir("/proc")

@@ -144,6 +144,8 @@ func renderEvent(e devloop.Event) string {
 		fmt.Fprintf(&b, "%sbuild cancelled after %s (%s)", app, round(e.Duration), e.Message)
 	case devloop.EventBuildDone:
 		fmt.Fprintf(&b, "%sbuild done in %s (image %s)", app, round(e.Duration), e.Image)
+	case devloop.EventUnchanged:
+		fmt.Fprintf(&b, "%sunchanged: image %s already serves as %s", app, e.Image, e.Instance)
 	case devloop.EventBuildFailed:
 		fmt.Fprintf(&b, "%sbuild failed after %s; %s:\n%s", app, round(e.Duration), e.Message, indent(e.Error))
 	case devloop.EventBootStarted:
