@@ -3,9 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,18 +119,5 @@ func mib(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1
 // waitAnswer polls like waitHTTP with a longer client timeout: an
 // interpreter's or a JVM's first answer under TCG can take a while.
 func waitAnswer(port int, limit time.Duration) error {
-	client := &http.Client{Timeout: 500 * time.Millisecond}
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return fmt.Errorf("no HTTP answer on port %d within %s", port, limit)
+	return pollHTTP(port, limit, 500*time.Millisecond)
 }

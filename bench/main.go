@@ -255,11 +255,17 @@ func plainQEMU(e *env, imageDir string) (time.Duration, error) {
 }
 
 // waitHTTP polls with short timeouts: QEMU's user network accepts the host
-// side of a connection before the guest listens.
+// side of a connection before the guest listens. 50 ms: a request that
+// QEMU accepted before the guest listened is retried soon; an answering
+// guest replies within a few milliseconds.
 func waitHTTP(port int, limit time.Duration) error {
-	// 50 ms: a request that QEMU accepted before the guest listened is
-	// retried soon; an answering guest replies within a few milliseconds.
-	client := &http.Client{Timeout: 50 * time.Millisecond}
+	return pollHTTP(port, limit, 50*time.Millisecond)
+}
+
+// pollHTTP asks port for / every 10 ms, each request bounded by
+// clientTimeout, until it answers 200 or limit passes.
+func pollHTTP(port int, limit, clientTimeout time.Duration) error {
+	client := &http.Client{Timeout: clientTimeout}
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")

@@ -317,7 +317,16 @@ type running struct {
 
 func (p *project) start(args ...string) *running {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	r := p.startFor(3*time.Minute, args...)
+	p.t.Cleanup(r.cancel)
+	return r
+}
+
+// startFor starts unikfile with args in its own process group, killed
+// after limit, with its stderr to be read line by line.
+func (p *project) startFor(limit time.Duration, args ...string) *running {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	cmd := p.command(ctx, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, _ := cmd.StderrPipe()
@@ -325,9 +334,7 @@ func (p *project) start(args ...string) *running {
 		cancel()
 		p.t.Fatal(err)
 	}
-	r := &running{t: p.t, cmd: cmd, sc: bufio.NewScanner(stderr), cancel: cancel}
-	p.t.Cleanup(cancel)
-	return r
+	return &running{t: p.t, cmd: cmd, sc: bufio.NewScanner(stderr), cancel: cancel}
 }
 
 // waitLine reads stderr until a line starts with prefix.

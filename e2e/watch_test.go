@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -36,15 +34,7 @@ func (p *project) startWatch(args ...string) *watching {
 // startWatchArgs runs unikfile with args (a watch: `watch` or `up --watch`).
 func (p *project) startWatchArgs(args ...string) *watching {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	cmd := p.command(ctx, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		cancel()
-		p.t.Fatal(err)
-	}
-	w := &watching{running: &running{t: p.t, cmd: cmd, sc: bufio.NewScanner(stderr), cancel: cancel}, p: p}
+	w := &watching{running: p.startFor(10*time.Minute, args...), p: p}
 	p.t.Cleanup(func() {
 		if w.cmd.ProcessState == nil {
 			w.signal(syscall.SIGINT, false)
