@@ -411,7 +411,7 @@ func (b *booting) exitedEarly(ctx context.Context) (*state.Instance, error) {
 	_ = b.save()
 	inst := b.instance()
 	inst.State, inst.ExitStatus = state.Exited, b.con.Exit()
-	msg := fmt.Errorf("app %s exited with status %d before it was ready; last console lines:\n%s", b.app, *b.con.Exit(), b.con.Tail())
+	msg := fmt.Errorf("exited with status %d before it was ready; last console lines:\n%s", *b.con.Exit(), b.con.Tail())
 	if err != nil {
 		msg = fmt.Errorf("%w\nand removing what this boot created failed: %v", msg, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 
 	"github.com/aws/smithy-go"
@@ -12,6 +13,9 @@ import (
 // tagged are the actions unikfile calls with tags at creation, which AWS
 // authorizes as ec2:CreateTags as well.
 var tagged = map[string]bool{"RunInstances": true, "RegisterImage": true, "CreateSecurityGroup": true, "StartSnapshot": true}
+
+// deniedAction finds the IAM action AWS names in an access-denied message.
+var deniedAction = regexp.MustCompile(`not authorized to perform: ([a-z0-9-]+:[A-Za-z0-9]+)`)
 
 // explain turns an SDK error of an API call into one that names the call
 // and says what to do: a denied action names its IAM permission, a region
@@ -35,9 +39,10 @@ func explain(region string, err error) error {
 		code, msg := ae.ErrorCode(), ae.ErrorMessage()
 		switch {
 		case code == "UnauthorizedOperation" || code == "AccessDeniedException" || code == "AccessDenied":
-			perm := service + ":" + action
-			also := ""
-			if tagged[action] {
+			perm, also := service+":"+action, ""
+			if m := deniedAction.FindStringSubmatch(msg); m != nil {
+				perm = m[1] // AWS names the one it refused
+			} else if tagged[action] {
 				also = " (and ec2:CreateTags, which tagging at creation needs)"
 			}
 			return &explained{fmt.Sprintf("%s was denied: the credentials lack the IAM permission %s%s; add it to the policy of the IAM user or role (the README's AWS section has the whole policy)\n%s: %s", what, perm, also, code, firstSentence(msg)), err}

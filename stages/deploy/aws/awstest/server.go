@@ -329,3 +329,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.serveEC2(w, r, body)
 }
+
+// Shift moves the endpoint's clock for state changes forward by d (a
+// snapshot's timeout, say), leaving signature times alone.
+func (s *Server) Shift(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.now
+	s.now = func() time.Time { return prev().Add(d) }
+}
