@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,4 +154,4 @@ func digestOf(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-var _ = io.Discard
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -76,6 +76,7 @@ type instance struct {
 	changeAt                     time.Time
 	next                         string
 	console                      string
+	thenAt                       time.Time
 }
 
 type perm struct {
@@ -107,10 +108,13 @@ type Launch struct {
 }
 
 // Guest is what a stood-in guest prints on its console once its instance
-// runs. With Exit set, the console ends with the init's exit marker and
-// the guest powers off (the instance stops).
+// runs, and After that, Then. With Exit set the guest powers off once it
+// has printed all (the instance stops); its console should end with the
+// init's exit marker.
 type Guest struct {
 	Console string
+	Then    string
+	After   time.Duration
 	Exit    *int
 }
 
@@ -151,13 +155,19 @@ func (s *Server) advance() {
 	for _, in := range s.instances {
 		for in.next != "" && !now.Before(in.changeAt) {
 			in.State, in.next = in.next, ""
-			switch in.State {
-			case "running":
+			if in.State == "running" {
 				in.console = in.guest.Console
-				if in.guest.Exit != nil {
-					in.State, in.next, in.changeAt = "stopping", "stopped", in.changeAt.Add(s.opts.StopDelay)
-					in.Reason = "Client.InstanceInitiatedShutdown: Instance initiated shutdown"
+				in.thenAt = in.changeAt.Add(in.guest.After)
+				if in.guest.Then == "" && in.guest.Exit != nil {
+					in.powerOff(in.changeAt, s.opts.StopDelay)
 				}
+			}
+		}
+		if in.State == "running" && in.guest.Then != "" && !in.thenAt.IsZero() && !now.Before(in.thenAt) {
+			in.console += in.guest.Then
+			in.thenAt = time.Time{}
+			if in.guest.Exit != nil {
+				in.powerOff(now, s.opts.StopDelay)
 			}
 		}
 	}
@@ -265,4 +275,10 @@ func (s *Server) Image(id string) (ImageInfo, bool) {
 		}
 	}
 	return info, true
+}
+
+// powerOff is the guest powering off at t: the instance stops.
+func (in *instance) powerOff(t time.Time, delay time.Duration) {
+	in.State, in.next, in.changeAt = "stopping", "stopped", t.Add(delay)
+	in.Reason = "Client.InstanceInitiatedShutdown: Instance initiated shutdown"
 }
