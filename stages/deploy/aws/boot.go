@@ -295,6 +295,7 @@ func (b *booting) wait(ctx context.Context) (*state.Instance, error) {
 		b.con.OnError = func(msg string) { b.spec.Say("%s: guest %s", b.app, msg) }
 	}
 	id := b.rec.InstanceID
+	w := waiter{max: b.p.poll()}
 	for {
 		in, ok, err := describe(ctx, b.c, id)
 		if err != nil {
@@ -323,7 +324,7 @@ func (b *booting) wait(ctx context.Context) (*state.Instance, error) {
 			}
 			return nil, fmt.Errorf("aws: instance %s was not ready after %s: %s (set a longer --timeout if it is only slow)\nlast console lines:\n%s", id, timeout, why, b.con.Tail())
 		}
-		if err := sleep(ctx, b.p.poll()); err != nil {
+		if err := w.sleep(ctx); err != nil {
 			return nil, err
 		}
 	}

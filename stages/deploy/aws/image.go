@@ -55,6 +55,7 @@ func imagesOf(ctx context.Context, c *clients, digest string) ([]ec2types.Image,
 
 // waitImage waits for AMI id to be available; failed fails at once.
 func waitImage(ctx context.Context, c *clients, id string, poll time.Duration) error {
+	w := waiter{max: poll}
 	for {
 		out, err := c.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}, Owners: []string{"self"}})
 		if err != nil {
@@ -74,7 +75,7 @@ func waitImage(ctx context.Context, c *clients, id string, poll time.Duration) e
 			}
 			return fmt.Errorf("aws: AMI %s ended in state %s%s", id, im.State, why)
 		}
-		if err := sleep(ctx, poll); err != nil {
+		if err := w.sleep(ctx); err != nil {
 			return err
 		}
 	}

@@ -125,6 +125,7 @@ func terminate(ctx context.Context, c *clients, id string, poll time.Duration) e
 		return explain(c.region, err)
 	}
 	deadline := time.Now().Add(cleanupTimeout)
+	w := waiter{max: poll}
 	for {
 		in, ok, err := describe(ctx, c, id)
 		if err != nil {
@@ -136,7 +137,7 @@ func terminate(ctx context.Context, c *clients, id string, poll time.Duration) e
 		if time.Now().After(deadline) {
 			return fmt.Errorf("aws: instance %s was still %s %s after TerminateInstances; check it in the EC2 console", id, stateOf(in), cleanupTimeout)
 		}
-		if err := sleep(ctx, poll); err != nil {
+		if err := w.sleep(ctx); err != nil {
 			return err
 		}
 	}

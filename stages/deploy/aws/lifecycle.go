@@ -256,6 +256,7 @@ func deleteGroupIfUnused(ctx context.Context, c *clients, id string, poll time.D
 		return err
 	}
 	deadline := time.Now().Add(cleanupTimeout)
+	w := waiter{max: poll}
 	for {
 		_, err := c.ec2.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: awssdk.String(id)})
 		switch {
@@ -264,7 +265,7 @@ func deleteGroupIfUnused(ctx context.Context, c *clients, id string, poll time.D
 		case code(err) != "DependencyViolation" || time.Now().After(deadline):
 			return explain(c.region, err)
 		}
-		if err := sleep(ctx, poll); err != nil {
+		if err := w.sleep(ctx); err != nil {
 			return err
 		}
 	}

@@ -249,6 +249,7 @@ func linearChecksum(digests map[int64][]byte) string {
 // waitSnapshot waits until the snapshot is completed; "error" fails at
 // once with the state message AWS gives.
 func waitSnapshot(ctx context.Context, c *clients, id string, poll time.Duration) error {
+	w := waiter{max: poll}
 	for {
 		out, err := c.ec2.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{id}, OwnerIds: []string{"self"}})
 		if err != nil {
@@ -264,10 +265,25 @@ func waitSnapshot(ctx context.Context, c *clients, id string, poll time.Duration
 		case ec2types.SnapshotStateError:
 			return fmt.Errorf("aws: snapshot %s ended in state error: %s; run up again (it starts a new snapshot)", id, awssdk.ToString(sn.StateMessage))
 		}
-		if err := sleep(ctx, poll); err != nil {
+		if err := w.sleep(ctx); err != nil {
 			return err
 		}
 	}
+}
+
+// waiter sleeps between polls of a state that changes by itself: 100ms
+// first (or max if less), doubling up to max, so that what is quick is
+// seen quickly and what is slow is not asked about too often.
+type waiter struct{ d, max time.Duration }
+
+func (w *waiter) sleep(ctx context.Context) error {
+	switch {
+	case w.d == 0:
+		w.d = min(100*time.Millisecond, w.max)
+	case w.d < w.max:
+		w.d = min(2*w.d, w.max)
+	}
+	return sleep(ctx, w.d)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
