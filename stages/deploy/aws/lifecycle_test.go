@@ -221,6 +221,12 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 		t.Errorf("unknown credentials: %v", err)
 	}
 
+	p.Credentials, p.clients = nil, nil // the default chain, which finds none here
+	sp4, _ := spec(t, dir, img)
+	if _, err := p.Boot(ctxT(t), sp4); err == nil || !strings.Contains(err.Error(), "no AWS credentials: set AWS_ACCESS_KEY_ID") {
+		t.Errorf("no credentials anywhere: %v", err)
+	}
+
 	p.clients = nil
 	sp3, _ := spec(t, dir, img, withSettings(DefaultSettings()))
 	if _, err := p.Boot(ctxT(t), sp3); err == nil || !strings.Contains(err.Error(), "no region") || !strings.Contains(err.Error(), "AWS_REGION") {

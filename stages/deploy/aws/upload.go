@@ -305,3 +305,19 @@ func sortedKeys(m map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Upload writes a disk file into a new snapshot in region through the
+// provider's clients, as Boot does (benchmarks use it on its own).
+func (p *Provider) Upload(ctx context.Context, region string, u Upload) (Uploaded, error) {
+	c, err := p.clientsFor(ctx, region)
+	if err != nil {
+		return Uploaded{}, err
+	}
+	if u.Concurrency <= 0 {
+		u.Concurrency = DefaultConcurrency
+	}
+	if u.Poll <= 0 {
+		u.Poll = p.poll()
+	}
+	return upload(ctx, c, u)
+}
