@@ -54,7 +54,9 @@ func awsProject(t *testing.T, srv *awstest.Server) *project {
 }
 
 func newEndpoint(t *testing.T) *awstest.Server {
-	srv := awstest.New(awstest.Options{})
+	// With EC2's eventual consistency: what was just made is unknown to
+	// Describe calls for a moment.
+	srv := awstest.New(awstest.Options{Lag: 200 * time.Millisecond})
 	t.Cleanup(srv.Close) // after the project's cleanup `down`
 	return srv
 }

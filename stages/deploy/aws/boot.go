@@ -224,7 +224,14 @@ func (b *booting) makeImage(ctx context.Context) (string, error) {
 	if code(err) == "InvalidAMIName.Duplicate" {
 		// Another boot registered the digest meanwhile: use its AMI, and
 		// drop this boot's snapshot.
-		ims, ierr := imagesOf(ctx, b.c, img.Digest)
+		var ims []ec2types.Image
+		var ierr error
+		w := waiter{max: b.p.poll()}
+		for start := time.Now(); ierr == nil && len(ims) == 0 && time.Since(start) < notFoundGrace; {
+			if ims, ierr = imagesOf(ctx, b.c, img.Digest); ierr == nil && len(ims) == 0 {
+				ierr = w.sleep(ctx)
+			}
+		}
 		if ierr != nil || len(ims) == 0 {
 			return "", errors.Join(err, ierr)
 		}
@@ -259,7 +266,7 @@ func (b *booting) group(ctx context.Context, vpc string) error {
 	delete(tags, TagInstance) // the group outlives one instance
 	name := fmt.Sprintf("unikfile-%s-%s-%s", tags[TagProject], b.spec.Target.Name, b.app)
 	ports := b.rec.Ports
-	id, created, err := ensureGroup(ctx, b.c, vpc, name, tags, ports, b.s.Ingress)
+	id, created, err := ensureGroup(ctx, b.c, vpc, name, tags, ports, b.s.Ingress, b.p.poll())
 	if id != "" {
 		b.rec.GroupID = id
 		if created {
@@ -295,6 +302,7 @@ func (b *booting) wait(ctx context.Context) (*state.Instance, error) {
 		b.con.OnError = func(msg string) { b.spec.Say("%s: guest %s", b.app, msg) }
 	}
 	id := b.rec.InstanceID
+	launched := time.Now()
 	w := waiter{max: b.p.poll()}
 	for {
 		in, ok, err := describe(ctx, b.c, id)
@@ -303,7 +311,10 @@ func (b *booting) wait(ctx context.Context) (*state.Instance, error) {
 		}
 		st := stateOf(in)
 		if !ok {
-			return nil, fmt.Errorf("aws: instance %s disappeared while booting", id)
+			if time.Since(launched) > notFoundGrace {
+				return nil, fmt.Errorf("aws: instance %s disappeared while booting", id)
+			}
+			st = ec2types.InstanceStateNamePending // EC2 does not know it yet
 		}
 		if st != ec2types.InstanceStateNamePending {
 			if err := b.readConsole(ctx); err != nil {
@@ -425,7 +436,7 @@ func (b *booting) undo(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
 	if b.rec.InstanceID != "" {
-		if err := terminate(ctx, b.c, b.rec.InstanceID, b.p.poll()); err != nil {
+		if err := terminate(ctx, b.c, b.rec.InstanceID, b.p.poll(), true); err != nil {
 			errs = append(errs, err)
 		}
 	}

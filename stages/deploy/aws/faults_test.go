@@ -78,7 +78,7 @@ func TestBootFaults(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, p := endpoint(t, awstest.Options{Guest: tc.guest})
+			srv, p := endpoint(t, awstest.Options{Guest: tc.guest, Lag: 100 * time.Millisecond})
 			if tc.setup != nil {
 				tc.setup(srv)
 			}

@@ -56,13 +56,20 @@ func imagesOf(ctx context.Context, c *clients, digest string) ([]ec2types.Image,
 // waitImage waits for AMI id to be available; failed fails at once.
 func waitImage(ctx context.Context, c *clients, id string, poll time.Duration) error {
 	w := waiter{max: poll}
+	start := time.Now()
 	for {
 		out, err := c.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}, Owners: []string{"self"}})
+		if code(err) == "InvalidAMIID.NotFound" || err == nil && len(out.Images) == 0 {
+			if time.Since(start) < notFoundGrace {
+				if err := w.sleep(ctx); err != nil {
+					return err
+				}
+				continue // EC2 does not know it yet
+			}
+			return fmt.Errorf("aws: AMI %s is gone", id)
+		}
 		if err != nil {
 			return explain(c.region, err)
-		}
-		if len(out.Images) != 1 {
-			return fmt.Errorf("aws: AMI %s is gone", id)
 		}
 		im := out.Images[0]
 		switch im.State {

@@ -111,30 +111,41 @@ func consoleOutput(ctx context.Context, c *clients, id string) (string, error) {
 
 // terminate terminates instance id (gone already is fine) and waits until
 // it is terminated, so that what it used can be deleted.
-func terminate(ctx context.Context, c *clients, id string, poll time.Duration) error {
+// recent says the instance was just launched, so that EC2 may not know it
+// yet: NotFound is then retried for a while instead of meaning "gone".
+func terminate(ctx context.Context, c *clients, id string, poll time.Duration, recent bool) error {
 	if in, ok, err := describe(ctx, c, id); err != nil {
 		return err
-	} else if !ok || stateOf(in) == ec2types.InstanceStateNameTerminated {
+	} else if ok && stateOf(in) == ec2types.InstanceStateNameTerminated || !ok && !recent {
 		return nil
 	}
-	_, err := c.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
-	if code(err) == "InvalidInstanceID.NotFound" {
-		return nil
-	}
-	if err != nil {
-		return explain(c.region, err)
+	w, start := waiter{max: poll}, time.Now()
+	for {
+		_, err := c.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+		if err == nil {
+			break
+		}
+		if code(err) != "InvalidInstanceID.NotFound" {
+			return explain(c.region, err)
+		}
+		if !recent || time.Since(start) > notFoundGrace {
+			return nil
+		}
+		if err := w.sleep(ctx); err != nil {
+			return err
+		}
 	}
 	deadline := time.Now().Add(cleanupTimeout)
-	w := waiter{max: poll}
+	w = waiter{max: poll}
 	for {
 		in, ok, err := describe(ctx, c, id)
 		if err != nil {
 			return err
 		}
-		if !ok || stateOf(in) == ec2types.InstanceStateNameTerminated {
+		if ok && stateOf(in) == ec2types.InstanceStateNameTerminated || !ok && (!recent || time.Since(start) > notFoundGrace) {
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if ok && time.Now().After(deadline) {
 			return fmt.Errorf("aws: instance %s was still %s %s after TerminateInstances; check it in the EC2 console", id, stateOf(in), cleanupTimeout)
 		}
 		if err := w.sleep(ctx); err != nil {

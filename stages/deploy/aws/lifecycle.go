@@ -44,10 +44,12 @@ func (p *Provider) Refresh(ctx context.Context, inst *state.Instance) error {
 		return err
 	}
 	if !found {
-		if rec.InstanceID != "" && inst.Alive() {
+		if rec.InstanceID != "" && inst.State == state.Running {
 			inst.State = state.Failed
 		}
-		return nil // not launched yet: a boot in progress, or one that died
+		// Not launched yet, or just launched and not known to EC2 yet: a
+		// boot in progress (or one that died, which the next up removes).
+		return nil
 	}
 	switch stateOf(in) {
 	case ec2types.InstanceStateNamePending, ec2types.InstanceStateNameRunning:
@@ -126,7 +128,7 @@ func (p *Provider) Stop(ctx context.Context, inst *state.Instance) error {
 				}
 			}
 		}
-		if err := terminate(ctx, c, id, p.poll()); err != nil {
+		if err := terminate(ctx, c, id, p.poll(), false); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -72,7 +73,7 @@ func findGroup(ctx context.Context, c *clients, vpc string, tags map[string]stri
 
 // ensureGroup makes sure the app's security group exists in vpc and
 // holds exactly ports × ingress. created says whether this call made it.
-func ensureGroup(ctx context.Context, c *clients, vpc, name string, tags map[string]string, ports []int, ingress []string) (string, bool, error) {
+func ensureGroup(ctx context.Context, c *clients, vpc, name string, tags map[string]string, ports []int, ingress []string, poll time.Duration) (string, bool, error) {
 	g, ok, err := findGroup(ctx, c, vpc, tags)
 	if err != nil {
 		return "", false, err
@@ -127,9 +128,17 @@ func ensureGroup(ctx context.Context, c *clients, vpc, name string, tags map[str
 				IpRanges: []ec2types.IpRange{{CidrIp: awssdk.String(cidr), Description: awssdk.String("unikfile ingress")}}})
 		}
 	}
-	if len(missing) > 0 {
-		if _, err := c.ec2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: awssdk.String(id), IpPermissions: missing}); err != nil {
+	w, start := waiter{max: poll}, time.Now()
+	for len(missing) > 0 {
+		_, err := c.ec2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: awssdk.String(id), IpPermissions: missing})
+		if err == nil {
+			break
+		}
+		if code(err) != "InvalidGroup.NotFound" || !created || time.Since(start) > notFoundGrace {
 			return id, created, explain(c.region, err)
+		}
+		if err := w.sleep(ctx); err != nil { // EC2 does not know the new group yet
+			return id, created, err
 		}
 	}
 	return id, created, nil

@@ -27,6 +27,10 @@ const BlockSize = 512 << 10
 
 const gib = 1 << 30
 
+// notFoundGrace is how long EC2 may not know a resource it just created
+// (its eventual consistency): NotFound is retried that long.
+const notFoundGrace = 2 * time.Minute
+
 // snapshotTimeout is how long (minutes) EBS keeps a started snapshot
 // pending before it puts it in error: an upload killed half-way does not
 // linger longer than that even if nobody cleans up.
@@ -250,13 +254,20 @@ func linearChecksum(digests map[int64][]byte) string {
 // once with the state message AWS gives.
 func waitSnapshot(ctx context.Context, c *clients, id string, poll time.Duration) error {
 	w := waiter{max: poll}
+	start := time.Now()
 	for {
 		out, err := c.ec2.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{id}, OwnerIds: []string{"self"}})
+		if code(err) == "InvalidSnapshot.NotFound" || err == nil && len(out.Snapshots) == 0 {
+			if time.Since(start) < notFoundGrace {
+				if err := w.sleep(ctx); err != nil {
+					return err
+				}
+				continue // EC2 does not know it yet
+			}
+			return fmt.Errorf("aws: DescribeSnapshots: snapshot %s is gone", id)
+		}
 		if err != nil {
 			return explain(c.region, err)
-		}
-		if len(out.Snapshots) != 1 {
-			return fmt.Errorf("aws: DescribeSnapshots: snapshot %s is gone", id)
 		}
 		sn := out.Snapshots[0]
 		switch sn.State {

@@ -259,13 +259,13 @@ func (s *Server) describeImages(p params, w http.ResponseWriter) *apiError {
 	}
 	ids := p.list("ImageId")
 	for _, id := range ids {
-		if im := s.images[id]; im == nil || im.State == "deregistered" {
+		if im := s.images[id]; im == nil || im.State == "deregistered" || s.fresh(im.Created) {
 			return errf(400, "InvalidAMIID.NotFound", "The image id '[%s]' does not exist", id)
 		}
 	}
 	var out []*image
 	for _, im := range sortedValues(s.images) {
-		if im.State == "deregistered" || !ownerSelf(p) || len(ids) > 0 && !slices.Contains(ids, im.ID) {
+		if im.State == "deregistered" || s.fresh(im.Created) || !ownerSelf(p) || len(ids) > 0 && !slices.Contains(ids, im.ID) {
 			continue
 		}
 		if match(fs, im.Tags, func(n string) []string {
@@ -348,13 +348,13 @@ func (s *Server) describeSnapshots(p params, w http.ResponseWriter) *apiError {
 	}
 	ids := p.list("SnapshotId")
 	for _, id := range ids {
-		if sn := s.snapshots[id]; sn == nil || sn.deleted {
+		if sn := s.snapshots[id]; sn == nil || sn.deleted || s.fresh(sn.Start) {
 			return errf(400, "InvalidSnapshot.NotFound", "The snapshot '%s' does not exist.", id)
 		}
 	}
 	var out []*snapshot
 	for _, sn := range sortedValues(s.snapshots) {
-		if sn.deleted || !ownerSelf(p) || len(ids) > 0 && !slices.Contains(ids, sn.ID) {
+		if sn.deleted || s.fresh(sn.Start) || !ownerSelf(p) || len(ids) > 0 && !slices.Contains(ids, sn.ID) {
 			continue
 		}
 		if match(fs, sn.Tags, func(n string) []string {
@@ -447,7 +447,7 @@ func (s *Server) createSecurityGroup(p params, w http.ResponseWriter) *apiError 
 	if e != nil {
 		return e
 	}
-	g := &group{ID: s.nextID("sg"), Name: name, Description: p["GroupDescription"], VPC: vpc, Tags: t}
+	g := &group{ID: s.nextID("sg"), Name: name, Description: p["GroupDescription"], VPC: vpc, Tags: t, created: s.now()}
 	s.groups[g.ID] = g
 	writeEC2(w, "CreateSecurityGroup", func(x *xb) {
 		x.leaf("return", "true")
@@ -464,13 +464,13 @@ func (s *Server) describeSecurityGroups(p params, w http.ResponseWriter) *apiErr
 	}
 	ids := p.list("GroupId")
 	for _, id := range ids {
-		if g := s.groups[id]; g == nil || g.deleted {
+		if g := s.groups[id]; g == nil || g.deleted || s.fresh(g.created) {
 			return errf(400, "InvalidGroup.NotFound", "The security group '%s' does not exist", id)
 		}
 	}
 	var out []*group
 	for _, g := range sortedValues(s.groups) {
-		if g.deleted || len(ids) > 0 && !slices.Contains(ids, g.ID) {
+		if g.deleted || s.fresh(g.created) || len(ids) > 0 && !slices.Contains(ids, g.ID) {
 			continue
 		}
 		if match(fs, g.Tags, func(n string) []string {
@@ -582,6 +582,9 @@ func (s *Server) authorizeIngress(p params, w http.ResponseWriter) *apiError {
 	g, e := s.groupFor(p)
 	if e != nil {
 		return e
+	}
+	if s.fresh(g.created) {
+		return errf(400, "InvalidGroup.NotFound", "The security group '%s' does not exist", g.ID)
 	}
 	ps, e := perms(p)
 	if e != nil {
@@ -841,13 +844,13 @@ func (s *Server) describeInstances(p params, w http.ResponseWriter) *apiError {
 	}
 	ids := p.list("InstanceId")
 	for _, id := range ids {
-		if s.instances[id] == nil {
+		if in := s.instances[id]; in == nil || s.fresh(in.Launched) {
 			return errf(400, "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
 		}
 	}
 	var out []*instance
 	for _, in := range sortedValues(s.instances) {
-		if len(ids) > 0 && !slices.Contains(ids, in.ID) {
+		if s.fresh(in.Launched) || len(ids) > 0 && !slices.Contains(ids, in.ID) {
 			continue
 		}
 		if match(fs, in.Tags, func(n string) []string {
@@ -925,7 +928,7 @@ func (s *Server) getConsoleOutput(p params, w http.ResponseWriter) *apiError {
 		return e
 	}
 	in := s.instances[p["InstanceId"]]
-	if in == nil {
+	if in == nil || s.fresh(in.Launched) {
 		return errf(400, "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", p["InstanceId"])
 	}
 	out := in.console

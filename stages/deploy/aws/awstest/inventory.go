@@ -89,6 +89,7 @@ func (p perm) String() string { return fmt.Sprintf("%s %d-%d from %s", p.Proto, 
 
 type group struct {
 	ID, Name, Description, VPC string
+	created                    time.Time
 	Ingress                    []perm
 	Tags                       tags
 	builtin, deleted           bool

@@ -40,6 +40,11 @@ type Options struct {
 	Guest func(Launch) Guest
 	// NoDefaultVPC leaves the account without a default VPC.
 	NoDefaultVPC bool
+	// Lag is EC2's eventual consistency: for this long after it was
+	// created, a snapshot, AMI, security group or instance is unknown to
+	// the Describe calls (NotFound by ID, absent from listings),
+	// GetConsoleOutput and AuthorizeSecurityGroupIngress.
+	Lag time.Duration
 }
 
 // Server is the endpoint. Its methods are safe for concurrent use.
@@ -338,3 +343,7 @@ func (s *Server) Shift(d time.Duration) {
 	prev := s.now
 	s.now = func() time.Time { return prev().Add(d) }
 }
+
+// fresh says whether a resource created at t is still invisible (Lag).
+// Called with s.mu held.
+func (s *Server) fresh(t time.Time) bool { return s.opts.Lag > 0 && s.now().Sub(t) < s.opts.Lag }
