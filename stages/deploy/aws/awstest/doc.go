@@ -26,5 +26,11 @@
 // FailSnapshots / FailImages make completions end in the error state. The
 // inventory (Inventory) and the call log (Calls) are what tests assert on.
 //
+// It is the project's own rather than github.com/sivchari/kumo (which
+// serves EBS direct and part of EC2): kumo has no AMI calls, and it is not
+// strict where this double must be (it does not check a block's checksum or
+// index, a completion's block count or aggregate checksum, and completes
+// snapshots at once).
+//
 // It must not be used by unikfile itself, only by tests and bench.
 package awstest
