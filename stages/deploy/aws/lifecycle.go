@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
@@ -174,6 +175,32 @@ func (p *Provider) cleanup(ctx context.Context, c *clients, inst *state.Instance
 			if err := removeImage(ctx, c, im); err != nil {
 				errs = append(errs, err)
 			}
+		}
+	}
+	// What the journal says this instance's boot created, by ID: EC2's
+	// listings by tag may not show what was made a moment ago (a boot
+	// killed just after it started its snapshot).
+	for _, id := range rec.Created {
+		if !strings.HasPrefix(id, "ami-") {
+			continue
+		}
+		used, err := inUse(ctx, c, "image-id", id)
+		if err == nil && !used {
+			_, err = c.ec2.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: awssdk.String(id)})
+			if cd := code(err); cd == "InvalidAMIID.NotFound" || cd == "InvalidAMIID.Unavailable" {
+				err = nil
+			}
+		}
+		if err != nil {
+			errs = append(errs, explain(c.region, err))
+		}
+	}
+	for _, id := range rec.Created {
+		if !strings.HasPrefix(id, "snap-") {
+			continue
+		}
+		if err := deleteSnapshot(ctx, c, id); err != nil && code(err) != "InvalidSnapshot.InUse" {
+			errs = append(errs, err)
 		}
 	}
 	// Snapshots this instance's boot started that no AMI holds (an upload

@@ -235,3 +235,34 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 	var ae smithy.APIError
 	_ = errors.As(err, &ae)
 }
+
+// TestStopRemovesWhatTheJournalNames: EC2's listings do not show a
+// snapshot started a moment ago (Lag); Stop of a boot that died right
+// after starting it deletes it by the ID its journal holds.
+func TestStopRemovesWhatTheJournalNames(t *testing.T) {
+	srv, p := endpoint(t, awstest.Options{Lag: time.Hour})
+	c, err := p.clientsFor(ctxT(t), awstest.Region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, img := smallDisk(t, "journal")
+	var snap string
+	res, err := upload(ctxT(t), c, Upload{Path: filepath.Join(dir, "disk.raw"), Token: "j", Concurrency: 2, Poll: time.Millisecond,
+		Tags:    map[string]string{TagManaged: "true", TagInstance: "hello-0123456789"},
+		Started: func(id string) error { snap = id; return errors.New("killed") }})
+	if err == nil || res.SnapshotID != snap {
+		t.Fatalf("upload: %v", err)
+	}
+	runDir := filepath.Join(t.TempDir(), "hello-0123456789")
+	if err := os.MkdirAll(runDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := journal(runDir, &Record{Region: awstest.Region, SnapshotID: snap, Created: []string{snap}}); err != nil {
+		t.Fatal(err)
+	}
+	inst := &state.Instance{ID: "hello-0123456789", Project: "/p", Target: "prod", App: "hello", Provider: Name, ImageDigest: img.Digest, RunDir: runDir, State: state.Starting}
+	if err := p.Stop(ctxT(t), inst); err != nil {
+		t.Fatal(err)
+	}
+	empty(t, srv)
+}
