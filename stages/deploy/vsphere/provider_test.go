@@ -3,6 +3,9 @@ package vsphere
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
+	"io"
 	"fmt"
 	"net/url"
 	"os"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
@@ -475,4 +479,168 @@ func TestCredentialsFromTheEnvironmentNeverShown(t *testing.T) {
 		t.Errorf("GOVC_URL with a wrong datastore: %v", err)
 	}
 	s.nothingLeft()
+}
+
+// Attached: console lines go to the caller as the guest prints them, and
+// the boot ends with the app's exit status; a cancelled attach stops and
+// deletes the VM.
+func TestAttachFollowsTheConsoleWithStandInGuest(t *testing.T) {
+	s := newSim(t)
+	g := s.standIn(func(string) []string { return bootLines("192.0.2.17") })
+	ti := newTestImage(t, "api", "bios")
+	p := s.provider()
+
+	var out syncWriter
+	spec := ti.spec(t, s.target(s.settings(), "api"), "api-attach")
+	spec.Attach, spec.Console = true, &out
+	ready := make(chan *state.Instance, 1)
+	spec.Ready = func(inst *state.Instance) error { ready <- inst; return nil }
+	type result struct {
+		inst *state.Instance
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		inst, err := p.Boot(context.Background(), spec)
+		done <- result{inst, err}
+	}()
+	select {
+	case <-ready:
+	case r := <-done:
+		t.Fatalf("Boot ended before ready: %v", r.err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("not ready")
+	}
+	g.exit(vmPrefix+"api-attach", "bye", "unikfile-init: exit status 0")
+	r := <-done
+	if r.err != nil || r.inst.State != state.Exited || *r.inst.ExitStatus != 0 {
+		t.Fatalf("attached boot: %+v, %v", r.inst, r.err)
+	}
+	if !strings.Contains(out.String(), "unikfile-init: ready\nbye\nunikfile-init: exit status 0\n") {
+		t.Errorf("console: %q", out.String())
+	}
+	s.nothingLeft()
+
+	// Ctrl-C while attached.
+	spec = ti.spec(t, s.target(s.settings(), "api"), "api-attach2")
+	spec.Attach, spec.Console = true, io.Discard
+	ctx, cancel := context.WithCancel(context.Background())
+	spec.Ready = func(*state.Instance) error { cancel(); return nil }
+	inst, err := p.Boot(ctx, spec)
+	if err != nil || inst.State != state.Stopped {
+		t.Errorf("cancelled attach: %+v, %v", inst, err)
+	}
+	s.nothingLeft()
+}
+
+// A boot cancelled, or timed out, while it waits for the guest leaves
+// nothing; the timeout says what the console showed.
+func TestCancelAndTimeoutLeaveNothingWithStandInGuest(t *testing.T) {
+	s := newSim(t)
+	s.standIn(func(string) []string { return []string{"unikfile-init: address 192.0.2.18/24 via dhcp", "waiting for a database"} })
+	ti := newTestImage(t, "api", "bios")
+	p := s.provider()
+	spec := ti.spec(t, s.target(s.settings(), "api"), "api-slow")
+	spec.Timeout = 500 * time.Millisecond
+	_, err := p.Boot(context.Background(), spec)
+	if err == nil || !strings.Contains(err.Error(), "not ready after 500ms") || !strings.Contains(err.Error(), "waiting for a database") {
+		t.Errorf("timeout: %v", err)
+	}
+	s.nothingLeft()
+
+	spec = ti.spec(t, s.target(s.settings(), "api"), "api-cancel")
+	ctx, cancel := context.WithCancel(context.Background())
+	spec.Progress = func(msg string) {
+		if strings.Contains(msg, "waiting for the guest") {
+			cancel()
+		}
+	}
+	if _, err := p.Boot(ctx, spec); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled boot: %v", err)
+	}
+	s.nothingLeft()
+}
+
+// A record whose booter died after creating the VM, before recording it
+// (no config in the record, none of the VM's ID in the run directory's
+// copy): Refresh reads the run directory, Stop finds the VM by its name.
+func TestRecordOfADeadBooterIsCleanedUpWithStandInGuest(t *testing.T) {
+	s := newSim(t)
+	s.standIn(func(string) []string { return bootLines("192.0.2.19") })
+	ti := newTestImage(t, "api", "bios")
+	p := s.provider()
+	spec := ti.spec(t, s.target(s.settings(), "api"), "api-orphan")
+	booted, err := p.Boot(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, _ := ConfigOf(booted)
+	cfg.VM = ""
+	if err := cfg.save(spec.RunDir); err != nil {
+		t.Fatal(err)
+	}
+	inst := &state.Instance{ID: booted.ID, Provider: Name, RunDir: spec.RunDir, State: state.Starting}
+	if err := p.Refresh(context.Background(), inst); err != nil || inst.State != state.Starting || len(inst.Config) == 0 {
+		t.Errorf("refresh: %s, config %s, %v", inst.State, inst.Config, err)
+	}
+	inst.Config = nil
+	if err := p.Stop(context.Background(), inst); err != nil || inst.State != state.Stopped {
+		t.Fatalf("stop: %s, %v", inst.State, err)
+	}
+	s.nothingLeft()
+}
+
+// The server's certificate is checked unless insecure is set.
+func TestTLSCertificateCheckedUnlessInsecure(t *testing.T) {
+	m := simulator.VPX()
+	m.Machine = 0
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	m.Service.TLS = new(tls.Config)
+	m.Service.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword(simUser, simPass)}
+	srv := m.Service.NewServer()
+	defer func() { srv.Close(); m.Remove() }()
+	u := *srv.URL
+	u.User = nil
+	env := func(k string) string { return map[string]string{envUsername: simUser, envPassword: simPass}[k] }
+	e, err := endpointOf(&Settings{URL: u.String()}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connect(context.Background(), e); err == nil || !strings.Contains(err.Error(), "TLS certificate is not trusted") || !strings.Contains(err.Error(), "insecure = true") {
+		t.Errorf("untrusted certificate: %v", err)
+	}
+	e.Insecure = true
+	c, err := connect(context.Background(), e)
+	if err != nil {
+		t.Fatalf("insecure: %v", err)
+	}
+	closeClient(context.Background(), c)
+	e, _ = endpointOf(&Settings{URL: u.String()}, func(k string) string {
+		if k == envInsecure {
+			return "1"
+		}
+		return env(k)
+	})
+	if !e.Insecure {
+		t.Error("GOVC_INSECURE=1 does not skip the check")
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

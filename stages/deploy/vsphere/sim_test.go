@@ -321,6 +321,15 @@ func (g *guestStandIn) write(vm string, lines ...string) {
 	}
 }
 
+// exit prints the last lines of a guest (its exit status) and powers the
+// VM off, as the init does.
+func (g *guestStandIn) exit(vm string, lines ...string) {
+	g.write(vm, lines...)
+	if v := g.s.vms()[vm]; v != nil {
+		_ = powerOff(context.Background(), v)
+	}
+}
+
 // bootLines are what the init prints when the app listens.
 func bootLines(addr string) []string {
 	return []string{
