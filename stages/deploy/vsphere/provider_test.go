@@ -5,8 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -537,7 +537,9 @@ func TestAttachFollowsTheConsoleWithStandInGuest(t *testing.T) {
 // nothing; the timeout says what the console showed.
 func TestCancelAndTimeoutLeaveNothingWithStandInGuest(t *testing.T) {
 	s := newSim(t)
-	s.standIn(func(string) []string { return []string{"unikfile-init: address 192.0.2.18/24 via dhcp", "waiting for a database"} })
+	s.standIn(func(string) []string {
+		return []string{"unikfile-init: address 192.0.2.18/24 via dhcp", "waiting for a database"}
+	})
 	ti := newTestImage(t, "api", "bios")
 	p := s.provider()
 	spec := ti.spec(t, s.target(s.settings(), "api"), "api-slow")
