@@ -3,6 +3,7 @@ package registry
 import (
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/deploy"
+	"github.com/unikfile/unikfile/stages/deploy/libvirt"
 	"github.com/unikfile/unikfile/stages/deploy/qemu"
 )
 
@@ -16,7 +17,8 @@ type provider struct {
 // providers is the table of providers, by the name a target's `provider`
 // attribute uses.
 var providers = map[string]provider{
-	qemu.Name: {qemu.New, qemu.Schema{}},
+	qemu.Name:    {qemu.New, qemu.Schema{}},
+	libvirt.Name: {libvirt.New, libvirt.Schema{}},
 }
 
 // Providers returns the constructor of every provider.
