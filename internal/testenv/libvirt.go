@@ -57,9 +57,22 @@ var libvirtMounts = map[string]string{
 	"cache": "/var/cache/libvirt", "run": "/run/libvirt",
 }
 
+// LibvirtOptions change the test daemon.
+type LibvirtOptions struct {
+	// WithoutQEMU leaves the QEMU driver out (a host that has libvirtd
+	// but not libvirt-daemon-driver-qemu).
+	WithoutQEMU bool
+}
+
+// driverDir holds libvirt's connection drivers, loaded as modules.
+const driverDir = "/usr/lib/x86_64-linux-gnu/libvirt/connection-driver"
+
 // StartLibvirt starts virtlogd and libvirtd with everything under dir, and
-// defines and starts a dir storage pool named pool in dir/pool.
-func StartLibvirt(dir string) (*Libvirt, error) {
+// defines and starts a dir storage pool in dir/pool.
+func StartLibvirt(dir string) (*Libvirt, error) { return StartLibvirtWith(dir, LibvirtOptions{}) }
+
+// StartLibvirtWith is StartLibvirt with options.
+func StartLibvirtWith(dir string, opts LibvirtOptions) (*Libvirt, error) {
 	if m := LibvirtMissing(); m != "" {
 		return nil, errors.New(m)
 	}
@@ -120,6 +133,29 @@ cgroup_controllers = [ ]
 	for sub, target := range libvirtMounts {
 		fmt.Fprintf(&script, "mount --bind %q %q\n", filepath.Join(dir, sub), target)
 	}
+	if opts.WithoutQEMU {
+		drivers := filepath.Join(dir, "drivers")
+		if err := os.MkdirAll(drivers, 0o755); err != nil {
+			return nil, err
+		}
+		ents, err := os.ReadDir(driverDir)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if strings.Contains(e.Name(), "qemu") {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(driverDir, e.Name()))
+			if err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(filepath.Join(drivers, e.Name()), b, 0o755); err != nil {
+				return nil, err
+			}
+		}
+		fmt.Fprintf(&script, "mount --bind %q %q\n", drivers, driverDir)
+	}
 	fmt.Fprintf(&script, "virtlogd -f /etc/libvirt/virtlogd.conf -p /run/libvirt/virtlogd.pid &\n")
 	fmt.Fprintf(&script, "exec libvirtd --listen -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid\n")
 	d, err := start("unshare", []string{"--mount", "--propagation", "private", "sh", "-c", script.String()}, filepath.Join(dir, "daemon.out"))
@@ -139,7 +175,7 @@ cgroup_controllers = [ ]
 		}
 		if c, err := net.Dial("unix", l.Socket); err == nil {
 			c.Close()
-			if _, err := l.Virsh(context.Background(), "version"); err == nil {
+			if _, err := l.Virsh(context.Background(), "version"); err == nil || opts.WithoutQEMU {
 				break
 			}
 		}
@@ -148,6 +184,9 @@ cgroup_controllers = [ ]
 			return nil, fmt.Errorf("libvirtd did not answer on %s:\n%s", l.Socket, logTail(logPath))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	if opts.WithoutQEMU {
+		return l, nil // virsh's URI names the QEMU driver
 	}
 	if _, err := l.Virsh(context.Background(), "pool-create-as", l.Pool, "dir", "--target", poolDir); err != nil {
 		l.Stop()
