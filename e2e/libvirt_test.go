@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/unikfile/unikfile/internal/testenv"
 )
@@ -256,5 +258,58 @@ func TestLibvirtMissingThings(t *testing.T) {
 				t.Fatalf("a failed up left domains %v and volumes %v", doms, vols)
 			}
 		})
+	}
+}
+
+// TestLibvirtKilledUpLeavesNoOrphan kills `up` with -9 while its domain
+// boots: ps does not call it running and the next up removes it (through
+// the record the killed up left); killed again and its records wiped, the
+// next up still finds the orphan by the domain's metadata and removes it.
+// Either way one domain is left, it answers, and down leaves nothing.
+func TestLibvirtKilledUpLeavesNoOrphan(t *testing.T) {
+	lv := startLibvirt(t)
+	port := freePort(t)
+	p := libvirtHello(t, lv, lv.URI, port, `format = "kernel+initrd"`)
+	p.ok("build", "hello") // so that the kill lands during the deploy
+
+	for _, wipe := range []bool{false, true} {
+		r := p.start("up", "lab")
+		r.waitLine("deploy lab: hello: uploaded initrd")
+		// Kill it once its domain exists.
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+			if doms, _ := lv.Domains(context.Background()); len(doms) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no domain a minute after the upload")
+			}
+		}
+		r.signal(syscall.SIGKILL, true)
+		r.wait()
+		if insts := p.ps(); len(insts) == 1 && insts[0].State == "running" {
+			t.Fatalf("ps calls the killed up's instance running: %+v", insts)
+		}
+		if wipe {
+			ents, _ := os.ReadDir(p.stateDir)
+			for _, e := range ents {
+				os.RemoveAll(filepath.Join(p.stateDir, e.Name()))
+			}
+		}
+		out := p.ok("up", "lab")
+		if wipe && !strings.Contains(out.stderr, "left by an interrupted unikfile") {
+			t.Errorf("up did not say it removed the orphan:\n%s", out.stderr)
+		}
+		if !strings.Contains(get(t, port), "Hello from a unikernel!") {
+			t.Fatal("no hello")
+		}
+		insts := p.ps()
+		doms, _ := domainsAndVolumes(t, lv)
+		if len(insts) != 1 || !slices.Equal(doms, []string{"unikfile-" + insts[0].ID}) {
+			t.Fatalf("after the kill (wipe %v) and up: instances %+v, domains %v", wipe, insts, doms)
+		}
+		p.ok("down", "lab")
+		if doms, vols := domainsAndVolumes(t, lv); len(doms) != 0 || len(vols) != 0 {
+			t.Fatalf("down left domains %v and volumes %v", doms, vols)
+		}
 	}
 }

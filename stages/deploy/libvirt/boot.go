@@ -118,6 +118,9 @@ type booting struct {
 	// created says something exists that a failure must remove.
 	created   bool
 	unlockVol func()
+	// backing and size are the overlay's backing image and virtual size.
+	backing string
+	size    uint64
 }
 
 func (b *booting) say(format string, args ...any) {
@@ -176,10 +179,13 @@ func (b *booting) boot(ctx context.Context) (*state.Instance, error) {
 	if err := b.sweepOrphans(ctx); err != nil {
 		return nil, b.fail(ctx, err)
 	}
-	if err := b.createVolumes(ctx, vols); err != nil {
+	if err := b.uploadImages(ctx, vols); err != nil {
 		return nil, b.fail(ctx, err)
 	}
 	if err := b.define(); err != nil {
+		return nil, b.fail(ctx, err)
+	}
+	if err := b.instanceVolumes(); err != nil {
 		return nil, b.fail(ctx, err)
 	}
 	if err := b.start(bootFw); err != nil {
@@ -331,11 +337,14 @@ func (b *booting) sweepOrphans(ctx context.Context) error {
 	return nil
 }
 
-// createVolumes uploads the image volumes the pool lacks and creates the
-// instance's console log and (for disks) its overlay. The image volumes
-// stay locked until the domain that names them is defined, so that no
-// concurrent stop deletes them as unused.
-func (b *booting) createVolumes(ctx context.Context, vols []imageVolume) error {
+// uploadImages uploads the image volumes the pool lacks and sets the
+// machine's paths: the image's, and those of the instance's own console
+// log and (for disks) overlay, which are created once the domain that
+// names them is defined (so that a kill never leaves them without a
+// domain that says whose they are). The image volumes stay locked until
+// the domain is defined, so that no concurrent stop deletes them as
+// unused.
+func (b *booting) uploadImages(ctx context.Context, vols []imageVolume) error {
 	b.unlockVol = b.p.vols.lock(lockKeys(b.c, b.pl, b.cfg.ImageVolumes)...)
 	var paths []string
 	for _, v := range vols {
@@ -348,35 +357,52 @@ func (b *booting) createVolumes(ctx context.Context, vols []imageVolume) error {
 	if err := b.failAt("upload"); err != nil {
 		return err
 	}
+	if b.pl.dir == "" {
+		return fmt.Errorf("storage pool %s has no target path", b.pl.name)
+	}
+	m := &b.cfg.Machine
+	m.ConsoleLog = filepath.Join(b.pl.dir, b.cfg.ConsoleVolume)
+	img := b.spec.Image
+	if !isDisk(img) {
+		m.Kernel, m.Cmdline = paths[0], img.Cmdline
+		if len(paths) > 1 {
+			m.Initrd = paths[1]
+		}
+		return nil
+	}
+	m.Disk = filepath.Join(b.pl.dir, b.cfg.OverlayVolume)
+	m.UEFI = img.Boot == pack.BootUEFI
+	b.backing = paths[0]
+	b.size = uint64(img.VirtualSize)
+	if b.size == 0 {
+		b.size = uint64(vols[0].Size)
+	}
+	return nil
+}
+
+// instanceVolumes creates the console log and the overlay, where the
+// domain expects them.
+func (b *booting) instanceVolumes() error {
+	m := b.cfg.Machine
 	_ = b.pl.remove(b.cfg.ConsoleVolume) // a leftover would be read as this boot's
 	cv, err := b.pl.create(b.cfg.ConsoleVolume, 0, "", "")
 	if err != nil {
 		return err
 	}
-	if b.cfg.Machine.ConsoleLog, err = b.pl.path(cv); err != nil {
-		return err
+	if path, err := b.pl.path(cv); err != nil || path != m.ConsoleLog {
+		return fmt.Errorf("console volume %s is at %s, not in the pool's folder %s (%v)", b.cfg.ConsoleVolume, path, b.pl.dir, err)
 	}
-	img := b.spec.Image
-	if !isDisk(img) {
-		b.cfg.Machine.Kernel, b.cfg.Machine.Cmdline = paths[0], img.Cmdline
-		if len(paths) > 1 {
-			b.cfg.Machine.Initrd = paths[1]
-		}
+	if m.Disk == "" {
 		return nil
 	}
-	size := uint64(img.VirtualSize)
-	if size == 0 {
-		size = uint64(vols[0].Size)
-	}
 	_ = b.pl.remove(b.cfg.OverlayVolume)
-	ov, err := b.pl.create(b.cfg.OverlayVolume, size, paths[0], img.Format)
+	ov, err := b.pl.create(b.cfg.OverlayVolume, b.size, b.backing, b.spec.Image.Format)
 	if err != nil {
 		return err
 	}
-	if b.cfg.Machine.Disk, err = b.pl.path(ov); err != nil {
-		return err
+	if path, err := b.pl.path(ov); err != nil || path != m.Disk {
+		return fmt.Errorf("overlay volume %s is at %s, not in the pool's folder %s (%v)", b.cfg.OverlayVolume, path, b.pl.dir, err)
 	}
-	b.cfg.Machine.UEFI = img.Boot == pack.BootUEFI
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 )
@@ -32,6 +33,12 @@ type conn struct {
 
 	stop func() bool
 	once sync.Once
+
+	// dial is what connect dialled; dl a second connection to the same
+	// daemon for volume downloads only (see download).
+	dial *url.URL
+	dlMu sync.Mutex
+	dl   *golibvirt.Libvirt
 }
 
 // connect opens raw (a libvirt URI). Its errors say what to do.
@@ -74,8 +81,11 @@ func connect(ctx context.Context, raw string) (*conn, error) {
 	if r.err != nil {
 		return nil, connectError(raw, &dial, unix, r.err)
 	}
-	c := &conn{Libvirt: r.l, uri: u, raw: raw, Host: u.Hostname(), Local: unix || isLoopback(u.Hostname())}
-	c.stop = context.AfterFunc(ctx, func() { _ = r.l.Disconnect() })
+	c := &conn{Libvirt: r.l, uri: u, raw: raw, dial: &dial, Host: u.Hostname(), Local: unix || isLoopback(u.Hostname())}
+	c.stop = context.AfterFunc(ctx, func() {
+		_ = r.l.Disconnect()
+		c.closeDownloads()
+	})
 	return c, nil
 }
 
@@ -84,7 +94,92 @@ func (c *conn) Close() {
 	c.once.Do(func() {
 		c.stop()
 		_ = c.Disconnect()
+		c.closeDownloads()
 	})
+}
+
+func (c *conn) closeDownloads() {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	if c.dl != nil {
+		_ = c.dl.Disconnect()
+		c.dl = nil
+	}
+}
+
+// download reads n bytes of v from off. It goes through a connection of its
+// own, because go-libvirt's stream reader can wedge its connection: when
+// libvirtd 9.0 sends one more empty packet after the end of a download
+// (which it sometimes does while virtlogd appends to the file), go-libvirt
+// blocks delivering it while holding the lock every call needs. A
+// download that got its n bytes and does not return is therefore taken as
+// done and its connection abandoned (its goroutines stay blocked; the next
+// download dials a new one); a short one is an error, to be retried.
+func (c *conn) download(v golibvirt.StorageVol, off, n uint64) ([]byte, error) {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	if c.dl == nil {
+		l, err := golibvirt.ConnectToURI(c.dial)
+		if err != nil {
+			return nil, fmt.Errorf("connect to libvirt at %s for a download: %w", c.raw, err)
+		}
+		c.dl = l
+	}
+	l := c.dl
+	w := &fillBuffer{want: int(n), full: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- l.StorageVolDownload(v, w, off, n, 0) }()
+	stall := time.NewTimer(downloadStall + time.Duration(n>>20)*time.Second)
+	defer stall.Stop()
+	var err error
+	select {
+	case err = <-done:
+	case <-w.full:
+		select {
+		case err = <-done:
+		case <-time.After(500 * time.Millisecond):
+			c.dl = nil // wedged: abandoned
+		}
+	case <-stall.C:
+		c.dl = nil
+		return nil, fmt.Errorf("download of volume %s stalled", v.Name)
+	}
+	b := w.bytes()
+	if err != nil {
+		return nil, fmt.Errorf("download volume %s: %w", v.Name, err)
+	}
+	if len(b) != int(n) {
+		return nil, fmt.Errorf("download volume %s: got %d of %d bytes", v.Name, len(b), n)
+	}
+	return b, nil
+}
+
+// downloadStall bounds a download that makes no progress.
+const downloadStall = 30 * time.Second
+
+// fillBuffer collects a download and says when it holds want bytes.
+type fillBuffer struct {
+	mu   sync.Mutex
+	b    []byte
+	want int
+	full chan struct{}
+}
+
+func (f *fillBuffer) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	was := len(f.b) >= f.want
+	f.b = append(f.b, p...)
+	if !was && len(f.b) >= f.want {
+		close(f.full)
+	}
+	return len(p), nil
+}
+
+func (f *fillBuffer) bytes() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]byte(nil), f.b...)
 }
 
 func isLoopback(host string) bool {

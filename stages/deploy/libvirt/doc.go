@@ -15,7 +15,8 @@
 // finds and removes the orphans of an `up` that was killed.
 //
 // The serial console goes, through virtlogd, into a log volume in the same
-// pool, which is read back with StorageVolDownload from an offset: the guest
+// pool, which is read back with StorageVolDownload from an offset (through
+// a connection of its own, see conn.download): the guest
 // init's markers (stages/deploy/console) give readiness, the guest's address
 // and the exit status, `logs -f` follows it, and it outlives the domain, so
 // an app that exited still shows its status. Networking is a libvirt network

@@ -1,7 +1,6 @@
 package libvirt
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ type pool struct {
 	c    *conn
 	p    golibvirt.StoragePool
 	name string
+	dir  string // its target path, where its volumes are
 }
 
 // fileBackedPools are the pool types whose volumes are files.
@@ -52,7 +52,11 @@ func openPool(c *conn, name string) (*pool, error) {
 	if !slices.Contains(fileBackedPools, px.Type) {
 		return nil, fmt.Errorf("storage pool %q on %s is of type %s; unikfile needs a pool whose volumes are files (%s) for kernels, disks and console logs: create one (virsh pool-define-as unikfile dir --target /var/lib/libvirt/images/unikfile && virsh pool-build unikfile && virsh pool-start unikfile) and set pool = \"unikfile\"", name, c.raw, px.Type, strings.Join(fileBackedPools, ", "))
 	}
-	return &pool{c: c, p: p, name: name}, nil
+	dir := ""
+	if px.Target != nil {
+		dir = px.Target.Path
+	}
+	return &pool{c: c, p: p, name: name, dir: dir}, nil
 }
 
 // lookup finds the volume called name; ok is false when there is none.
@@ -119,20 +123,14 @@ func (p *pool) remove(name string) error {
 	return nil
 }
 
-// read returns the volume's bytes from off to its end. It asks for the
-// exact length: a download "to the end" (length 0) of a small file that
-// virtlogd writes to races in libvirtd 9.0, whose end-of-stream packet can
-// then come first and wedge go-libvirt's connection.
+// read returns the volume's bytes from off to its end (see conn.download).
+// It asks for the exact length: a download "to the end" races more often.
 func (p *pool) read(v golibvirt.StorageVol, off uint64) ([]byte, error) {
 	n, err := p.physical(v)
 	if err != nil || n <= off {
 		return nil, err
 	}
-	var b bytes.Buffer
-	if err := p.c.StorageVolDownload(v, &b, off, n-off, 0); err != nil {
-		return b.Bytes(), err
-	}
-	return b.Bytes(), nil
+	return p.c.download(v, off, n-off)
 }
 
 // imageVolume is one file of an image as a volume: named by the file's
