@@ -236,7 +236,12 @@ func (p *Provider) Stop(ctx context.Context, inst *state.Instance) error {
 func (p *Provider) removeDomain(ctx context.Context, c *conn, cfg Config, runDir string, graceful bool) (*int, error) {
 	pl, err := openPool(c, cfg.Pool)
 	if err != nil {
-		return nil, err
+		// A pool that is gone holds none of the instance's volumes; the
+		// domain still goes.
+		pl = nil
+		if !strings.Contains(err.Error(), "has no storage pool") {
+			return nil, err
+		}
 	}
 	dom, err := c.DomainLookupByName(cfg.Domain)
 	found := err == nil
@@ -244,7 +249,7 @@ func (p *Provider) removeDomain(ctx context.Context, c *conn, cfg Config, runDir
 		return nil, fmt.Errorf("domain %s: %w", cfg.Domain, err)
 	}
 	if found {
-		if graceful && domainActive(c, dom) && p.watchesPowerButton(pl, cfg) {
+		if graceful && domainActive(c, dom) && pl != nil && p.watchesPowerButton(pl, cfg) {
 			if err := c.DomainShutdownFlags(dom, golibvirt.DomainShutdownAcpiPowerBtn); err == nil {
 				deadline := time.Now().Add(stopGrace)
 				for domainActive(c, dom) && time.Now().Before(deadline) && ctx.Err() == nil {
@@ -259,6 +264,14 @@ func (p *Provider) removeDomain(ctx context.Context, c *conn, cfg Config, runDir
 		}
 	}
 	var exit *int
+	if pl == nil {
+		if found {
+			if err := c.DomainUndefineFlags(dom, golibvirt.DomainUndefineNvram|golibvirt.DomainUndefineManagedSave); err != nil && !golibvirt.IsNotFound(err) {
+				return nil, fmt.Errorf("undefine domain %s: %w", cfg.Domain, err)
+			}
+		}
+		return nil, nil
+	}
 	if v, ok, _ := pl.lookup(cfg.ConsoleVolume); ok && runDir != "" {
 		if b, err := pl.read(v, 0); err == nil {
 			exit = console.LastExit(b)
