@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/unikfile/unikfile/internal/profile"
 )
 
 // Exit codes.
@@ -30,7 +32,10 @@ func main() {
 		stop()
 		fmt.Fprintln(os.Stderr, "stopping; interrupt again to quit at once")
 	}()
-	os.Exit(execute(ctx, os.Args[1:]))
+	stopProfile := profile.Start() // UNIKFILE_PROFILE=DIR: Go's profiles of this process
+	code := execute(ctx, os.Args[1:])
+	stopProfile()
+	os.Exit(code)
 }
 
 func execute(ctx context.Context, args []string) int {

@@ -162,16 +162,25 @@ type summaryNode struct {
 	ID         string `json:"id"`
 	Status     string `json:"status"` // built | cached | failed | skipped
 	DurationMS int64  `json:"duration_ms"`
-	Error      string `json:"error,omitempty"`
+	// QueueMS is the wait for a job slot after the dependencies were
+	// done; StartMS when the node started, from the start of the run.
+	QueueMS int64  `json:"queue_ms"`
+	StartMS int64  `json:"start_ms"`
+	Error   string `json:"error,omitempty"`
 }
 
 func newSummary(g *graph.Graph, results map[string]*graph.Result, elapsed time.Duration) *summary {
 	s := &summary{Nodes: []summaryNode{}, DurationMS: elapsed.Milliseconds()}
+	runStart := graph.RunStart(results)
 	for _, n := range g.Nodes() {
 		r := results[n.ID]
 		sn := summaryNode{ID: n.ID, Status: "skipped"}
 		if r != nil {
 			sn.DurationMS = r.Duration.Milliseconds()
+			sn.QueueMS = r.Queue.Milliseconds()
+			if !r.Start.IsZero() {
+				sn.StartMS = r.Start.Sub(runStart).Milliseconds()
+			}
 			switch r.Status {
 			case graph.StatusBuilt:
 				sn.Status = "built"
