@@ -82,3 +82,46 @@ func RunStart(results map[string]*Result) time.Time {
 	}
 	return t
 }
+
+// StageTime is where the nodes of one stage spent a run: their work, their
+// wait for a job slot, and the span from the first start to the last end.
+type StageTime struct {
+	Stage string
+	Nodes int
+	// Wall and Queue are sums over the stage's nodes that ran.
+	Wall, Queue time.Duration
+	// First is the first start, Last the last end, of those nodes.
+	First, Last time.Time
+}
+
+// Stages groups the results of g's nodes by stageOf(node ID), in the
+// order each stage first appears among g's nodes. Nodes skipped before
+// they ran count in Nodes only.
+func (g *Graph) Stages(results map[string]*Result, stageOf func(id string) string) []StageTime {
+	var out []StageTime
+	at := map[string]int{}
+	for _, id := range g.order {
+		s := stageOf(id)
+		i, ok := at[s]
+		if !ok {
+			i = len(out)
+			at[s] = i
+			out = append(out, StageTime{Stage: s})
+		}
+		st := &out[i]
+		st.Nodes++
+		r := results[id]
+		if r == nil || r.Start.IsZero() || (r.Status == StatusSkipped && r.Start.Equal(r.End)) {
+			continue
+		}
+		st.Wall += r.Duration
+		st.Queue += r.Queue
+		if st.First.IsZero() || r.Start.Before(st.First) {
+			st.First = r.Start
+		}
+		if r.End.After(st.Last) {
+			st.Last = r.End
+		}
+	}
+	return out
+}

@@ -258,3 +258,13 @@ func sortedEnv(m map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Stage names the stage a node of these graphs belongs to, for timings by
+// stage: "compile", "package", "deploy", or "init" for the guest init.
+func Stage(id string) string {
+	if id == initID {
+		return "init"
+	}
+	verb, _, _ := strings.Cut(id, " ")
+	return verb
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/unikfile/unikfile/address"
 	"github.com/unikfile/unikfile/graph"
 	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/pipeline"
 )
 
 // workspace is what build, up and graph work on: the Unikfiles the
@@ -150,12 +151,24 @@ func (c *cli) summarize(f *runFlags, multi bool, g *graph.Graph, results map[str
 
 // summary is every node's outcome, as --summary json prints it.
 type summary struct {
-	Nodes      []summaryNode `json:"nodes"`
-	Built      int           `json:"built"`
-	Cached     int           `json:"cached"`
-	Failed     int           `json:"failed"`
-	Skipped    int           `json:"skipped"`
-	DurationMS int64         `json:"duration_ms"`
+	Nodes      []summaryNode  `json:"nodes"`
+	Stages     []summaryStage `json:"stages"`
+	Built      int            `json:"built"`
+	Cached     int            `json:"cached"`
+	Failed     int            `json:"failed"`
+	Skipped    int            `json:"skipped"`
+	DurationMS int64          `json:"duration_ms"`
+}
+
+// summaryStage is graph.StageTime: the stage's work and wait for job slots
+// summed over its nodes, and when it ran, from the start of the run.
+type summaryStage struct {
+	Stage   string `json:"stage"`
+	Nodes   int    `json:"nodes"`
+	WallMS  int64  `json:"wall_ms"`
+	QueueMS int64  `json:"queue_ms"`
+	FirstMS int64  `json:"first_start_ms"`
+	LastMS  int64  `json:"last_end_ms"`
 }
 
 type summaryNode struct {
@@ -205,19 +218,38 @@ func newSummary(g *graph.Graph, results map[string]*graph.Result, elapsed time.D
 		}
 		s.Nodes = append(s.Nodes, sn)
 	}
+	for _, st := range g.Stages(results, pipeline.Stage) {
+		ss := summaryStage{Stage: st.Stage, Nodes: st.Nodes, WallMS: st.Wall.Milliseconds(), QueueMS: st.Queue.Milliseconds()}
+		if !st.First.IsZero() {
+			ss.FirstMS, ss.LastMS = st.First.Sub(runStart).Milliseconds(), st.Last.Sub(runStart).Milliseconds()
+		}
+		s.Stages = append(s.Stages, ss)
+	}
 	return s
 }
 
 func (s *summary) writeText(w io.Writer) error {
 	fmt.Fprintf(w, "\nSummary: %d node(s) in %s: %d built, %d cached, %d failed, %d skipped\n",
 		len(s.Nodes), round(time.Duration(s.DurationMS)*time.Millisecond), s.Built, s.Cached, s.Failed, s.Skipped)
+	ms := func(v int64) string { return round(time.Duration(v) * time.Millisecond).String() }
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, n := range s.Nodes {
-		d := "-"
-		if n.Status != "skipped" {
-			d = round(time.Duration(n.DurationMS) * time.Millisecond).String()
+	fmt.Fprintf(tw, "  stage\tnodes\twork\twait for a slot\tran\n")
+	for _, st := range s.Stages {
+		wait, ran := "-", "-"
+		if st.WallMS > 0 || st.LastMS > 0 {
+			wait = ms(st.QueueMS/int64(st.Nodes)) + " per node"
+			ran = ms(st.FirstMS) + " to " + ms(st.LastMS)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", n.Status, d, n.ID)
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", st.Stage, st.Nodes, ms(st.WallMS), wait, ran)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "  status\ttook\twaited\tnode\n")
+	for _, n := range s.Nodes {
+		d, q := "-", "-"
+		if n.Status != "skipped" {
+			d, q = ms(n.DurationMS), ms(n.QueueMS)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", n.Status, d, q, n.ID)
 	}
 	return tw.Flush()
 }
