@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -142,7 +143,12 @@ func (c *cli) summarize(f *runFlags, multi bool, g *graph.Graph, results map[str
 	s := newSummary(g, results, elapsed)
 	switch mode {
 	case "text":
-		return s.writeText(c.stderr)
+		var b bytes.Buffer // one write, not one per cell
+		if err := s.writeText(&b); err != nil {
+			return err
+		}
+		_, err := c.stderr.Write(b.Bytes())
+		return err
 	case "json":
 		return writeJSON(c.stdout, s)
 	}
