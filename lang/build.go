@@ -25,7 +25,7 @@ var cacheTypes = []string{"registry", "local", "inline", "gha", "s3", "azblob"}
 func decodeBuild(b *hcl.Block, s *scope) (Build, hcl.Diagnostics) {
 	content, diags := b.Body.Content(buildSchema)
 	d := &decoder{s: s, attrs: content.Attributes}
-	out := Build{Executor: d.choice("executor", "local", executors)}
+	out := Build{Executor: d.choice("executor", "local", s.cat.Executors)}
 	out.ExecutorSet = content.Attributes["executor"] != nil
 	out.BuildKitHost, _ = d.str("buildkit_host", "")
 	out.CacheFrom = d.cacheSpecs("cache_from")

@@ -1,8 +1,9 @@
-package lang
+package lang_test
 
 import (
 	"bytes"
 	"encoding/json"
+	. "github.com/unikfile/unikfile/lang"
 	"strings"
 	"testing"
 
@@ -18,7 +19,7 @@ const renderUnikfile = `app "api" {
 
 func TestWriteDiagnostics(t *testing.T) {
 	path := project(t, renderUnikfile)
-	_, sources, diags := Load(path, Options{Environ: noEnv})
+	_, sources, diags := Load(path, Options{Catalog: catalog, Environ: noEnv})
 	if len(diags) != 1 {
 		t.Fatalf("want one diagnostic; got %s", diags.Error())
 	}
@@ -69,7 +70,7 @@ func TestWriteDiagnosticsWithoutSource(t *testing.T) {
 
 func TestDiagnosticsJSON(t *testing.T) {
 	path := project(t, renderUnikfile)
-	_, _, diags := Load(path, Options{Vars: map[string]string{"nope": "1"}, Environ: noEnv})
+	_, _, diags := Load(path, Options{Catalog: catalog, Vars: map[string]string{"nope": "1"}, Environ: noEnv})
 	got := DiagnosticsJSON(diags)
 	if len(got) != 2 {
 		t.Fatalf("want two diagnostics; got %d", len(got))

@@ -1,7 +1,8 @@
-package lang
+package lang_test
 
 import (
 	"fmt"
+	. "github.com/unikfile/unikfile/lang"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,7 +96,7 @@ app "a" {
 app "a" {
   language = "go"
   base     = "linx"
-}`, want: `base must be one of: linux, osv, rump, mirage, includeos. Did you mean "linux"?`, line: 4, col: 14},
+}`, want: `base must be one of: linux, osv (the bases this version of unikfile builds). Did you mean "linux"?`, line: 4, col: 14},
 		{name: "memory too small", src: `
 app "a" {
   language = "go"
@@ -237,7 +238,32 @@ app "a" { language = "go" }
 target "t" {
   provider = "azure"
   apps     = [app.a]
-}`, want: `provider must be one of: qemu, libvirt, vsphere, aws, gcp`, line: 4, col: 14},
+}`, want: `provider must be one of: qemu (the providers this version of unikfile builds)`, line: 4, col: 14},
+		{name: "a provider that is not built", src: `
+app "a" { language = "go" }
+target "t" {
+  provider = "aws"
+  apps     = [app.a]
+  aws {
+    region = "eu-west-1"
+  }
+}`, want: `Unsupported provider "aws"`, line: 4, col: 14},
+		{name: "a base that is not built, with its block", src: `
+app "a" {
+  language = "c"
+  base     = "rump"
+  rump {
+    toolchain = "rumprun"
+  }
+}`, want: `Unsupported base "rump"`, line: 4, col: 14},
+		{name: "a second qemu block", src: `
+app "a" { language = "go" }
+target "t" {
+  provider = "qemu"
+  apps     = [app.a]
+  qemu {}
+  qemu {}
+}`, want: `A qemu block was already declared at`, line: 7, col: 3},
 		{name: "source escapes with ..", src: `
 app "a" {
   source   = "../elsewhere"
@@ -398,7 +424,7 @@ variable "zone" { default = "y" }
 				tt.setup(t, filepath.Dir(path), outside)
 			}
 			want := strings.ReplaceAll(tt.want, "{{file}}", path)
-			p, _, diags := Load(path, Options{Vars: tt.vars, Environ: noEnv})
+			p, _, diags := Load(path, Options{Catalog: catalog, Vars: tt.vars, Environ: noEnv})
 			if p != nil {
 				t.Errorf("Load returned a project despite errors")
 			}
@@ -439,7 +465,7 @@ func ExampleWriteDiagnostics() {
 	defer func() { _ = os.Chdir(wd) }()
 	_ = os.Chdir(dir)
 
-	_, sources, diags := Load("Unikfile", Options{Environ: []string{}})
+	_, sources, diags := Load("Unikfile", Options{Catalog: catalog, Environ: []string{}})
 	if err := WriteDiagnostics(os.Stdout, diags, sources, false); err != nil {
 		fmt.Println(err)
 	}

@@ -20,6 +20,9 @@ import (
 // yields an unknown value, which decoders skip silently so one mistake
 // gives one diagnostic.
 type scope struct {
+	cat *Catalog
+	// dir is the Unikfile's directory.
+	dir    string
 	vars   map[string]cty.Value
 	locals map[string]cty.Value
 	apps   []string // declared app names, in declaration order
@@ -27,8 +30,10 @@ type scope struct {
 	ctx    *hcl.EvalContext // built on demand; nil after a change
 }
 
-func newScope() *scope {
+func newScope(cat *Catalog, dir string) *scope {
 	return &scope{
+		cat:    cat,
+		dir:    dir,
 		vars:   map[string]cty.Value{},
 		locals: map[string]cty.Value{},
 		funcs:  functions(),

@@ -25,6 +25,9 @@ type Options struct {
 	// nil means os.Environ(). Unlike --var, a name the Unikfile does not
 	// declare is ignored: the environment is shared by every project.
 	Environ []string
+	// Catalog is what the stages implement (stages/registry.Catalog());
+	// required.
+	Catalog *Catalog
 }
 
 // Sources holds the text of every file Load read (the Unikfile, and the
@@ -77,7 +80,16 @@ var rootSchema = &hcl.BodySchema{
 // then decode apps, targets and the build block with var., local. and app.
 // in scope and the go-cty standard library as functions.
 func Load(path string, opts Options) (*Project, Sources, hcl.Diagnostics) {
+	return load(path, opts, false)
+}
+
+// load is Load; with deferImports, the provider blocks of targets that
+// run apps of other Unikfiles are left for LoadWorkspace to decode.
+func load(path string, opts Options, deferImports bool) (*Project, Sources, hcl.Diagnostics) {
 	name := filepath.Clean(path)
+	if opts.Catalog == nil {
+		return nil, Sources{}, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No catalog", Detail: "lang.Load needs Options.Catalog (stages/registry.Catalog())."}}
+	}
 	sources := Sources{}
 	src, err := os.ReadFile(path)
 	if err != nil {
@@ -126,7 +138,7 @@ func Load(path string, opts Options) (*Project, Sources, hcl.Diagnostics) {
 		}
 	}
 
-	s := newScope()
+	s := newScope(opts.Catalog, p.Dir)
 	s.vars, d = decodeVariables(varBlocks, opts, sources)
 	diags = append(diags, d...)
 
@@ -146,7 +158,7 @@ func Load(path string, opts Options) (*Project, Sources, hcl.Diagnostics) {
 		p.Apps = append(p.Apps, app)
 	}
 	for _, b := range targetBlocks {
-		t, d := decodeTarget(b, s, p)
+		t, d := decodeTarget(b, s, p, deferImports)
 		diags = append(diags, d...)
 		p.Targets = append(p.Targets, t)
 	}

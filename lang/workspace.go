@@ -111,7 +111,7 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 				}
 			}
 		}
-		p, src, d := Load(displayName(abs), o)
+		p, src, d := load(displayName(abs), o, true)
 		for k, v := range src {
 			sources[k] = v
 		}
@@ -222,43 +222,19 @@ func (w *Workspace) checkImports(p *Project, t *Target) hcl.Diagnostics {
 		}
 		names[ref.Name] = ref.String()
 	}
-	if !resolved {
+	decode := p.decoders[t]
+	if decode == nil {
 		return diags
 	}
-	// Host ports, across the target's own and imported apps.
-	owner := map[int]string{}
-	exposed := map[int]bool{}
+	if !resolved {
+		return append(diags, decode(ownPorts(t, p), true)...)
+	}
+	// Now that every app is known, the provider decodes its block.
+	var apps []AppPorts
 	for _, pa := range w.TargetApps(p, t) {
-		for _, g := range pa.App.Ports {
-			exposed[g] = true
-			host := g
-			if h, ok := t.QEMU.HostPorts[g]; ok {
-				host = h
-			}
-			if other, taken := owner[host]; taken && other != pa.App.Name {
-				diags = append(diags, errorAt(t.Range, "Host port used twice",
-					fmt.Sprintf("Apps %q and %q of target %q would both be served on host port %d. Give them different guest ports, map them with host_ports, or put them in different targets.", other, pa.App.Name, t.Name, host)))
-				return diags
-			}
-			owner[host] = pa.App.Name
-		}
+		apps = append(apps, AppPorts{Name: pa.App.Name, Ports: pa.App.Ports})
 	}
-	for _, g := range sortedInts(t.QEMU.HostPorts) {
-		if !exposed[g] {
-			diags = append(diags, errorAt(t.Range, "Port not exposed by the target's apps",
-				fmt.Sprintf("host_ports of target %q maps guest port %d, but none of its apps (its own and the imported ones) listens on it.", t.Name, g)))
-		}
-	}
-	return diags
-}
-
-func sortedInts[V any](m map[int]V) []int {
-	out := make([]int, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Ints(out)
-	return out
+	return append(diags, decode(apps, false)...)
 }
 
 // displayName is path relative to the working directory when it is below

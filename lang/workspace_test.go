@@ -1,6 +1,8 @@
-package lang
+package lang_test
 
 import (
+	"fmt"
+	. "github.com/unikfile/unikfile/lang"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -69,7 +71,7 @@ target "prod" {
 `,
 	})
 	// Only the root is named: the referenced Unikfile is loaded too.
-	w, _, diags := LoadWorkspace(root, []string{filepath.Join(root, FileName)}, Options{Environ: noEnv})
+	w, _, diags := LoadWorkspace(root, []string{filepath.Join(root, FileName)}, Options{Catalog: catalog, Environ: noEnv})
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
@@ -104,7 +106,7 @@ func TestWorkspaceErrorsNameBothFiles(t *testing.T) {
 				"Unikfile":              c.extra + "target \"prod\" {\n  provider = \"qemu\"\n  apps     = [" + c.ref + "]\n}\n",
 			})
 			t.Chdir(root)
-			_, _, diags := LoadWorkspace(root, []string{FileName}, Options{Environ: noEnv})
+			_, _, diags := LoadWorkspace(root, []string{FileName}, Options{Catalog: catalog, Environ: noEnv})
 			if !diags.HasErrors() {
 				t.Fatal("no error")
 			}
@@ -130,10 +132,10 @@ func TestWorkspaceReportsEveryFile(t *testing.T) {
 	})
 	t.Chdir(root)
 	files, _ := Discover(".")
-	_, _, diags := LoadWorkspace(".", files, Options{Environ: noEnv})
+	_, _, diags := LoadWorkspace(".", files, Options{Catalog: catalog, Environ: noEnv})
 	var at []string
 	for _, d := range diags {
-		at = append(at, posString(*d.Subject))
+		at = append(at, fmt.Sprintf("%s:%d:%d", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column))
 	}
 	if want := []string{"a/Unikfile:3:3", "b/Unikfile:2:14"}; !reflect.DeepEqual(at, want) {
 		t.Errorf("diagnostics at %v, want %v", at, want)
@@ -146,14 +148,14 @@ func TestWorkspaceVariables(t *testing.T) {
 		"b/Unikfile": apiUnikfile,
 	})
 	files := []string{filepath.Join(root, "a", FileName), filepath.Join(root, "b", FileName)}
-	w, _, diags := LoadWorkspace(root, files, Options{Vars: map[string]string{"port": "7070"}, Environ: noEnv})
+	w, _, diags := LoadWorkspace(root, files, Options{Catalog: catalog, Vars: map[string]string{"port": "7070"}, Environ: noEnv})
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
 	if got := w.Projects[0].Apps[0].Ports; !reflect.DeepEqual(got, []int{7070}) {
 		t.Errorf("--var port reached a as %v", got)
 	}
-	_, _, diags = LoadWorkspace(root, files, Options{Vars: map[string]string{"prot": "1"}, Environ: noEnv})
+	_, _, diags = LoadWorkspace(root, files, Options{Catalog: catalog, Vars: map[string]string{"prot": "1"}, Environ: noEnv})
 	if !diags.HasErrors() || !strings.Contains(diags[0].Detail, `None of the 2 Unikfiles declares a variable named "prot"`) {
 		t.Errorf("an undeclared --var: %v", diags)
 	}
@@ -161,7 +163,7 @@ func TestWorkspaceVariables(t *testing.T) {
 
 func TestWorkspaceRejectsTwoUnikfilesInOneFolder(t *testing.T) {
 	root := tree(t, map[string]string{"Unikfile": apiUnikfile, "prod.unikfile": apiUnikfile})
-	_, _, diags := LoadWorkspace(root, []string{filepath.Join(root, "prod.unikfile"), filepath.Join(root, FileName)}, Options{Environ: noEnv})
+	_, _, diags := LoadWorkspace(root, []string{filepath.Join(root, "prod.unikfile"), filepath.Join(root, FileName)}, Options{Catalog: catalog, Environ: noEnv})
 	if !diags.HasErrors() || diags[0].Summary != "Two Unikfiles in one folder" {
 		t.Errorf("diagnostics: %v", diags)
 	}

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/unikfile/unikfile/internal/atomicfile"
 	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/compile"
 	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/state"
 )
@@ -36,17 +35,11 @@ func (c *cli) initCommand() *cobra.Command {
 			if _, err := os.Stat(path); err == nil {
 				return fmt.Errorf("%s already exists; edit it, or remove it to start again", path)
 			}
-			mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+			modulePath, err := compile.GoModulePath(dir)
 			if err != nil {
-				return fmt.Errorf("no go.mod in %s: `unikfile init` scaffolds a Unikfile for a Go module (run `go mod init` first)", dir)
+				return err
 			}
-			modulePath := ""
-			for _, line := range strings.Split(string(mod), "\n") {
-				if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
-					modulePath = f[1]
-				}
-			}
-			name := sanitizeName(filepath.Base(dir))
+			name := lang.NameFrom(filepath.Base(dir))
 			if err := os.WriteFile(path, lang.Scaffold(name, modulePath), 0o644); err != nil {
 				return err
 			}
@@ -54,23 +47,6 @@ func (c *cli) initCommand() *cobra.Command {
 			return nil
 		},
 	}
-}
-
-func sanitizeName(s string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(s) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
-			b.WriteRune(r)
-		default:
-			b.WriteRune('-')
-		}
-	}
-	out := strings.Trim(b.String(), "-")
-	if out == "" || !(out[0] >= 'a' && out[0] <= 'z') {
-		out = "app" + out
-	}
-	return out
 }
 
 func (c *cli) validateCommand() *cobra.Command {
@@ -181,7 +157,7 @@ func (c *cli) imagesCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			keys, err := cs.Entries("images")
+			entries, err := pack.Images(cs)
 			if err != nil {
 				return err
 			}
@@ -212,21 +188,15 @@ func (c *cli) imagesCommand() *cobra.Command {
 				Source      string `json:"source,omitempty"`
 			}
 			var rows []row
-			for _, k := range keys {
-				dir, _ := cs.Lookup("images", k)
-				img, err := pack.ReadImage(dir)
-				if err != nil {
-					continue
-				}
-				fi, _ := os.Stat(dir)
+			for _, e := range entries {
+				img, dir := e.Image, e.Dir
 				r := row{App: img.App, Digest: img.Digest, Format: img.Format, Kernel: img.KernelVersion,
-					Size: dirSize(dir), Created: fi.ModTime(), Dir: dir, Instances: inUse[img.Digest]}
+					Size: e.Size, Created: e.Created, Dir: dir, Instances: inUse[img.Digest]}
 				if img.Disk != "" {
 					r.Boot, r.File, r.Size, r.VirtualSize, r.Source = img.Boot, filepath.Join(dir, img.Disk), img.Size, img.VirtualSize, img.Source
 				}
 				rows = append(rows, r)
 			}
-			sort.Slice(rows, func(i, j int) bool { return rows[i].Created.After(rows[j].Created) })
 			if jsonOut {
 				if rows == nil {
 					rows = []row{}
@@ -251,19 +221,6 @@ func (c *cli) imagesCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
 	return cmd
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 func humanSize(n int64) string {

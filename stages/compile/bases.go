@@ -160,3 +160,20 @@ func or(s, def string) string {
 	}
 	return s
 }
+
+// LanguagesFor lists the languages apps on base can be written in,
+// sorted; nil for a base that runs them all (or is not in the table).
+func LanguagesFor(base string) []string {
+	t, ok := targets[base]
+	if !ok || len(t.Unsupported) == 0 {
+		return nil
+	}
+	var out []string
+	for n := range languages {
+		if _, no := t.Unsupported[n]; !no {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -52,7 +52,8 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 	if err != nil {
 		return nil, err
 	}
-	accel, warning, err := p.resolveAccel(ctx, spec.Target.QEMU.Accel, bin)
+	settings := SettingsOf(spec.Target)
+	accel, warning, err := p.resolveAccel(ctx, settings.Accel, bin)
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", app, err)
 	}
@@ -61,7 +62,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 	}
 	cfg := defaultPaths(spec.RunDir)
 	cfg.Binary, cfg.Machine, cfg.Accel = bin, "pc", accel
-	cfg.MemoryMiB, cfg.CPUs = memoryMiB(&spec), max(spec.Target.QEMU.CPUs, 1)
+	cfg.MemoryMiB, cfg.CPUs = memoryMiB(&spec), max(settings.CPUs, 1)
 	if isDisk(spec.Image) {
 		if err := p.setDisk(&cfg, &spec); err != nil {
 			return nil, fmt.Errorf("app %s: %w", app, err)
@@ -72,7 +73,11 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 			cfg.Initrd = filepath.Join(spec.ImageDir, spec.Image.Initrd)
 		}
 		cfg.Cmdline = spec.Image.Cmdline
+		if spec.Image.RootDisk != "" {
+			cfg.RootDisk = filepath.Join(spec.ImageDir, spec.Image.RootDisk)
+		}
 	}
+	cfg.GuestConsole = spec.Image.Console
 	cfg.Forwards = bootFw
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("app %s: %w", app, err)
@@ -104,10 +109,13 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 	}
 	b := &booting{
 		p: p, spec: &spec, app: app, cfg: cfg, final: final, timeout: timeout,
-		con: &consoleFollower{path: cfg.Console, out: spec.Console, errs: func(msg string) { spec.Say("%s: guest %s", spec.AppName(), msg) }},
+		con: &consoleFollower{path: cfg.Console},
 	}
-	if !spec.Attach {
-		b.con.out = nil
+	b.con.Protocol = cfg.GuestConsole
+	if spec.Attach && spec.Console != nil {
+		b.con.Out = spec.Console
+	} else {
+		b.con.OnError = func(msg string) { spec.Say("%s: guest %s", spec.AppName(), msg) }
 	}
 	if err := b.start(); err != nil {
 		_ = os.RemoveAll(spec.RunDir)
@@ -148,7 +156,7 @@ func checkSpec(spec *deploy.Spec) error {
 		}
 		spec.ImageDir = abs
 	}
-	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd, spec.Image.Disk} {
+	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd, spec.Image.RootDisk, spec.Image.Disk} {
 		if f == "" {
 			continue
 		}
@@ -249,10 +257,10 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 	defer tick.Stop()
 	for {
 		b.con.poll()
-		if b.con.exit != nil {
+		if b.con.Exit() != nil {
 			return b.exitedEarly(ctx)
 		}
-		if b.con.ready && b.portsAnswer(b.cfg.Forwards) == nil {
+		if b.con.Ready() && b.portsAnswer(b.cfg.Forwards) == nil && (!b.con.ProbesPorts() || b.guestAccepts(b.cfg.Forwards) == nil) {
 			return nil, nil
 		}
 		select {
@@ -261,8 +269,8 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 			return nil, ctx.Err()
 		case <-b.exited:
 			b.con.poll()
-			b.con.flush()
-			if b.con.exit != nil {
+			b.con.Flush()
+			if b.con.Exit() != nil {
 				return b.exitedEarly(ctx)
 			}
 			err := fmt.Errorf("app %s: qemu exited (%v) before the app was ready\ncommand: %s\n%s",
@@ -271,8 +279,13 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 			return nil, err
 		case <-timer.C:
 			why := "the guest did not print that it was ready"
-			if b.con.ready {
+			switch {
+			case b.con.Ready() && b.con.ProbesPorts() && b.portsAnswer(b.cfg.Forwards) == nil:
+				why = fmt.Sprintf("the app started but does not accept connections: %v", b.guestAccepts(b.cfg.Forwards))
+			case b.con.Ready():
 				why = fmt.Sprintf("the guest is ready but the forwarded host port does not answer: %v", b.portsAnswer(b.cfg.Forwards))
+			case b.con.ProbesPorts():
+				why = "the guest did not start the app"
 			}
 			err := fmt.Errorf("app %s was not ready after %s (accel %s): %s\n%s", b.app, b.timeout, b.cfg.Accel, why, b.quote())
 			b.abort(ctx)
@@ -294,6 +307,34 @@ func (b *booting) portsAnswer(fw []Forward) error {
 	return nil
 }
 
+// guestAcceptWait is how long a probe connection through a forward must
+// stay open for the guest to count as listening: QEMU's user network takes
+// the host side at once and closes it within milliseconds when the guest
+// refuses the connection.
+const guestAcceptWait = 150 * time.Millisecond
+
+// guestAccepts says whether the guest itself takes connections on every
+// forwarded port, for guests that cannot report readiness (a
+// pack.ConsoleProtocol): a connection the guest refuses is closed at once,
+// one it accepts stays open (or the app speaks first).
+func (b *booting) guestAccepts(fw []Forward) error {
+	for _, f := range fw {
+		c, err := net.DialTimeout("tcp", dialAddr(f), portDialTimeout)
+		if err != nil {
+			return err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(guestAcceptWait))
+		var one [1]byte
+		_, err = c.Read(one[:])
+		_ = c.Close()
+		var ne net.Error
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			return fmt.Errorf("the guest does not accept connections on port %d yet (%v)", f.Guest, err)
+		}
+	}
+	return nil
+}
+
 // exitedEarly handles an exit marker before readiness: the guest powers off
 // by itself; the instance is returned as exited with an error.
 func (b *booting) exitedEarly(ctx context.Context) (*state.Instance, error) {
@@ -305,9 +346,9 @@ func (b *booting) exitedEarly(ctx context.Context) (*state.Instance, error) {
 	_ = stopProcess(context.WithoutCancel(ctx), b.cmd.Process.Pid, b.spec.RunDir, b.cfg.QMP, "")
 	b.waitReaped()
 	b.con.poll()
-	b.con.flush()
-	b.inst.State, b.inst.ExitStatus = state.Exited, b.con.exit
-	return b.inst, fmt.Errorf("app %s exited with status %d before it was ready; last console lines:\n%s", b.app, *b.con.exit, b.con.tail())
+	b.con.Flush()
+	b.inst.State, b.inst.ExitStatus = state.Exited, b.con.Exit()
+	return b.inst, fmt.Errorf("app %s exited with status %d before it was ready; last console lines:\n%s", b.app, *b.con.Exit(), b.con.Tail())
 }
 
 // quote is the tail of QEMU's own log and of the console, for errors.
@@ -316,7 +357,7 @@ func (b *booting) quote() string {
 	if t := strings.TrimSpace(fileTail(b.cfg.Log, 10)); t != "" {
 		fmt.Fprintf(&s, "qemu's output (%s):\n%s\n", b.cfg.Log, t)
 	}
-	fmt.Fprintf(&s, "last console lines:\n%s", b.con.tail())
+	fmt.Fprintf(&s, "last console lines:\n%s", b.con.Tail())
 	return s.String()
 }
 
@@ -419,18 +460,18 @@ func (b *booting) follow(ctx context.Context) (*state.Instance, error) {
 			_ = stopProcess(context.WithoutCancel(ctx), b.cmd.Process.Pid, b.spec.RunDir, b.cfg.QMP, b.cfg.Console)
 			b.waitReaped()
 			b.con.poll()
-			b.con.flush()
-			if b.con.exit != nil {
-				b.inst.State, b.inst.ExitStatus = state.Exited, b.con.exit
+			b.con.Flush()
+			if b.con.Exit() != nil {
+				b.inst.State, b.inst.ExitStatus = state.Exited, b.con.Exit()
 			} else {
 				b.inst.State = state.Stopped
 			}
 			return b.inst, nil
 		case <-b.exited:
 			b.con.poll()
-			b.con.flush()
-			if b.con.exit != nil {
-				b.inst.State, b.inst.ExitStatus = state.Exited, b.con.exit
+			b.con.Flush()
+			if b.con.Exit() != nil {
+				b.inst.State, b.inst.ExitStatus = state.Exited, b.con.Exit()
 				return b.inst, nil
 			}
 			b.inst.State = state.Failed

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/unikfile/unikfile/stages/deploy"
+	"github.com/unikfile/unikfile/stages/deploy/console"
 	"github.com/unikfile/unikfile/state"
 )
 
@@ -139,7 +140,7 @@ func (p *Provider) Refresh(ctx context.Context, inst *state.Instance) error {
 		return err
 	}
 	pid := pidOf(inst, c)
-	exit := consoleExit(c.Console)
+	exit := consoleExit(c.Console, c.GuestConsole)
 	switch {
 	case exit != nil:
 		inst.State, inst.ExitStatus = state.Exited, exit
@@ -171,7 +172,7 @@ func (p *Provider) Stop(ctx context.Context, inst *state.Instance) error {
 	if err := stopProcess(ctx, pidOf(inst, c), inst.RunDir, c.QMP, c.Console); err != nil {
 		return fmt.Errorf("instance %s: %w", inst.ID, err)
 	}
-	if exit := consoleExit(c.Console); exit != nil {
+	if exit := consoleExit(c.Console, c.GuestConsole); exit != nil {
 		inst.State, inst.ExitStatus = state.Exited, exit
 	} else if inst.State != state.Exited {
 		inst.State = state.Stopped
@@ -199,7 +200,7 @@ func (p *Provider) Logs(ctx context.Context, inst *state.Instance, follow bool, 
 		return fmt.Errorf("instance %s: no console log: %w", inst.ID, err)
 	}
 	defer f.Close()
-	out := crStripper{w}
+	out := console.StripCR{W: w}
 	if _, err := io.Copy(out, f); err != nil || !follow {
 		return err
 	}

@@ -290,7 +290,7 @@ int main(int argc, char **argv) {
 				t.Fatalf("QEMU did not exit after the app ended:\n%s", v.console())
 			}
 			con := v.console()
-			status, ok := ExitStatus(con)
+			status, ok := exitStatus(con)
 			if !ok || status != tc.status || !strings.Contains(con, tc.line) {
 				t.Errorf("exit status %d (%v), want %d; console:\n%s", status, ok, tc.status, con)
 			}

@@ -17,11 +17,12 @@ import (
 	"github.com/unikfile/unikfile/stages/package/osv/rofs"
 )
 
-// FormatDirect is the direct-boot format of OSv images: the kernel,
-// loaded by the hypervisor (QEMU's -kernel) with the command line
-// (-append), and the root file system's disk, attached as the first
-// virtio block device.
-const FormatDirect = "kernel+rofs"
+// FormatDirect is the format of OSv's direct-boot images, the one name
+// every base's direct-boot images share: the kernel, loaded by the
+// hypervisor (QEMU's -kernel) with the command line (-append), and, in
+// place of an initramfs, the root file system's disk (pack.Image.RootDisk),
+// attached as the first virtio block device.
+const FormatDirect = pack.FormatKernelInitrd
 
 // Files of an image directory.
 const (
@@ -69,8 +70,8 @@ type Input struct {
 }
 
 // Build writes the direct-boot image directory outDir: KernelFile,
-// RootFile and pack.ImageFile (last, so that a directory with an
-// image.json is complete). The same Input gives the same bytes and digest.
+// RootFile, KernelRefFile and pack.ImageFile (last, so that a directory
+// with an image.json is complete). The same Input gives the same bytes and digest.
 func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 	fail := func(err error) (*pack.Image, error) {
 		return nil, fmt.Errorf("package %s (osv): %w", in.App, err)
@@ -129,7 +130,7 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 		Base:          "osv",
 		Format:        FormatDirect,
 		Kernel:        KernelFile,
-		Disk:          RootFile,
+		RootDisk:      RootFile,
 		Cmdline:       cmdline,
 		KernelVersion: in.Kernel.Version,
 		Digest:        ImageDigest(kernelDigest, rootDigest, cmdline),
@@ -138,6 +139,10 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 		Size:          fi.Size(),
 		VirtualSize:   fi.Size(),
 		Deterministic: true,
+		Console:       Console(),
+	}
+	if err := writeKernelRef(outDir, in.Kernel); err != nil {
+		return fail(err)
 	}
 	if err := atomicfile.WriteJSON(filepath.Join(outDir, pack.ImageFile), img, 0o644); err != nil {
 		return fail(err)

@@ -105,7 +105,7 @@ func TestBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.Base != "osv" || img.Format != FormatDirect || img.Kernel != KernelFile || img.Disk != RootFile || img.KernelVersion != "v1.2.3-4-gabc" || img.MemoryMiB != DefaultMemoryMiB {
+	if img.Base != "osv" || img.Format != FormatDirect || img.Kernel != KernelFile || img.RootDisk != RootFile || img.Disk != "" || img.Console == nil || img.KernelVersion != "v1.2.3-4-gabc" || img.MemoryMiB != DefaultMemoryMiB {
 		t.Errorf("image %+v", img)
 	}
 	wantCmd := "--console=serial --rootfs=rofs --verbose --power-off-on-abort --ip=eth0,10.0.2.15,255.255.255.0 --defaultgw=10.0.2.2 --nameserver=10.0.2.3 --env=GREETING=hi --env=HOME=/ --env=PATH=/usr/local/bin:/usr/bin:/bin --cwd=/app /app/main 8080"

@@ -1,54 +1,35 @@
 package osv
 
-import (
-	"regexp"
-	"strconv"
-	"strings"
-)
+import pack "github.com/unikfile/unikfile/stages/package"
 
 // LaunchedMarker starts the line OSv prints when it starts the app
 // ("Cmdline: /app/main 8080"); OSv has no readiness signal of its own, so
-// an app with ports is ready when they answer.
+// an app with ports is ready when the guest accepts connections on them.
 const LaunchedMarker = "Cmdline: "
 
-// Exit statuses ExitStatus gives for what is not the app's own.
+// Exit statuses for ends that are not the app's own.
 const (
 	StatusNotStarted = 127 // OSv could not load the program
-	StatusCrashed    = 134 // OSv aborted (a crash, an assertion), as SIGABRT
+	StatusCrashed    = 134 // OSv aborted (a crash, an assertion), as SIGABRT would
 )
 
-var (
-	exitedRe   = regexp.MustCompile(`(?m)^program exited with status (-?\d+)\r?$`)
-	returnedRe = regexp.MustCompile(`(?m)^program .* returned (-?\d+)\r?$`)
-	launchRe   = regexp.MustCompile(`(?m)^.*\. Powering off\.\r?$`)
-)
-
-// ExitStatus reads how the app ended from the console of an image made by
-// Build (OSv runs with --verbose): exit(N), os.Exit(N) and the like print
-// "program exited with status N", a main returning N != 0 prints "program
-// PATH returned N", a program OSv cannot load prints its error and "...
-// Powering off." (StatusNotStarted), an abort prints a backtrace
-// (StatusCrashed), and a main returning 0 prints only "Powering off.".
-// ok is false while none of these has appeared.
-func ExitStatus(console string) (status int, ok bool) {
-	if i := strings.LastIndex(console, LaunchedMarker); i >= 0 {
-		console = console[i:]
+// Console is how OSv (run with --verbose, see Cmdline) tells on its
+// console how the app ended: exit(N), os.Exit(N) and the like print
+// "program exited with status N", a main returning N != 0 prints
+// "program PATH returned N", a program OSv cannot load prints its error
+// and "... Powering off." (StatusNotStarted), an abort prints a backtrace
+// (StatusCrashed), and a main returning 0 leaves only "Powering off.".
+// OSv prints the address it configured as "eth0: ADDRESS".
+func Console() *pack.ConsoleProtocol {
+	return &pack.ConsoleProtocol{
+		Started: LaunchedMarker,
+		Exits: []pack.ExitLine{
+			{Pattern: `program exited with status (-?\d+)`},
+			{Pattern: `program .* returned (-?\d+)`},
+			{Pattern: `.+\. Powering off\.`, Status: StatusNotStarted},
+			{Pattern: `\[backtrace\]`, Status: StatusCrashed},
+			{Pattern: `Powering off\.`, Status: 0},
+		},
+		Address: `eth0: (\d+\.\d+\.\d+\.\d+)`,
 	}
-	for _, re := range []*regexp.Regexp{exitedRe, returnedRe} {
-		if m := re.FindStringSubmatch(console); m != nil {
-			n, err := strconv.Atoi(m[1])
-			if err == nil {
-				return n & 0xff, true
-			}
-		}
-	}
-	switch {
-	case launchRe.MatchString(console):
-		return StatusNotStarted, true
-	case strings.Contains(console, "[backtrace]"):
-		return StatusCrashed, true
-	case strings.Contains(console, "Powering off."):
-		return 0, true
-	}
-	return 0, false
 }

@@ -1,6 +1,21 @@
 package osv
 
-import "testing"
+import (
+	"regexp"
+	"testing"
+
+	"github.com/unikfile/unikfile/stages/deploy/console"
+)
+
+// exitStatus reads a console the way unikfile's providers do: with the
+// image's console protocol.
+func exitStatus(text string) (int, bool) {
+	st := console.LastExitWith([]byte(text), Console())
+	if st == nil {
+		return 0, false
+	}
+	return *st, true
+}
 
 func TestExitStatus(t *testing.T) {
 	const boot = "OSv v0.57.0-398-g0e34e4dc\r\neth0: 10.0.2.15\r\nBooted up in 0.00 ms\r\nCmdline: /app/main\r\n"
@@ -21,11 +36,31 @@ func TestExitStatus(t *testing.T) {
 		{"a second boot's console counts", boot + "program exited with status 3\r\nPowering off.\r\n" + boot + "serving\r\n", 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, ok := ExitStatus(tc.console)
+			status, ok := exitStatus(tc.console)
 			if status != tc.status || ok != tc.ok {
 				t.Errorf("ExitStatus = %d, %v; want %d, %v", status, ok, tc.status, tc.ok)
 			}
 		})
+	}
+}
+
+// The protocol's patterns compile, and a scanner fed a boot finds the
+// start and the address.
+func TestConsoleProtocol(t *testing.T) {
+	p := Console()
+	for _, e := range p.Exits {
+		if _, err := regexp.Compile(e.Pattern); err != nil {
+			t.Errorf("%q: %v", e.Pattern, err)
+		}
+	}
+	s := &console.Scanner{Protocol: p}
+	s.Write([]byte("OSv v0.57.0\r\neth0: 10.0.2.15\r\nBooted up in 0.00 ms\r\n"))
+	if s.Ready() || s.Address() != "10.0.2.15" {
+		t.Errorf("before the app: ready %v, address %q", s.Ready(), s.Address())
+	}
+	s.Write([]byte("Cmdline: /app/main 8080\r\nprogram exited with status 2\r\nPowering off.\r\n"))
+	if !s.Ready() || s.Exit() == nil || *s.Exit() != 2 {
+		t.Errorf("after: ready %v, exit %v", s.Ready(), s.Exit())
 	}
 }
 

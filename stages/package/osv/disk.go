@@ -60,7 +60,7 @@ func BuildDisk(ctx context.Context, in DiskInput, outDir string) (*pack.Image, e
 	if in.Boot != "" && in.Boot != pack.BootBIOS {
 		return fail(fmt.Errorf("boot mode %q: OSv images boot by BIOS only (OSv has no UEFI loader); use boot = \"bios\"", in.Boot))
 	}
-	if src.Base != "osv" || src.Format != FormatDirect || src.Disk == "" {
+	if src.Base != Name || src.Format != FormatDirect || src.RootDisk == "" {
 		return fail(fmt.Errorf("the source image is a %s %q image; an OSv disk is made from an osv %s image", src.Base, src.Format, FormatDirect))
 	}
 	if in.Kernel == nil || in.Kernel.Boot == "" {
@@ -88,7 +88,7 @@ func BuildDisk(ctx context.Context, in DiskInput, outDir string) (*pack.Image, e
 	if err := checkBootImage(boot, in.Kernel.Boot); err != nil {
 		return fail(err)
 	}
-	rootPath := filepath.Join(in.ImageDir, src.Disk)
+	rootPath := filepath.Join(in.ImageDir, src.RootDisk)
 	rofsStartByte, rofsLen, err := rootPartition(rootPath)
 	if err != nil {
 		return fail(err)
@@ -130,7 +130,7 @@ func BuildDisk(ctx context.Context, in DiskInput, outDir string) (*pack.Image, e
 	}
 	img := &pack.Image{
 		App:           src.App,
-		Base:          "osv",
+		Base:          Name,
 		Format:        disk.FormatRaw,
 		Disk:          disk.File,
 		Boot:          pack.BootBIOS,
@@ -143,6 +143,7 @@ func BuildDisk(ctx context.Context, in DiskInput, outDir string) (*pack.Image, e
 		VirtualSize:   total,
 		Source:        src.Digest,
 		Deterministic: true,
+		Console:       src.Console,
 	}
 	if err := atomicfile.WriteJSON(filepath.Join(outDir, pack.ImageFile), img, 0o644); err != nil {
 		return fail(err)

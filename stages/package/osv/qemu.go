@@ -13,16 +13,17 @@ import (
 // kvmclock) and q35 hangs after the virtio block device attaches.
 const Machine = "pc"
 
-// QEMUArgs are the arguments a direct-boot image (FormatDirect) needs
-// besides the machine, memory, console and network: the kernel, the
-// command line, and the root disk on virtio-blk, read-only (the ROFS is
-// never written, so instances share the cached file). BIOS disks boot
-// like every raw or qcow2 disk and need nothing from here.
+// QEMUArgs are the arguments a direct-boot image needs besides the
+// machine, memory, console and network: the kernel, the command line, and
+// the root disk on virtio-blk, read-only (the ROFS is never written, so
+// instances share the cached file). They are what unikfile's qemu provider
+// passes for any image with a RootDisk; BIOS disks boot like every raw or
+// qcow2 disk.
 func QEMUArgs(imageDir string, img *pack.Image) ([]string, error) {
-	if img.Format != FormatDirect || img.Kernel == "" || img.Disk == "" {
-		return nil, fmt.Errorf("image of %s is a %q image, not osv %s", img.App, img.Format, FormatDirect)
+	if img.Format != FormatDirect || img.Kernel == "" || img.RootDisk == "" {
+		return nil, fmt.Errorf("image of %s is a %q image without a root disk, not an osv direct-boot image", img.App, img.Format)
 	}
-	root := filepath.Join(imageDir, img.Disk)
+	root := filepath.Join(imageDir, img.RootDisk)
 	if strings.Contains(root, ",") {
 		return nil, fmt.Errorf("path %q contains a comma, which QEMU's -drive syntax cannot carry; use a cache directory without commas", root)
 	}
