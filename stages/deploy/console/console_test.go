@@ -86,7 +86,7 @@ func TestProtocol(t *testing.T) {
 	}
 	for text, want := range map[string]int{
 		"Cmdline: /a\nprogram exited with status 2\nPowering off.\nCmdline: /a\n[backtrace]\n": 134,
-		"Cmdline: /a\nhello\nPowering off.\n":                                                0,
+		"Cmdline: /a\nhello\nPowering off.\n":                                                  0,
 	} {
 		if got := LastExitWith([]byte(text), p); got == nil || *got != want {
 			t.Errorf("LastExitWith(%q) = %v, want %d", text, got, want)
