@@ -12,8 +12,12 @@
 // raw disk whose MBR partition #2 is the ROFS, booted with -kernel and
 // -append); the BIOS-bootable single disk (BuildDisk: OSv's loader.img, the
 // command line at byte 512, the ROFS partition at a 2 MiB boundary), which
-// the format stage converts; the QEMU arguments the image needs (QEMUArgs);
-// and reading the app's exit status from OSv's console (ExitStatus).
+// the format stage converts; the QEMU arguments the image needs (QEMUArgs,
+// which unikfile's qemu provider derives from the image's RootDisk);
+// OSv's console protocol (Console: the line that says the app started, the
+// lines that give its exit status), which images carry for providers; and
+// the base's entry in the bases table (Base: its settings block, Package,
+// Disk, FetchKernel).
 //
 // It must not compile (the compile stage builds programs for this base,
 // see compile.TargetFor), download anything while building an image (a

@@ -121,7 +121,7 @@ func (rel Release) check() error {
 		if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != sha256.Size {
 			return fmt.Errorf("OSv release %s: %s has no sha256 pinned (%q); unikfile downloads nothing it cannot check", rel.Version, f.Name, f.SHA256)
 		}
-		if !strings.HasPrefix(f.URL, "https://") && !strings.HasPrefix(f.URL, "http://127.0.0.1:") {
+		if !strings.HasPrefix(f.URL, "https://") {
 			return fmt.Errorf("OSv release %s: %s: %q is not an https URL", rel.Version, f.Name, f.URL)
 		}
 		names[f.Name] = true

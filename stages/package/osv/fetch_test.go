@@ -19,7 +19,7 @@ import (
 
 func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
 
-// A release served on 127.0.0.1 with the fixture's files, the kernel
+// A release served over HTTPS on 127.0.0.1 with the fixture's files, the kernel
 // gzip-compressed as OSv's releases publish it.
 func TestFetchKernel(t *testing.T) {
 	fix := testenv.Fixture(t, "osv")
@@ -32,7 +32,7 @@ func TestFetchKernel(t *testing.T) {
 	zw.Close()
 	files := map[string][]byte{"/loader.elf.gz": gz.Bytes(), "/libenviron.so": environ, "/loader.img": boot}
 	requests := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests++
 		b, ok := files[r.URL.Path]
 		if !ok {
