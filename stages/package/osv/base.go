@@ -60,10 +60,17 @@ func (Base) Schema() *hcl.BodySchema {
 	return &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "kernel"}, {Name: "options"}}}
 }
 
-// Decode reads the osv block.
+// Decode reads the osv block: a kernel that exists (a folder, or the
+// loader-stripped.elf in one; it may lie outside the project), and
+// options that are OSv kernel options.
 func (Base) Decode(b *lang.Block, _ *lang.App) any {
 	s := &Settings{}
-	s.Kernel, _ = b.Path("kernel")
+	var attr *hcl.Attribute
+	if s.Kernel, attr = b.Path("kernel"); s.Kernel != "" {
+		if _, err := os.Stat(s.Kernel); err != nil {
+			b.Errorf(attr.Expr.Range(), "OSv kernel not found", "kernel = %q: %s. Point it at a folder holding %s, %s and %s (relative to the Unikfile's directory, or absolute), or remove it to use %s or the kernel cache.", s.Kernel, err, LoaderFile, EnvironFile, BootFile, KernelEnv)
+		}
+	}
 	s.Options = b.Strings("options")
 	if attr := b.Attr("options"); attr != nil {
 		for _, o := range s.Options {

@@ -14,6 +14,7 @@ import (
 func load(t *testing.T, src string) (*lang.Project, string) {
 	t.Helper()
 	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "kernels", "osv"), 0o755)
 	p := filepath.Join(dir, "Unikfile")
 	os.WriteFile(p, []byte(src), 0o644)
 	proj, _, diags := lang.Load(p, lang.Options{Environ: []string{}, Catalog: registry.Catalog()})
@@ -50,6 +51,13 @@ func TestBaseSettings(t *testing.T) {
     options = ["--ok", "not-an-option"]
   }
 }`, `Unikfile:5,15-40: Invalid OSv option; "not-an-option" is not an OSv kernel option`},
+		{`app "a" {
+  language = "c"
+  base     = "osv"
+  osv {
+    kernel = "missing"
+  }
+}`, `OSv kernel not found; kernel = "`},
 		{`app "a" {
   language = "java"
   base     = "osv"
