@@ -29,7 +29,11 @@ type Image struct {
 	// image directory, raw) that the kernel reads its root file system
 	// from; the hypervisor attaches it read-only as the first virtio block
 	// device.
-	RootDisk      string `json:"root_disk,omitempty"`
+	RootDisk string `json:"root_disk,omitempty"`
+	// Multiboot says Kernel is a multiboot kernel (rump) rather than a
+	// Linux one: QEMU's -kernel loads either, disks boot it through
+	// SYSLINUX's mboot.c32 (BIOS only). Disk images keep their source's.
+	Multiboot     bool   `json:"multiboot,omitempty"`
 	Cmdline       string `json:"cmdline"`
 	KernelVersion string `json:"kernel_version"`
 	// Digest is, for kernel+initrd, sha256 over the kernel, initrd and

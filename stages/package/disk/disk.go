@@ -70,7 +70,10 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 	if in.Boot != pack.BootBIOS && in.Boot != pack.BootUEFI {
 		return fail(fmt.Errorf("boot mode %q: want %q or %q", in.Boot, pack.BootBIOS, pack.BootUEFI))
 	}
-	tools, err := in.Tools.resolve(in.Boot)
+	if src.Multiboot && in.Boot != pack.BootBIOS {
+		return fail(fmt.Errorf("the kernel is a multiboot kernel (base %s), which disks boot by BIOS only (SYSLINUX's mboot.c32): use boot = \"bios\"", src.Base))
+	}
+	tools, err := in.Tools.resolve(in.Boot, src.Multiboot)
 	if err != nil {
 		return fail(err)
 	}
@@ -108,6 +111,8 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 		VirtualSize:   size,
 		Source:        src.Digest,
 		Deterministic: true,
+		Console:       src.Console,
+		Multiboot:     src.Multiboot,
 	}
 	if err := WriteImage(outDir, img); err != nil {
 		return fail(err)
