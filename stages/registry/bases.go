@@ -6,6 +6,7 @@ import (
 	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/stages/package/linux"
 	"github.com/unikfile/unikfile/stages/package/osv"
+	"github.com/unikfile/unikfile/stages/package/rump"
 )
 
 // DefaultBase is an app's base when it names none.
@@ -15,6 +16,7 @@ const DefaultBase = linux.Name
 var bases = map[string]pack.Base{
 	linux.Name: linux.Base{},
 	osv.Name:   osv.Base{},
+	rump.Name:  rump.Base{},
 }
 
 // Base returns the base called name, or nil.

@@ -1,0 +1,39 @@
+package rump
+
+import pack "github.com/unikfile/unikfile/stages/package"
+
+// StartedMarker starts the line Rumprun prints when it calls the app's
+// main (lib/librumprun_base/rumprun.c: `=== calling "argv[0]" main() ===`).
+// Rumprun has no readiness signal of its own, so an app with ports is
+// ready when the guest accepts connections on them.
+const StartedMarker = `=== calling "`
+
+// Exit statuses for ends that are not the app's own.
+const (
+	// StatusBootFailed: Rumprun stopped before main, typically on its
+	// configuration (it printed why, then "=== bootstrap failed"); its
+	// errx(1) is the status.
+	StatusBootFailed = 1
+	// StatusCrashed: the rump kernel panicked, as SIGABRT would.
+	StatusCrashed = 134
+)
+
+// Console is how Rumprun tells on its console how the app ended: main
+// returning N prints `=== main() of "NAME" returned N ===`, exit(N) (and
+// main's return, after that line) `=== _exit(N) called ===` (with
+// "ERROR: " before _exit when N is not 0), a failure before main
+// "=== bootstrap failed", a panic "PANIC: ...". DHCP prints the address
+// it configured. Then Rumprun halts the CPU: it does not power off.
+func Console() *pack.ConsoleProtocol {
+	return &pack.ConsoleProtocol{
+		Started: StartedMarker,
+		Exits: []pack.ExitLine{
+			{Pattern: `=== main\(\) of ".*" returned (-?\d+) ===`},
+			{Pattern: `=== (?:ERROR: )?_exit\((-?\d+)\) called ===`},
+			{Pattern: `=== bootstrap failed`, Status: StatusBootFailed},
+			{Pattern: `PANIC: .*`, Status: StatusCrashed},
+		},
+		Address: `dhcp: \S+: adding IP address (\d+\.\d+\.\d+\.\d+)/\d+`,
+		Halts:   true,
+	}
+}
