@@ -402,3 +402,21 @@ func TestModelRefusesWhatRumprunRefuses(t *testing.T) {
 		}
 	}
 }
+
+// A disk's configuration is the image's with the network switched to
+// DHCP, the rest untouched.
+func TestWithNet(t *testing.T) {
+	c := Config{Argv: []string{"api", "a b"}, Env: []string{"X=}{"}, Net: QEMUUserNet}
+	js, _ := c.JSON()
+	got, err := WithNet(js, DHCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Net = DHCP
+	if want, _ := c.JSON(); got != want {
+		t.Errorf("WithNet:\n got %s\nwant %s", got, want)
+	}
+	if _, err := WithNet(`{"cmdline":"a"}`, DHCP); err == nil {
+		t.Error("a configuration of another writer was rewritten")
+	}
+}
