@@ -29,7 +29,7 @@ var (
 	boots  = flag.Int("boots", 9, "boots on each side of the boot comparison; TCG boot times vary by ±15% from run to run, so it takes several")
 	accel  = flag.String("accel", "tcg", "QEMU accelerator for both sides of the boot comparison")
 	kernel = flag.String("kernel", "", "vmlinuz (default: $UNIKFILE_KERNEL or the newest in the cache)")
-	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block), osv (boot and watch on the osv base against linux)")
+	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block), osv (boot and watch on the osv base against linux), rump (boot on the rump base against linux and osv)")
 	apps   = flag.Int("apps", 100, "apps in the monorepo benchmark's generated tree (two per Unikfile)")
 	// profileDir passes UNIKFILE_PROFILE to the unikfile runs of the
 	// monorepo suite: Go's CPU, block and mutex profiles and an execution
@@ -51,6 +51,9 @@ func main() {
 	}
 	if err == nil && (*suite == "all" || *suite == "osv") {
 		err = benchOSv()
+	}
+	if err == nil && (*suite == "all" || *suite == "rump") {
+		err = benchRump()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -251,6 +254,8 @@ func bareBuild(e *env, i int) error {
 func plainQEMU(e *env, imageDir string) (time.Duration, error) {
 	if img, err := pack.ReadImage(imageDir); err == nil && img.RootDisk != "" {
 		return plainOSv(imageDir, img)
+	} else if err == nil && img.Multiboot {
+		return plainMultiboot(imageDir, img)
 	}
 	cmdline, err := os.ReadFile(filepath.Join(imageDir, "cmdline"))
 	if err != nil {
