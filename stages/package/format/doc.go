@@ -8,7 +8,7 @@
 // footer's UUID, time and checksum) are then replaced by values derived
 // from the raw image's digest, so the same raw image always gives the same
 // bytes. gce is written in Go, in time proportional to the disk's data:
-runs of zeros become deflate blocks of their own (gzipzeros.go).
+// runs of zeros become deflate blocks of their own (gzipzeros.go).
 //
 // It must not build raw disks, package apps or boot anything.
 package format
