@@ -3,6 +3,7 @@ package registry
 import (
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/deploy"
+	"github.com/unikfile/unikfile/stages/deploy/gcp"
 	"github.com/unikfile/unikfile/stages/deploy/qemu"
 )
 
@@ -17,6 +18,7 @@ type provider struct {
 // attribute uses.
 var providers = map[string]provider{
 	qemu.Name: {qemu.New, qemu.Schema{}},
+	gcp.Name:  {gcp.New, gcp.Schema{}},
 }
 
 // Providers returns the constructor of every provider.
