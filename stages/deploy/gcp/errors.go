@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"cloud.google.com/go/auth"
+	"golang.org/x/oauth2"
 	"google.golang.org/api/googleapi"
 )
 
@@ -56,6 +58,11 @@ func apiError(o op, err error) error {
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", o.what, err)
+	}
+	var ae *auth.Error
+	var re *oauth2.RetrieveError
+	if errors.As(err, &ae) || errors.As(err, &re) {
+		return fmt.Errorf("%s: getting an access token failed: %w; %s", o.what, err, adcHint)
 	}
 	var ge *googleapi.Error
 	if !errors.As(err, &ge) {
@@ -106,6 +113,13 @@ func isNotFound(err error) bool {
 func isConflict(err error) bool {
 	var ge *googleapi.Error
 	return errors.As(err, &ge) && ge.Code == http.StatusConflict
+}
+
+// notReady says err is GCE's answer about a resource in a state that does
+// not allow the call yet (an image being imported).
+func notReady(err error) bool {
+	var ge *googleapi.Error
+	return errors.As(err, &ge) && ge.Code == http.StatusBadRequest && len(ge.Errors) > 0 && ge.Errors[0].Reason == "resourceNotReady"
 }
 
 // transient says a call may succeed if it is made again.

@@ -258,9 +258,20 @@ func (p *Provider) deleteImage(ctx context.Context, svc *services, cfg Config) e
 	o := op{what: "delete image " + cfg.Image, perm: "compute.images.delete", resource: cfg.imagePath()}
 	rid := requestID()
 	var gop *compute.Operation
+	deadline := time.Now().Add(imageTimeout)
 	err := retry(ctx, p.backoff(), func() (err error) {
-		gop, err = svc.compute.Images.Delete(cfg.Project, cfg.Image).RequestId(rid).Context(ctx).Do()
-		return err
+		for {
+			gop, err = svc.compute.Images.Delete(cfg.Project, cfg.Image).RequestId(rid).Context(ctx).Do()
+			// An image still being imported cannot be deleted yet.
+			if !notReady(err) || time.Now().After(deadline) {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(p.poll()):
+			}
+		}
 	})
 	if isNotFound(err) {
 		return nil
