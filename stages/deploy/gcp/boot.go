@@ -112,6 +112,8 @@ type booting struct {
 	inst *state.Instance
 	con  *console.Scanner
 	log  *os.File // the local copy of the console
+	// serial reads the console; follow goes on where waitReady stopped.
+	serial *serialReader
 	// undos remove what this boot made, last first.
 	undos []undo
 }
@@ -234,6 +236,7 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	r := &serialReader{p: b.p, svc: b.svc.compute, cfg: b.cfg}
+	b.serial = r
 	for i := 0; ; i++ {
 		data, err := r.read(ctx)
 		if err != nil {
@@ -285,9 +288,7 @@ func (b *booting) feed(data []byte) {
 // follow copies the console until the app exits or ctx ends, which stops
 // the instance.
 func (b *booting) follow(ctx context.Context) (*state.Instance, error) {
-	r := &serialReader{p: b.p, svc: b.svc.compute, cfg: b.cfg}
-	// The scanner has seen everything up to here: go on from the end.
-	r.next = b.consoleSize()
+	r := b.serial
 	for {
 		select {
 		case <-ctx.Done():
@@ -323,14 +324,6 @@ func (b *booting) follow(ctx context.Context) (*state.Instance, error) {
 			return b.inst, fmt.Errorf("app %s: the instance stopped before the app exited (it was stopped or deleted from outside, e.g. by `unikfile down`); last console lines:\n%s", b.app, b.con.Tail())
 		}
 	}
-}
-
-func (b *booting) consoleSize() int64 {
-	fi, err := b.log.Stat()
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
 }
 
 // removeOrphans deletes the instances of this app that unikfile has no

@@ -252,6 +252,26 @@ func (p *Provider) deleteObject(ctx context.Context, svc *services, cfg Config) 
 	return apiError(op{what: fmt.Sprintf("delete the staged archive gs://%s/%s", cfg.Bucket, cfg.Object), perm: "storage.objects.delete", resource: "bucket " + cfg.Bucket}, err)
 }
 
+// deleteStaged removes a staged archive a boot could not remove, unless
+// its image is being imported now (by another boot, which removes it).
+func (p *Provider) deleteStaged(ctx context.Context, svc *services, cfg Config) error {
+	if cfg.Bucket == "" || cfg.Object == "" {
+		return nil
+	}
+	var img *compute.Image
+	err := retry(ctx, p.backoff(), func() (err error) {
+		img, err = svc.compute.Images.Get(cfg.Project, cfg.Image).Context(ctx).Do()
+		return err
+	})
+	switch {
+	case err == nil && img.Status == "PENDING":
+		return nil
+	case err != nil && !isNotFound(err):
+		return apiError(op{what: "look for image " + cfg.Image, perm: "compute.images.get", resource: cfg.imagePath()}, err)
+	}
+	return p.deleteObject(ctx, svc, cfg)
+}
+
 // deleteImage deletes the image and waits; one that is gone is not an
 // error.
 func (p *Provider) deleteImage(ctx context.Context, svc *services, cfg Config) error {

@@ -264,7 +264,7 @@ func (p *Provider) teardown(ctx context.Context, svc *services, cfg Config, imag
 			errs = append(errs, err)
 		}
 	}
-	if err := p.deleteObject(ctx, svc, cfg); err != nil {
+	if err := p.deleteStaged(ctx, svc, cfg); err != nil {
 		errs = append(errs, err)
 	}
 	if image && len(errs) == 0 {
