@@ -148,13 +148,13 @@ func TestGCPFailuresSayWhatToDo(t *testing.T) {
 	if kernel == "" {
 		t.Fatal("no kernel: run scripts/install-deps")
 	}
+	key := gcefake.NewKey("test-project", "deployer")
 	gcs := gcefake.NewStorage(nil) // no bucket
-	gce := gcefake.New(gcefake.Options{Objects: gcs.Open})
+	gce := gcefake.New(gcefake.Options{Objects: gcs.Open, Keys: []*gcefake.Key{key}})
 	t.Cleanup(func() { gce.Close(); gcs.Close() })
 	src, _ := os.ReadFile("../examples/hello/main.go")
 	mod, _ := os.ReadFile("../examples/hello/go.mod")
 	p := newProject(t, map[string]string{"Unikfile": gcpUnikfile, "main.go": string(src), "go.mod": string(mod)})
-	key := gcefake.NewKey("test-project", "deployer")
 	keyFile := filepath.Join(t.TempDir(), "key.json")
 	os.WriteFile(keyFile, key.JSON(gce.TokenURI()), 0o600)
 	p.env = append(p.env, "GOOGLE_APPLICATION_CREDENTIALS="+keyFile,
