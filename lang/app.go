@@ -2,6 +2,8 @@ package lang
 
 import (
 	"fmt"
+	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -60,15 +62,31 @@ func decodeApp(b *hcl.Block, s *scope, dir string) (*App, hcl.Diagnostics) {
 	}
 	app.Language = d.choice("language", "", s.cat.Languages)
 	base := decodeBase(d, app, s.cat)
-	app.Main, _ = d.str("main", "")
+	var mainAttr *hcl.Attribute
+	app.Main, mainAttr = d.str("main", "")
+	if m := path.Clean(filepath.ToSlash(app.Main)); app.Main != "" && (path.IsAbs(m) || filepath.IsAbs(app.Main) || m == ".." || strings.HasPrefix(m, "../")) {
+		d.errorf(mainAttr.Expr.Range(), "Entry point outside the source",
+			"main = %q leaves the app's source: it names a package, file or class inside the source folder, relative to it (e.g. \"./cmd/api\" or \"bin/server\").", app.Main)
+	}
 	app.Args = d.strList("args")
+	if attr := d.attrs["args"]; attr != nil {
+		for i, a := range app.Args {
+			if strings.ContainsRune(a, 0) {
+				d.errorf(attr.Expr.Range(), "Invalid argument", "Element %d of args holds a NUL character, which a program's arguments cannot carry.", i)
+			}
+		}
+	}
 	app.Builder, _ = d.str("builder", "")
 
-	envs, _ := d.pairs("env", cty.String)
+	envs, _ := d.pairs("env", cty.String, true)
 	for _, p := range envs {
 		if !validEnvName(p.key) {
 			d.errorf(p.keyRng, "Invalid environment variable name",
 				"%q cannot name an environment variable: use letters, digits and '_', not starting with a digit.", p.key)
+			continue
+		}
+		if strings.ContainsRune(p.val.AsString(), 0) {
+			d.errorf(p.valRng, "Invalid environment value", "The value of %s holds a NUL character, which an environment variable cannot carry.", p.key)
 			continue
 		}
 		app.Env[p.key] = p.val.AsString()
@@ -90,12 +108,20 @@ func decodeApp(b *hcl.Block, s *scope, dir string) (*App, hcl.Diagnostics) {
 		app.Ports = append(app.Ports, n)
 	}
 
-	if mem, attr := d.str("memory", ""); attr != nil && mem != "" {
+	// memory is a size with a unit; a bare number gets the message that
+	// says which unit to add, and "" is not a way to leave it unset.
+	if v, attr, ok := d.value("memory", cty.DynamicPseudoType); ok {
+		var mem string
+		switch v.Type() {
+		case cty.Number:
+			mem = v.AsBigFloat().Text('f', -1)
+		case cty.String:
+			mem = v.AsString()
+		}
 		if mib, err := parseMemory(mem); err != nil {
 			d.errorf(attr.Expr.Range(), "Invalid memory size", "%s.", err)
 		} else {
-			app.MemoryMiB = mib
-			app.MemorySet = true
+			app.MemoryMiB, app.MemorySet = mib, true
 		}
 	}
 

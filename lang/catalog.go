@@ -253,7 +253,7 @@ type PortMap struct {
 // Ports reads a map whose keys and values are ports (1-65535). Keys that
 // name one port twice (8080 and "08080") and values used twice are errors.
 func (b *Block) Ports(name string) []PortMap {
-	pairs, _ := b.pairs(name, cty.Number)
+	pairs, _ := b.pairs(name, cty.Number, false)
 	var out []PortMap
 	keySeen := map[int]hcl.Range{}
 	valSeen := map[int]hcl.Range{}

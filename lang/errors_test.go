@@ -1,11 +1,13 @@
 package lang_test
 
 import (
+	"bytes"
 	"fmt"
 	. "github.com/unikfile/unikfile/lang"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -411,6 +413,123 @@ variable "n" {
   type    = number
   default = "many"
 }`, want: `does not match its type number`, line: 4, col: 13},
+		// Hostile input: limits, strict types, paths and names.
+		{name: "nesting deeper than the limit", src: "x = " + strings.Repeat("[", 100000),
+			want: "Nesting too deep", line: 1, col: 69},
+		{name: "a FIFO for a Unikfile", src: ``, setup: func(t *testing.T, dir, _ string) {
+			p := filepath.Join(dir, FileName)
+			os.Remove(p)
+			if err := syscall.Mkfifo(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "not a regular file (a FIFO)", line: 0, col: 0},
+		{name: "a device for a Unikfile", src: ``, setup: func(t *testing.T, dir, _ string) {
+			p := filepath.Join(dir, FileName)
+			os.Remove(p)
+			if err := os.Symlink("/dev/zero", p); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "not a regular file (a character device)", line: 0, col: 0},
+		{name: "a Unikfile over the size limit", src: ``, setup: func(t *testing.T, dir, _ string) {
+			if err := os.WriteFile(filepath.Join(dir, FileName), bytes.Repeat([]byte("# padding\n"), MaxFileSize/10+1), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "more than a Unikfile may hold (4 MiB)", line: 0, col: 0},
+		{name: "a function call building gigabytes", src: `
+locals {
+  main = join("", [for i in range(1024) : join("", [for j in range(1024) : format("%1000000s", "")])])
+}`, want: "produces more than 64 MiB of values", line: 3, col: 76},
+		{name: "a range too large to build", src: `
+locals {
+  n = length(range(100000000))
+}`, want: "range of 100000000 elements is larger than", line: 3, col: 14},
+		{name: "a setproduct too large to build", src: `
+locals {
+  l = range(1000)
+  p = setproduct(local.l, local.l, local.l)
+}`, want: "setproduct of more than 10000 elements", line: 4, col: 7},
+		{name: "a string doubled past the limit", src: `
+locals {
+  a = format("%100000s", "")
+  b = "${local.a}${local.a}${local.a}${local.a}${local.a}${local.a}${local.a}${local.a}${local.a}${local.a}${local.a}"
+}`, want: "a string of 1100000 bytes is longer than", line: 4, col: 7},
+		{name: "a number for the builder", src: `
+app "a" {
+  language = "go"
+  builder  = 1
+}`, want: `attribute "builder": a string is required, and this is a number`, line: 4, col: 14},
+		{name: "a number for the source", src: `
+app "a" {
+  language = "go"
+  source   = 1
+}`, want: `attribute "source": a string is required, and this is a number`, line: 4, col: 14},
+		{name: "a bool for the language", src: `
+app "a" {
+  language = true
+}`, want: `a string is required, and this is a bool`, line: 3, col: 14},
+		{name: "empty memory", src: `
+app "a" {
+  language = "go"
+  memory   = ""
+}`, want: `"" is not a size`, line: 4, col: 14},
+		{name: "a very long app name", src: "app \"" + strings.Repeat("a", 10000) + "\" {\n  language = \"go\"\n}",
+			want: "has at most 48 characters", line: 1, col: 5},
+		{name: "NUL in args", src: `
+app "a" {
+  language = "go"
+  args     = ["-x", "a\u0000b"]
+}`, want: "Element 1 of args holds a NUL character", line: 4, col: 14},
+		{name: "NUL in env", src: `
+app "a" {
+  language = "go"
+  env      = { A = "x\u0000y" }
+}`, want: "The value of A holds a NUL character", line: 4, col: 20},
+		{name: "a line break in the kernel command line", src: `
+app "a" {
+  language = "go"
+  linux {
+    cmdline = "quiet\ninit=/bin/sh"
+  }
+}`, want: "cmdline holds a line break", line: 5, col: 15},
+		{name: "a kernel that does not exist", src: `
+app "a" {
+  language = "go"
+  linux {
+    kernel = "/nonexistent/vmlinuz"
+  }
+}`, want: `kernel = "/nonexistent/vmlinuz": stat /nonexistent/vmlinuz: no such file or directory`, line: 5, col: 14},
+		{name: "a local cache export outside the project", src: `
+build {
+  cache_to = ["type=local,dest=../../../tmp/x"]
+}`, want: "dest=../../../tmp/x in cache_to leaves the project", line: 3, col: 15},
+		{name: "an absolute local cache import", src: `
+build {
+  cache_from = ["type=local,src=/tmp/x"]
+}`, want: "src=/tmp/x in cache_from leaves the project", line: 3, col: 17},
+		{name: "one guest port mapped twice after normalisation", src: `
+app "a" {
+  language = "go"
+  ports    = [8080]
+}
+target "t" {
+  provider = "qemu"
+  apps     = [app.a]
+  qemu {
+    host_ports = { 8080 = 9000, "08080" = 9001 }
+  }
+}`, want: "Port 8080 is already mapped at", line: 10, col: 33},
+		{name: "terminal escapes in a value stay in the message only quoted", src: "app \"a\" {\n  language = \"go\u001b]0;owned\u0007\"\n}",
+			want: `Unsupported language "go\x1b]0;owned\a"`, line: 2, col: 14},
+		{name: "an elf main outside the source", src: `
+app "a" {
+  language = "elf"
+  main     = "../../etc/passwd"
+}`, want: `main = "../../etc/passwd" leaves the app's source`, line: 4, col: 14},
+		{name: "an absolute main", src: `
+app "a" {
+  language = "elf"
+  main     = "/bin/sh"
+}`, want: `main = "/bin/sh" leaves the app's source`, line: 4, col: 14},
 		{name: "unknown --var", src: `
 variable "region" { default = "x" }
 variable "zone" { default = "y" }

@@ -116,8 +116,11 @@ build {
 `
 
 func TestLoadFull(t *testing.T) {
-	path := project(t, fullUnikfile, "api")
+	path := project(t, fullUnikfile, "api", "kernels")
 	dir := filepath.Dir(path)
+	if err := os.WriteFile(filepath.Join(dir, "kernels", "vmlinuz"), []byte("a kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	p, _, diags := Load(path, Options{Catalog: catalog, Environ: noEnv})
 	if diags.HasErrors() {
 		t.Fatalf("Load: %s", diags.Error())

@@ -171,10 +171,23 @@ func parseAppRef(d *decoder, it item, dir string) (AppRef, bool) {
 		return bad(fmt.Sprintf("does not end in an app name (%q is not one)", name))
 	}
 	abs := filepath.Clean(filepath.Join(dir, filepath.FromSlash(path)))
-	if abs == filepath.Clean(dir) {
+	// A folder reached through a symlink is the folder it points to: one
+	// Unikfile has one identity, whichever path names it.
+	realDir, realAbs := realPath(dir), realPath(abs)
+	if abs == filepath.Clean(dir) || realAbs == realDir {
 		return bad("names this Unikfile's own directory; write app." + name)
 	}
+	abs = realAbs
 	return AppRef{Path: path, Dir: abs, Name: name, Range: it.rng}, true
+}
+
+// realPath is p with its symlinks resolved, or p (clean) when it cannot
+// be resolved (it does not exist yet: LoadWorkspace reports that).
+func realPath(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return filepath.Clean(p)
 }
 
 // checkHostPorts reports two apps of a target served on one host port:

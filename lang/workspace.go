@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -93,6 +94,9 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 	}
 	w := &Workspace{Root: absRoot}
 	loaded := map[string]bool{} // directories whose Unikfile was read, loaded or not
+	// unreadable holds, for referenced directories whose Unikfile could
+	// not be found or read, why.
+	unreadable := map[string]error{}
 	declaredAnywhere := map[string]bool{}
 	load := func(path string, all bool) *Project {
 		abs, err := filepath.Abs(path)
@@ -100,6 +104,7 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot resolve a Unikfile's path", Detail: err.Error()})
 			return nil
 		}
+		abs = filepath.Join(realPath(filepath.Dir(abs)), filepath.Base(abs))
 		loaded[filepath.Dir(abs)] = true
 		o := opts
 		if !all {
@@ -144,9 +149,16 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 					continue
 				}
 				loaded[ref.Dir] = true
-				if path, err := FindFile(ref.Dir); err == nil {
-					load(path, false)
+				path, err := FindFile(ref.Dir)
+				if err != nil {
+					unreadable[ref.Dir] = err
+					continue
 				}
+				if _, err := ReadFile(path); err != nil {
+					unreadable[ref.Dir] = err // reported at the reference
+					continue
+				}
+				load(path, false)
 			}
 		}
 	}
@@ -163,7 +175,7 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 	}
 	for _, p := range w.Projects {
 		for _, t := range p.Targets {
-			diags = append(diags, w.checkImports(p, t)...)
+			diags = append(diags, w.checkImports(p, t, unreadable)...)
 		}
 	}
 	sortDiagnostics(diags)
@@ -177,7 +189,7 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 // checkImports checks that every app target t imports is declared where
 // the reference says, that the target's apps have distinct names, and that
 // no two of them share a host port.
-func (w *Workspace) checkImports(p *Project, t *Target) hcl.Diagnostics {
+func (w *Workspace) checkImports(p *Project, t *Target, unreadable map[string]error) hcl.Diagnostics {
 	if len(t.Imports) == 0 {
 		return nil
 	}
@@ -191,9 +203,14 @@ func (w *Workspace) checkImports(p *Project, t *Target) hcl.Diagnostics {
 		q := w.Project(ref.Dir)
 		if q == nil {
 			file := filepath.Join(ref.Dir, FileName)
-			if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+			_, err := os.Stat(file)
+			switch why := unreadable[ref.Dir]; {
+			case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
 				diags = append(diags, errorAt(ref.Range, "Reference to a missing Unikfile",
-					fmt.Sprintf("%q names app %q of %s, which does not exist. DIR in \"DIR:APP\" is relative to %s.", ref.String(), ref.Name, displayName(file), displayName(p.File))))
+					fmt.Sprintf("%q names app %q of %s, which does not exist. DIR in \"DIR:APP\" is a folder relative to %s.", ref.String(), ref.Name, displayName(file), displayName(p.File))))
+			case why != nil:
+				diags = append(diags, errorAt(ref.Range, "Reference to an unreadable Unikfile",
+					fmt.Sprintf("%q names app %q of %s, which cannot be loaded: %v.", ref.String(), ref.Name, displayName(file), why)))
 			} // otherwise that Unikfile's own errors were reported
 			resolved = false
 			continue
@@ -255,8 +272,8 @@ func displayName(path string) string {
 // Unikfile at path, or nothing if it cannot be read or parsed (Load then
 // reports why).
 func declaredVariables(path string) []string {
-	src, err := os.ReadFile(path)
-	if err != nil {
+	src, err := ReadFile(path)
+	if err != nil || checkNesting(src, path).HasErrors() {
 		return nil
 	}
 	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)

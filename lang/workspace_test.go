@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -99,12 +100,27 @@ func TestWorkspaceErrorsNameBothFiles(t *testing.T) {
 		{"bad name", `"services/api:9"`, "", []string{"Invalid app reference", `does not end in an app name`}},
 		{"name clash", `app.api, "services/api:api"`, "app \"api\" {\n  language = \"go\"\n}\n", []string{"Two apps with one name in a target", `already runs an app named "api" (app.api)`}},
 		{"port clash", `app.other, "services/api:api"`, "app \"other\" {\n  language = \"go\"\n  ports = [8080]\n}\n", []string{"Host port used twice", "host port 8080"}},
+		{"a folder named Unikfile", `"odd:web"`, "", []string{"Reference to an unreadable Unikfile", "odd/Unikfile", "is a directory, not a Unikfile"}},
+		{"a file for a folder", `"services/api/main.go:web"`, "", []string{"Reference to a missing Unikfile", "services/api/main.go/Unikfile, which does not exist"}},
+		{"own directory through a symlink", `"self:api"`, "", []string{"Invalid app reference", "names this Unikfile's own directory"}},
+		{"a FIFO for the other Unikfile", `"pipe:api"`, "", []string{"Reference to an unreadable Unikfile", "not a regular file (a FIFO)"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := tree(t, map[string]string{
 				"services/api/Unikfile": apiUnikfile,
+				"services/api/main.go":  "package main\n",
+				"odd/Unikfile/x":        "",
 				"Unikfile":              c.extra + "target \"prod\" {\n  provider = \"qemu\"\n  apps     = [" + c.ref + "]\n}\n",
 			})
+			if err := os.Symlink(".", filepath.Join(root, "self")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Join(root, "pipe"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Mkfifo(filepath.Join(root, "pipe", FileName), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			t.Chdir(root)
 			_, _, diags := LoadWorkspace(root, []string{FileName}, Options{Catalog: catalog, Environ: noEnv})
 			if !diags.HasErrors() {

@@ -11,8 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/unikfile/unikfile/address"
 	"github.com/unikfile/unikfile/internal/atomicfile"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/compile"
@@ -63,14 +65,22 @@ func (c *cli) validateCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if _, err := address.Apps(ws.w, ws.base, ws.mainDir, ws.addrs); err != nil {
+					return err
+				}
 				for _, p := range ws.w.Projects {
 					fmt.Fprintf(c.stdout, "%s is valid: %d app(s), %d target(s).\n", p.File, len(p.Apps), len(p.Targets))
 				}
 				return nil
 			}
-			_, _, diags, err := c.readWorkspace(args)
+			ws, _, diags, err := c.readWorkspace(args)
 			if err != nil {
 				return err
+			}
+			if ws.w != nil {
+				if _, err := address.Apps(ws.w, ws.base, ws.mainDir, ws.addrs); err != nil {
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Address matches nothing", Detail: err.Error()})
+				}
 			}
 			out := struct {
 				Valid       bool                  `json:"valid"`
@@ -109,32 +119,24 @@ func (c *cli) fmtCommand() *cobra.Command {
 				files = []string{p}
 			}
 			var unformatted []string
+			var failed []error
 			for _, f := range files {
-				src, err := os.ReadFile(f)
+				// Every file gets its turn: one that fails is reported and
+				// the others are still formatted.
+				changed, err := c.formatFile(f, check)
 				if err != nil {
-					return err
-				}
-				out, diags := lang.Format(src, f)
-				if diags.HasErrors() {
-					lang.WriteDiagnostics(c.stderr, diags, lang.SourcesOf(f, src), isTerminal(c.stderr))
-					return &reportedError{err: diags}
-				}
-				if bytes.Equal(src, out) {
+					failed = append(failed, err)
 					continue
 				}
-				unformatted = append(unformatted, f)
-				if !check {
-					fi, err := os.Stat(f)
-					if err != nil {
-						return err
-					}
-					if err := atomicfile.WriteFile(f, out, fi.Mode().Perm()); err != nil {
-						return err
-					}
+				if changed {
+					unformatted = append(unformatted, f)
+					fmt.Fprintln(c.stdout, lang.Visible(f))
 				}
-				fmt.Fprintln(c.stdout, f)
 			}
-			if check && len(unformatted) > 0 {
+			switch {
+			case len(failed) > 0:
+				return &reportedError{err: errors.Join(failed...)}
+			case check && len(unformatted) > 0:
 				return &reportedError{err: errors.New("files need formatting")}
 			}
 			return nil
@@ -142,6 +144,31 @@ func (c *cli) fmtCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&check, "check", false, "do not write; exit 1 if a file is not formatted")
 	return cmd
+}
+
+// formatFile formats one Unikfile (unless check), reporting on stderr why
+// it cannot; changed says it was (or, with check, would be) rewritten.
+func (c *cli) formatFile(f string, check bool) (changed bool, err error) {
+	src, err := lang.ReadFile(f)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "Error: %s\n", lang.Visible(err.Error()))
+		return false, err
+	}
+	out, diags := lang.Format(src, f)
+	if diags.HasErrors() {
+		lang.WriteDiagnostics(c.stderr, diags, lang.SourcesOf(f, src), isTerminal(c.stderr))
+		return false, diags
+	}
+	if bytes.Equal(src, out) {
+		return false, nil
+	}
+	if !check {
+		if err := atomicfile.Rewrite(f, out); err != nil {
+			fmt.Fprintf(c.stderr, "Error: %s: %s\n", lang.Visible(f), lang.Visible(err.Error()))
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 func (c *cli) imagesCommand() *cobra.Command {

@@ -382,12 +382,15 @@ func TestIntegrationQEMUAttachCancelStops(t *testing.T) {
 const detachHelperEnv = "UNIKFILE_QEMU_TEST_DETACH"
 
 type detachRequest struct {
-	Target   *lang.Target
-	Image    *pack.Image
-	ImageDir string
-	RunDir   string
-	ID       string
-	State    string
+	// The target travels as its name and qemu settings (Target.Settings
+	// is an interface, which JSON cannot decode).
+	TargetName string
+	Settings   *Settings
+	Image      *pack.Image
+	ImageDir   string
+	RunDir     string
+	ID         string
+	State      string
 }
 
 func detachHelper(req string) int {
@@ -396,8 +399,9 @@ func detachHelper(req string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	fw, _ := deploy.Forwards(r.Target, nil, r.Image)
-	spec := deploy.Spec{Project: "/project", Target: r.Target, Image: r.Image, ImageDir: r.ImageDir, Forwards: fw, RunDir: r.RunDir, ID: r.ID}
+	target := &lang.Target{Name: r.TargetName, Provider: Name, Settings: r.Settings}
+	fw, _ := deploy.Forwards(target, nil, r.Image)
+	spec := deploy.Spec{Project: "/project", Target: target, Image: r.Image, ImageDir: r.ImageDir, Forwards: fw, RunDir: r.RunDir, ID: r.ID}
 	inst, err := NewProvider(deploy.Env{StateDir: r.State}).Boot(context.Background(), spec)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -417,7 +421,7 @@ func TestIntegrationQEMUDetachedOutlivesBooter(t *testing.T) {
 	img, imgDir := b.image(t, "serve", "testmsg=detached")
 	target := testTarget(t)
 	spec := testSpec(t, dir, target, img, imgDir)
-	req, err := json.Marshal(detachRequest{Target: target, Image: img, ImageDir: imgDir, RunDir: spec.RunDir, ID: spec.ID, State: dir})
+	req, err := json.Marshal(detachRequest{TargetName: target.Name, Settings: SettingsOf(target), Image: img, ImageDir: imgDir, RunDir: spec.RunDir, ID: spec.ID, State: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,11 +55,23 @@ func (Base) Schema() *hcl.BodySchema {
 	return &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "kernel"}, {Name: "cmdline"}}}
 }
 
-// Decode reads the linux block.
+// Decode reads the linux block: a kernel that exists (it may lie outside
+// the project), and a command line the kernel can take.
 func (Base) Decode(b *lang.Block, _ *lang.App) any {
 	s := &Settings{}
-	s.Kernel, _ = b.Path("kernel")
-	s.Cmdline, _ = b.String("cmdline", "")
+	var attr *hcl.Attribute
+	if s.Kernel, attr = b.Path("kernel"); s.Kernel != "" {
+		if fi, err := os.Stat(s.Kernel); err != nil || !fi.Mode().IsRegular() {
+			why := "it is not a file"
+			if err != nil {
+				why = err.Error()
+			}
+			b.Errorf(attr.Expr.Range(), "Kernel not found", "kernel = %q: %s. Point it at a vmlinuz (relative to the Unikfile's directory, or absolute), or remove it to use UNIKFILE_KERNEL or the kernel cache (unikfile kernel fetch).", s.Kernel, why)
+		}
+	}
+	if s.Cmdline, attr = b.String("cmdline", ""); strings.ContainsAny(s.Cmdline, "\n\r\x00") {
+		b.Errorf(attr.Expr.Range(), "Invalid kernel command line", "cmdline holds a line break or a NUL character; the kernel command line is one line of words.")
+	}
 	return s
 }
 
