@@ -30,9 +30,9 @@ type fixture struct {
 	gcs *storage.Client
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, step time.Duration) *fixture {
 	st := NewStorage(nil, "b")
-	s := New(Options{Objects: st.Open})
+	s := New(Options{Objects: st.Open, Step: step})
 	t.Cleanup(func() { s.Close(); st.Close() })
 	c, err := compute.NewService(context.Background(), option.WithEndpoint(s.Endpoint()), option.WithoutAuthentication())
 	if err != nil {
@@ -95,7 +95,8 @@ func code(err error) int {
 }
 
 func TestOperationsGoPendingRunningDone(t *testing.T) {
-	f := newFixture(t)
+	// Long steps, so that a loaded machine's polls still see each status.
+	f := newFixture(t, 500*time.Millisecond)
 	src := f.put(t, "ok.tar.gz", archive(t, "disk.raw", 1<<30, tar.FormatGNU))
 	op, err := f.c.Images.Insert("test-project", &compute.Image{Name: "img", RawDisk: &compute.ImageRawDisk{Source: src}}).Do()
 	if err != nil {
@@ -126,7 +127,7 @@ func TestOperationsGoPendingRunningDone(t *testing.T) {
 // Bad archives are reported inside the DONE operation, and the image is
 // not left behind.
 func TestImportChecksTheArchive(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, 0)
 	for name, data := range map[string][]byte{
 		"not a whole GiB": archive(t, "disk.raw", 1<<20, tar.FormatGNU),
 		"another name":    archive(t, "disk.img", 1<<30, tar.FormatGNU),
@@ -156,7 +157,7 @@ func TestImportChecksTheArchive(t *testing.T) {
 }
 
 func TestStrictAboutRequestsAndStates(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, 0)
 	src := f.put(t, "ok.tar.gz", archive(t, "disk.raw", 1<<30, tar.FormatGNU))
 	if _, err := f.c.Images.Insert("test-project", &compute.Image{Name: "img", RawDisk: &compute.ImageRawDisk{Source: src}}).RequestId("not-a-uuid").Do(); code(err) != 400 {
 		t.Errorf("a bad request ID: %v", err)
@@ -185,7 +186,9 @@ func TestStrictAboutRequestsAndStates(t *testing.T) {
 	if _, err := f.c.Images.Delete("test-project", "img").Do(); code(err) != 400 {
 		t.Errorf("deleting a pending image: %v", err)
 	}
-	time.Sleep(60 * time.Millisecond)
+	for img, _ := f.c.Images.Get("test-project", "img").Do(); img.Status != "READY"; img, _ = f.c.Images.Get("test-project", "img").Do() {
+		time.Sleep(5 * time.Millisecond)
+	}
 	noType := vm("a")
 	noType.MachineType = ""
 	if _, err := f.c.Instances.Insert("test-project", "europe-west1-b", noType).Do(); code(err) != 400 || !strings.Contains(err.Error(), "machineType") {
