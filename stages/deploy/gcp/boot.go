@@ -177,7 +177,17 @@ func (b *booting) run(ctx context.Context) (*state.Instance, error) {
 			b.app, joinPorts(b.cfg.Ports))
 	}
 	b.spec.Say("%s: creating instance %s (%s in %s)", b.app, b.cfg.Instance, b.cfg.MachineType, b.cfg.Zone)
-	if err := b.insertInstance(ctx); err != nil {
+	err := b.insertInstance(ctx)
+	if isNotFound(err) && strings.Contains(err.Error(), b.cfg.Image) {
+		// The image went between finding it and booting it (the last
+		// instance of another project that used it was removed): make it
+		// again.
+		b.spec.Say("%s: image %s was deleted meanwhile; making it again", b.app, b.cfg.Image)
+		if err = b.ensureImage(ctx); err == nil {
+			err = b.insertInstance(ctx)
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	gi, err := b.p.getInstance(ctx, b.svc, b.cfg)

@@ -414,3 +414,32 @@ func sorted(s ...string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// The image is deleted (another project's last instance of it went)
+// between the boot finding it and creating the instance: the boot makes
+// it again.
+func TestImageDeletedBeforeTheInstanceIsMadeAgain(t *testing.T) {
+	e := newEnv(t)
+	img, dir := e.image(pack.BootBIOS, 13)
+	first, err := e.p.Boot(context.Background(), e.spec(testTarget(testSettings()), img, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, _, _ := configOf(first)
+	e.gce.Inject(gcefake.Fault{Method: "compute.instances.insert", Call: 1, Before: func() {
+		if err := e.provider().Stop(context.Background(), first); err != nil {
+			t.Error(err)
+		}
+	}})
+	second, err := e.provider().Boot(context.Background(), e.spec(testTarget(testSettings()), img, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.saidContaining("was deleted meanwhile; making it again") || e.gce.Image(fc.Image) == nil {
+		t.Errorf("images %v", e.gce.Images())
+	}
+	if err := e.p.Stop(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	e.nothingLeft()
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	compute "google.golang.org/api/compute/v1"
 
@@ -69,6 +70,8 @@ func (b *booting) insertInstance(ctx context.Context) error {
 		// the instance ID); wait for it like for a new one.
 		b.undo("delete instance "+cfg.Instance, func(ctx context.Context) error { return b.p.deleteInstance(ctx, b.svc, cfg) })
 		return nil
+	case isNotFound(err) && strings.Contains(err.Error(), cfg.Image):
+		return err // the image is gone: the caller makes it again
 	case err != nil:
 		return apiError(o, err)
 	}

@@ -19,6 +19,10 @@ type Fault struct {
 	// Operation makes the call succeed and its operation end DONE with
 	// these errors, as GCE reports failures found after the call.
 	Operation *compute.OperationError
+	// Before, if set, runs before the call is served (and instead of
+	// failing it when Status, Apply and Operation are unset), as something
+	// else happening at that moment.
+	Before func()
 
 	base int
 }

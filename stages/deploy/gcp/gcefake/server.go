@@ -334,6 +334,15 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request) {
 		n := s.counts[rt.id]
 		s.tick()
 		f := s.fault(rt.id, n)
+		if f != nil && f.Before != nil {
+			s.mu.Unlock()
+			f.Before()
+			s.mu.Lock()
+			s.tick()
+			if f.Status == 0 && !f.Apply && f.Operation == nil {
+				f = nil
+			}
+		}
 		if f != nil && !f.Apply && f.Operation == nil {
 			s.mu.Unlock()
 			writeError(w, newError(f.status(), "backendError", "Injected fault: %s call %d", rt.id, n))
