@@ -157,7 +157,8 @@ func TestImportChecksTheArchive(t *testing.T) {
 }
 
 func TestStrictAboutRequestsAndStates(t *testing.T) {
-	f := newFixture(t, 0)
+	// Long steps: the image stays PENDING while the first checks run.
+	f := newFixture(t, 2*time.Second)
 	src := f.put(t, "ok.tar.gz", archive(t, "disk.raw", 1<<30, tar.FormatGNU))
 	if _, err := f.c.Images.Insert("test-project", &compute.Image{Name: "img", RawDisk: &compute.ImageRawDisk{Source: src}}).RequestId("not-a-uuid").Do(); code(err) != 400 {
 		t.Errorf("a bad request ID: %v", err)
@@ -214,7 +215,7 @@ func TestStrictAboutRequestsAndStates(t *testing.T) {
 	for op.Status != "DONE" {
 		op, _ = f.c.ZoneOperations.Wait("test-project", "europe-west1-b", op.Name).Do()
 	}
-	time.Sleep(30 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // the stand-in's lines come 0-10 ms after RUNNING
 	out, err := f.c.Instances.GetSerialPortOutput("test-project", "europe-west1-b", "a").Port(1).Start(0).Do()
 	if err != nil || !strings.Contains(out.Contents, "unikfile-init: ready") || out.Start != 0 || out.Next != int64(len(out.Contents)) {
 		t.Fatalf("console %+v, %v", out, err)
