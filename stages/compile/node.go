@@ -11,6 +11,7 @@ import (
 
 	"github.com/unikfile/unikfile/internal/run"
 	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/compile/elfdeps"
 )
 
 const (
@@ -46,6 +47,24 @@ func hasLock(app *lang.App) bool {
 }
 
 func (nodeLang) ExtraInputs(*lang.App) ([]string, error) { return nil, nil }
+
+// NodeMain is the script to run, relative to the source.
+func NodeMain(app *lang.App) (string, error) { return nodeMain(app) }
+
+// HasLock reports whether app's source has a package-lock.json (then
+// node_modules comes from npm ci, not from the source).
+func HasLock(app *lang.App) bool { return hasLock(app) }
+
+// NpmCIArgs install the production dependencies of a lock file.
+var NpmCIArgs = []string{"ci", "--omit=dev", "--no-audit", "--no-fund", "--no-update-notifier"}
+
+// NodeLaunch starts main (relative to /app) with the node binary at node.
+func NodeLaunch(node, main string, env []string) Launch {
+	return Launch{Argv: []string{node, path.Join(AppDir, main)}, Env: env, Dir: AppDir}
+}
+
+// NodeRoots are the ELF roots of a Node.js bundle's closure.
+func NodeRoots(node string) []string { return []string{node, AppDir} }
 
 // nodeMain is main, else package.json's "main", else a usual name.
 func nodeMain(app *lang.App) (string, error) {
@@ -98,7 +117,7 @@ func (nodeLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 		}
 		if _, err := run.Run(ctx, run.Cmd{
 			Path:   "npm",
-			Args:   []string{"ci", "--omit=dev", "--no-audit", "--no-fund", "--no-update-notifier"},
+			Args:   NpmCIArgs,
 			Dir:    appDir,
 			Stdout: log, Stderr: log,
 			Hint: npmHint,
@@ -111,9 +130,9 @@ func (nodeLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 	} else if err := copySource(app.Source, rootfs); err != nil {
 		return Launch{}, err
 	}
-	env, err := closure(rootfs, node, AppDir)
+	env, err := Closure(rootfs, elfdeps.Host, NodeRoots(node)...)
 	if err != nil {
 		return Launch{}, fmt.Errorf("app %s: %w", app.Name, err)
 	}
-	return Launch{Argv: []string{node, path.Join(AppDir, main)}, Env: env, Dir: AppDir}, nil
+	return NodeLaunch(node, main, env), nil
 }
