@@ -55,7 +55,7 @@ var builderRecipes = map[string]builderRecipe{
 	"rust":   {packages: []string{"cargo", "rustc", "gcc", "libc6-dev", "binutils"}, record: []string{"rustc", "cargo"}},
 	"python": {packages: []string{"python3"}, record: []string{"python3.11"}},
 	"node":   {packages: []string{"nodejs", "npm"}, record: []string{"nodejs", "npm"}},
-	"java":   {packages: []string{"openjdk-17-jdk-headless"}, record: []string{"openjdk-17-jdk-headless"}},
+	"java":   {packages: []string{"openjdk-17-jdk-headless", "binutils"}, record: []string{"openjdk-17-jdk-headless"}},
 }
 
 // CToolchainPackages are the Debian packages whose versions decide a
