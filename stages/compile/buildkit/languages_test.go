@@ -100,7 +100,7 @@ func runPacked(t *testing.T, r *compile.Result, args ...string) string {
 func compileBK(t *testing.T, app *lang.App) *Outcome {
 	t.Helper()
 	ex := selectBuildKit(t, Settings{Host: bk.Addr})
-	out, err := ex.Compile(context.Background(), app, Options{Cache: openCache(t), ToolVersion: "test"})
+	out, err := ex.CompileOutcome(context.Background(), app, Options{Cache: openCache(t), ToolVersion: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestBuildKitRecipeErrors(t *testing.T) {
 	b := needBuilders(t)
 	ex := selectBuildKit(t, Settings{Host: bk.Addr})
 	compileErr := func(app *lang.App) error {
-		_, err := ex.Compile(context.Background(), app, Options{Cache: openCache(t), ToolVersion: "test"})
+		_, err := ex.CompileOutcome(context.Background(), app, Options{Cache: openCache(t), ToolVersion: "test"})
 		if err == nil {
 			t.Fatalf("compile of %s succeeded", app.Source)
 		}

@@ -80,4 +80,3 @@ func (pythonLang) Finish(ctx context.Context, f *finish) (compile.Launch, error)
 	}
 	return compile.PythonLaunch(info, main, packages, more), nil
 }
-
