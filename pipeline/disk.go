@@ -19,7 +19,7 @@ import (
 // kernel+initrd).
 func BuildFormatGraph(p *lang.Project, apps []*lang.App, env *Env, fmtName, boot string) *graph.Graph {
 	g := graph.New()
-	r := newRun(env)
+	r := newPlanner(env)
 	for _, a := range apps {
 		r.addImage(g, p, a, fmtName, boot)
 	}
@@ -45,7 +45,7 @@ func CheckFormat(fmtName, boot string) error {
 // the ID of the node whose output (*Image) it is. Every disk format of an
 // (app, boot mode) derives from one raw disk node, which derives from the
 // app's one kernel+initrd node.
-func (r *run) addImage(g *graph.Graph, p *lang.Project, a *lang.App, fmtName, boot string) string {
+func (r *planner) addImage(g *graph.Graph, p *lang.Project, a *lang.App, fmtName, boot string) string {
 	pkg := r.addPackage(g, p, a)
 	if imageID(a, fmtName, boot) == pkg {
 		return pkg
@@ -85,7 +85,7 @@ func imageID(a *lang.App, fmtName, boot string) string {
 // image: the base's own (pack.DiskMaker), or else one that boots its
 // kernel and initramfs (stages/package/disk), keyed by the source image's
 // digest, the boot mode and the tools the disk is made with.
-func (r *run) makeDisk(ctx context.Context, a *lang.App, src *Image, boot string) (*Image, bool, error) {
+func (r *planner) makeDisk(ctx context.Context, a *lang.App, src *Image, boot string) (*Image, bool, error) {
 	if dm, ok := registry.Base(a.Base).(pack.DiskMaker); ok {
 		b, err := dm.Disk(ctx, r.packEnv(), &pack.Built{Image: src.Image, Dir: src.Dir}, boot)
 		if err != nil {

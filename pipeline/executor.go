@@ -78,7 +78,7 @@ func (ch *executorChoice) get(ctx context.Context, p *lang.Project, env *Env) (c
 // UNIKFILE_BUILDKIT_HOST select. Under auto (or an executor implied by
 // UNIKFILE_BUILDKIT_HOST), an app whose language that executor cannot
 // compile compiles locally and says so.
-func (r *run) compileApp(ctx context.Context, p *lang.Project, a *lang.App) (*compile.Result, error) {
+func (r *planner) compileApp(ctx context.Context, p *lang.Project, a *lang.App) (*compile.Result, error) {
 	ch := r.env.choiceFor(p)
 	ex, err := ch.get(ctx, p, r.env)
 	if err != nil {

@@ -50,19 +50,19 @@ type Image struct {
 	Image *pack.Image
 }
 
-// run is one graph's view of Env: the memos of what its nodes would
+// planner is one graph's view of Env: the memos of what its nodes would
 // otherwise compute again.
-type run struct {
+type planner struct {
 	env        *Env
 	memo       *pack.Memo
 	toolchains *compile.Memo
 }
 
-func newRun(env *Env) *run {
-	return &run{env: env, memo: &pack.Memo{}, toolchains: &compile.Memo{}}
+func newPlanner(env *Env) *planner {
+	return &planner{env: env, memo: &pack.Memo{}, toolchains: &compile.Memo{}}
 }
 
-func (r *run) packEnv() *pack.Env {
+func (r *planner) packEnv() *pack.Env {
 	return &pack.Env{Cache: r.env.Cache, ToolVersion: r.env.ToolVersion, Digests: r.env.Digests, Environ: r.env.Environ, Memo: r.memo}
 }
 
@@ -91,7 +91,7 @@ func BuildGraph(p *lang.Project, apps []*lang.App, env *Env) *graph.Graph {
 // UpGraph returns the graph that builds the apps of targets and deploys them.
 func UpGraph(p *lang.Project, targets []*lang.Target, env *Env) *graph.Graph {
 	g := graph.New()
-	r := newRun(env)
+	r := newPlanner(env)
 	for _, t := range targets {
 		var deps []string
 		for _, name := range t.Apps {
@@ -144,7 +144,7 @@ func appsOf(p *lang.Project, t *lang.Target) map[string]*lang.App {
 // addPackage adds the nodes that compile a and make its direct-boot image
 // on its base (with the base's shared work, once for every app), and
 // returns the ID of the node whose output is the image.
-func (r *run) addPackage(g *graph.Graph, p *lang.Project, a *lang.App) string {
+func (r *planner) addPackage(g *graph.Graph, p *lang.Project, a *lang.App) string {
 	base := registry.Base(a.Base)
 	var shared *pack.Shared
 	if base != nil {

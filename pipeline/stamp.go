@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/unikfile/unikfile/cache"
+	"github.com/unikfile/unikfile/internal/run"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/compile"
 	"github.com/unikfile/unikfile/stages/compile/buildkit"
@@ -73,7 +74,7 @@ func stampEnviron(environ []string) []string {
 // builds record no stamp; they still skip unchanged work through the
 // cache.
 func Stampable(apps []lang.ProjectApp, format, executor string, environ []string) bool {
-	if format != pack.FormatKernelInitrd || (executor != "" && executor != compile.LocalName) || lookup(environ, buildkit.HostEnv) != "" {
+	if format != pack.FormatKernelInitrd || (executor != "" && executor != compile.LocalName) || run.Getenv(environ, buildkit.HostEnv) != "" {
 		return false
 	}
 	for _, pa := range apps {
@@ -97,7 +98,7 @@ func ToolchainFiles(environ []string) []string {
 			out = append(out, real)
 		}
 	}
-	if p := lookup(environ, "GOENV"); p != "" && p != "off" {
+	if p := run.Getenv(environ, "GOENV"); p != "" && p != "off" {
 		out = append(out, p)
 	} else if dir, err := os.UserConfigDir(); err == nil {
 		out = append(out, filepath.Join(dir, "go", "env"))
@@ -124,19 +125,10 @@ func RecordStamp(sc *cache.StatCache, path string, imageDirs []string, payload [
 	return cache.WriteStamp(path, snap, payload)
 }
 
-func lookup(environ []string, key string) string {
-	for i := len(environ) - 1; i >= 0; i-- {
-		if k, v, ok := strings.Cut(environ[i], "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
-}
-
 // lookPath finds file in environ's PATH, as exec.LookPath does in the
 // process's own.
 func lookPath(file string, environ []string) (string, error) {
-	for _, dir := range filepath.SplitList(lookup(environ, "PATH")) {
+	for _, dir := range filepath.SplitList(run.Getenv(environ, "PATH")) {
 		if dir == "" {
 			dir = "."
 		}

@@ -19,7 +19,7 @@ type Plan struct {
 	Deploys map[*lang.Target]string
 	// built is every image node added, by app, format and boot mode.
 	built map[imageKey]string
-	run   *run
+	run   *planner
 }
 
 type imageKey struct {
@@ -28,7 +28,7 @@ type imageKey struct {
 }
 
 func newPlan(env *Env) *Plan {
-	return &Plan{Graph: graph.New(), Images: map[*lang.App]string{}, Deploys: map[*lang.Target]string{}, built: map[imageKey]string{}, run: newRun(env)}
+	return &Plan{Graph: graph.New(), Images: map[*lang.App]string{}, Deploys: map[*lang.Target]string{}, built: map[imageKey]string{}, run: newPlanner(env)}
 }
 
 // WorkspaceBuildGraph plans the compile and package nodes of apps, which

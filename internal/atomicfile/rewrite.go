@@ -31,36 +31,21 @@ func Rewrite(path string, data []byte) error {
 	if ok && st.Nlink > 1 {
 		return inPlace(real, data)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(real), ".tmp-"+filepath.Base(real)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after the rename this finds nothing
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(fi.Mode().Perm())
-	}
-	if err == nil && ok && (int(st.Uid) != os.Geteuid() || int(st.Gid) != os.Getegid()) {
-		if cerr := tmp.Chown(int(st.Uid), int(st.Gid)); cerr != nil {
-			// Not allowed to give the new file the old one's owner:
-			// writing in place keeps it.
-			tmp.Close()
-			if errors.Is(cerr, os.ErrPermission) {
-				return inPlace(real, data)
-			}
-			return cerr
+	err = replace(real, data, func(tmp *os.File) error {
+		if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
+			return err
 		}
+		if ok && (int(st.Uid) != os.Geteuid() || int(st.Gid) != os.Getegid()) {
+			return tmp.Chown(int(st.Uid), int(st.Gid))
+		}
+		return nil
+	})
+	if errors.Is(err, os.ErrPermission) {
+		// Not allowed to give the new file the old one's owner: writing
+		// in place keeps it.
+		return inPlace(real, data)
 	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), real)
+	return err
 }
 
 // inPlace writes data over the file at path and cuts it to data's length.

@@ -4,9 +4,9 @@ import (
 	"context"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/unikfile/unikfile/cache"
+	"github.com/unikfile/unikfile/internal/memo"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/compile"
 )
@@ -77,34 +77,10 @@ type Env struct {
 	Memo    *Memo
 }
 
-// Memo computes each value once per key, for every caller of one run.
-// The zero value is ready to use.
-type Memo struct {
-	mu sync.Mutex
-	m  map[string]*memoEntry
-}
-
-type memoEntry struct {
-	once sync.Once
-	v    any
-	err  error
-}
-
-// Do returns f's result for key, calling f only for the first caller.
-func (m *Memo) Do(key string, f func() (any, error)) (any, error) {
-	m.mu.Lock()
-	if m.m == nil {
-		m.m = map[string]*memoEntry{}
-	}
-	e, ok := m.m[key]
-	if !ok {
-		e = &memoEntry{}
-		m.m[key] = e
-	}
-	m.mu.Unlock()
-	e.once.Do(func() { e.v, e.err = f() })
-	return e.v, e.err
-}
+// Memo computes each value once per key for every caller of one run (see
+// package memo: a failure is retried by the next caller). The zero value
+// is ready to use.
+type Memo = memo.Group[any]
 
 // Argv is the command line that starts app: the bundle's command, then
 // the app's args.

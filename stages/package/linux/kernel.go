@@ -2,6 +2,7 @@ package linux
 
 import (
 	"fmt"
+	"github.com/unikfile/unikfile/internal/run"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,7 +59,7 @@ func ResolveKernelWith(explicit, cacheDir string, environ []string, digest Diges
 	if explicit != "" {
 		return namedKernelWith(explicit, "linux { kernel } in the Unikfile", digest)
 	}
-	if p := lookupEnv(environ, KernelEnv); p != "" {
+	if p := run.Getenv(environ, KernelEnv); p != "" {
 		return namedKernelWith(p, "$"+KernelEnv, digest)
 	}
 	var looked []string
@@ -151,16 +152,6 @@ func kernelVersionFromName(p string) string {
 	v, ok := strings.CutPrefix(filepath.Base(p), "vmlinuz-")
 	if !ok {
 		return ""
-	}
-	return v
-}
-
-func lookupEnv(environ []string, key string) string {
-	v := ""
-	for _, e := range environ {
-		if rest, ok := strings.CutPrefix(e, key+"="); ok {
-			v = rest // the last one wins, as in os/exec
-		}
 	}
 	return v
 }
