@@ -232,6 +232,13 @@ func TestBuildKitRecipeErrors(t *testing.T) {
 	if !strings.Contains(err.Error(), "the builder image has no") || !strings.Contains(err.Error(), `builder = \"IMAGE\"`) && !strings.Contains(err.Error(), `builder = "IMAGE"`) {
 		t.Errorf("a builder without a compiler: %v", err)
 	}
+	// A recipe's own verdict, before anything runs: no entry point.
+	empty := t.TempDir()
+	os.WriteFile(filepath.Join(empty, "lib.py"), []byte("x = 1\n"), 0o644)
+	err = compileErr(&lang.App{Name: "noentry", Source: empty, Language: "python", Builder: b.For("python").Ref})
+	if !strings.Contains(err.Error(), "no entry point in "+empty) || strings.Contains(err.Error(), "failed in builder image") {
+		t.Errorf("no entry point: %v", err)
+	}
 	// A Makefile that builds two programs.
 	two := t.TempDir()
 	os.WriteFile(filepath.Join(two, "a.c"), []byte("int main(void) { return 0; }\n"), 0o644)
