@@ -193,6 +193,11 @@ func TestBuildKitLanguagesPackTheImagesLibraries(t *testing.T) {
 		if got := runPacked(t, out.Result, "--version"); !strings.HasPrefix(want, strings.TrimPrefix(strings.TrimSpace(got), "v")) {
 			t.Errorf("the packed node is %q; the builder's nodejs is %s", got, want)
 		}
+		// Debian's node loads some builtins from /usr/share/nodejs at start;
+		// the bundle has them (the host has no such folder, or another node's).
+		if !exists(out.Result, "/usr/share/nodejs/cjs-module-lexer/lexer.js") {
+			t.Errorf("node's externalized builtins are missing:\n%s", listing(out.Result))
+		}
 	})
 	t.Run("java", func(t *testing.T) {
 		out := compileBK(t, exampleApp(t, b, "java", "java"))

@@ -2,6 +2,7 @@ package buildkit
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/moby/buildkit/client/llb"
 
@@ -12,7 +13,8 @@ import (
 // host's (node.go of stages/compile): the binary from the image, the
 // source in /app, and with a package-lock.json `npm ci --omit=dev` into
 // the bundle (the source's own node_modules left out), with npm's cache
-// on a cache mount.
+// on a cache mount. The builtin modules a node loads from the filesystem
+// (Debian's) are packed too.
 type nodeLang struct{}
 
 func (nodeLang) DefaultImage(ctx context.Context) string { return nodeImage(ctx) }
@@ -66,6 +68,9 @@ func (nodeLang) Finish(ctx context.Context, f *finish) (compile.Launch, error) {
 	env, err := compile.Closure(f.rootfs, f.from, compile.NodeRoots(node)...)
 	if err != nil {
 		return compile.Launch{}, err
+	}
+	if err := compile.PackNodeBuiltins(f.rootfs, f.from, node); err != nil {
+		return compile.Launch{}, fmt.Errorf("node's builtin modules: %w", err)
 	}
 	return compile.NodeLaunch(node, main, env), nil
 }

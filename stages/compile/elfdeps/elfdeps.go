@@ -493,3 +493,15 @@ func isELF(p string) bool {
 	_, err = io.ReadFull(f, magic[:])
 	return err == nil && string(magic[:]) == elf.ELFMAG
 }
+
+// Bring copies the files at paths of from into root at the same paths,
+// with the symbolic links on the way, unless root has them.
+func Bring(root string, from FS, paths []string) error {
+	p := &packer{root: root, from: from, res: &Result{}}
+	for _, hp := range paths {
+		if err := p.bring(hp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
