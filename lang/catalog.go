@@ -226,6 +226,30 @@ func (b *Block) Int(name string, def, lo, hi int) (int, *hcl.Attribute) {
 	return n, attr
 }
 
+// Bool returns the boolean attribute name, or def.
+func (b *Block) Bool(name string, def bool) (bool, *hcl.Attribute) {
+	v, attr, ok := b.value(name, cty.Bool)
+	if !ok {
+		return def, attr
+	}
+	return v.True(), attr
+}
+
+// Memory returns the memory size attribute name ("512MiB", "1GiB"), as an
+// app's memory is written, in MiB; def when it is absent.
+func (b *Block) Memory(name string, def int) (int, *hcl.Attribute) {
+	s, attr := b.str(name, "")
+	if attr == nil || s == "" {
+		return def, attr
+	}
+	mib, err := parseMemory(s)
+	if err != nil {
+		b.errorf(attr.Expr.Range(), "Invalid memory size", "%s.", err)
+		return def, attr
+	}
+	return mib, attr
+}
+
 // Strings returns the list(string) attribute name; never nil.
 func (b *Block) Strings(name string) []string { return b.strList(name) }
 

@@ -240,7 +240,7 @@ app "a" { language = "go" }
 target "t" {
   provider = "azure"
   apps     = [app.a]
-}`, want: `provider must be one of: qemu (the providers this version of unikfile builds)`, line: 4, col: 14},
+}`, want: `(the providers this version of unikfile builds)`, line: 4, col: 14},
 		{name: "a provider that is not built", src: `
 app "a" { language = "go" }
 target "t" {

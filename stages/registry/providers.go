@@ -4,6 +4,7 @@ import (
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/deploy"
 	"github.com/unikfile/unikfile/stages/deploy/qemu"
+	"github.com/unikfile/unikfile/stages/deploy/vsphere"
 )
 
 // provider is one line of the table: its constructor, and its settings
@@ -16,7 +17,8 @@ type provider struct {
 // providers is the table of providers, by the name a target's `provider`
 // attribute uses.
 var providers = map[string]provider{
-	qemu.Name: {qemu.New, qemu.Schema{}},
+	qemu.Name:    {qemu.New, qemu.Schema{}},
+	vsphere.Name: {vsphere.New, vsphere.Schema{}},
 }
 
 // Providers returns the constructor of every provider.
