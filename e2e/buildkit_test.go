@@ -89,7 +89,8 @@ func TestBuildKitExecutorHelloBootsAndMatchesLocal(t *testing.T) {
 	p.cacheDir = t.TempDir()
 	p.env = append(p.env, "UNIKFILE_BUILDKIT_HOST="+addr)
 	port := freePort(t)
-	r := p.ok("up", "--var", "port="+strconv.Itoa(port))
+	// A fresh buildkitd compiles Go's standard library: minutes on a loaded machine.
+	r := p.runFor(20*time.Minute, "up", "--var", "port="+strconv.Itoa(port))
 	for _, want := range []string{"executor buildkit: compiling with buildkitd at " + addr, "[hello] go build"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("up's progress does not show %q:\n%s", want, r.stderr)
