@@ -2,7 +2,8 @@
 // buildkitd (the version pinned in go.mod, with runc from Debian) and an OCI
 // registry (distribution/v3) — in temporary folders, and builds an offline
 // Go builder image from the host's Go toolchain and Debian's static
-// busybox. It is for tests and benchmarks only; whoever starts a daemon
+// busybox; and libvirtd with virtlogd (Debian's, libvirt.go) for the libvirt
+// provider. It is for tests and benchmarks only; whoever starts a daemon
 // stops it.
 package testenv
 
