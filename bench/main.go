@@ -28,8 +28,12 @@ var (
 	boots  = flag.Int("boots", 9, "boots on each side of the boot comparison; TCG boot times vary by ±15% from run to run, so it takes several")
 	accel  = flag.String("accel", "tcg", "QEMU accelerator for both sides of the boot comparison")
 	kernel = flag.String("kernel", "", "vmlinuz (default: $UNIKFILE_KERNEL or the newest in the cache)")
-	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make)")
+	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block)")
 	apps   = flag.Int("apps", 100, "apps in the monorepo benchmark's generated tree (two per Unikfile)")
+	// profileDir passes UNIKFILE_PROFILE to the unikfile runs of the
+	// monorepo suite: Go's CPU, block and mutex profiles and an execution
+	// trace of each, for finding where a build waits.
+	profileDir = flag.String("profile", "", "write Go's profiles of every unikfile run of the monorepo suite into this folder (UNIKFILE_PROFILE)")
 )
 
 func main() {
@@ -40,6 +44,9 @@ func main() {
 	}
 	if err == nil && (*suite == "all" || *suite == "monorepo") && !*gceOnly {
 		err = runMonorepo()
+	}
+	if err == nil && (*suite == "all" || *suite == "aws") && !*gceOnly {
+		err = benchAWS()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -61,13 +61,10 @@ func (s *Settings) Redeploy() any {
 }
 
 // SettingsOf returns the target's gcp settings, or nil when it has none
-// (a target of another provider).
+// (a target of another provider): gcp has no defaults for its zone and
+// bucket.
 func SettingsOf(t *lang.Target) *Settings {
-	if t == nil {
-		return nil
-	}
-	s, _ := t.Settings.(*Settings)
-	return s
+	return lang.SettingsOf(t, func() *Settings { return nil })
 }
 
 // Schema is the provider as the Unikfile sees it.
@@ -117,7 +114,7 @@ func (Schema) Decode(b *lang.Block, t lang.TargetInfo) lang.TargetSettings {
 	s.Network = check("network", nameRe, DefaultNetwork, "a VPC network name")
 	s.Subnetwork = check("subnetwork", nameRe, "", "a subnetwork name")
 	s.NIC = b.Choice("nic", NICVirtio, []string{NICVirtio, NICGVNIC})
-	s.CreateBucket = b.Choice("create_bucket", "false", []string{"true", "false"}) == "true"
+	s.CreateBucket, _ = b.Bool("create_bucket", false)
 
 	ingress := b.Strings("ingress")
 	for _, r := range ingress {
@@ -136,7 +133,7 @@ func (Schema) Decode(b *lang.Block, t lang.TargetInfo) lang.TargetSettings {
 			s.Ingress = append(s.Ingress, p.String())
 		}
 	}
-	s.ExternalIP = b.Choice("external_ip", boolString(len(s.Ingress) > 0), []string{"true", "false"}) == "true"
+	s.ExternalIP, _ = b.Bool("external_ip", len(s.Ingress) > 0)
 
 	var missing []string
 	if s.Zone == "" && b.Attr("zone") == nil {
@@ -151,13 +148,6 @@ func (Schema) Decode(b *lang.Block, t lang.TargetInfo) lang.TargetSettings {
 			t.Name, strings.Join(missing, ", "))
 	}
 	return s
-}
-
-func boolString(v bool) string {
-	if v {
-		return "true"
-	}
-	return "false"
 }
 
 // region is the zone's region: europe-west1 of europe-west1-b.

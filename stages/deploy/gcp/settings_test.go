@@ -127,7 +127,7 @@ func TestGCPBlockErrors(t *testing.T) {
   zone          = "europe-west1-b"
   bucket        = "b-123"
   create_bucket = "yes"
-}`, `create_bucket must be one of: true, false`},
+}`, `Inappropriate value for attribute "create_bucket"`},
 		{"unknown setting", `gcp {
   zone   = "europe-west1-b"
   bucket = "b-123"
