@@ -29,8 +29,12 @@ var (
 	boots  = flag.Int("boots", 9, "boots on each side of the boot comparison; TCG boot times vary by ±15% from run to run, so it takes several")
 	accel  = flag.String("accel", "tcg", "QEMU accelerator for both sides of the boot comparison")
 	kernel = flag.String("kernel", "", "vmlinuz (default: $UNIKFILE_KERNEL or the newest in the cache)")
-	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), osv (boot and watch on the osv base against linux)")
+	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block), osv (boot and watch on the osv base against linux)")
 	apps   = flag.Int("apps", 100, "apps in the monorepo benchmark's generated tree (two per Unikfile)")
+	// profileDir passes UNIKFILE_PROFILE to the unikfile runs of the
+	// monorepo suite: Go's CPU, block and mutex profiles and an execution
+	// trace of each, for finding where a build waits.
+	profileDir = flag.String("profile", "", "write Go's profiles of every unikfile run of the monorepo suite into this folder (UNIKFILE_PROFILE)")
 )
 
 func main() {
@@ -39,10 +43,13 @@ func main() {
 	if *suite == "all" || *suite == "hello" {
 		err = benchmark()
 	}
-	if err == nil && (*suite == "all" || *suite == "monorepo") {
+	if err == nil && (*suite == "all" || *suite == "monorepo") && !*gceOnly {
 		err = runMonorepo()
 	}
-	if err == nil && (*suite == "all" || *suite == "osv") {
+	if err == nil && (*suite == "all" || *suite == "aws") && !*gceOnly {
+		err = benchAWS()
+	}
+	if err == nil && (*suite == "all" || *suite == "osv") && !*gceOnly {
 		err = benchOSv()
 	}
 	if err != nil {
@@ -96,6 +103,10 @@ func benchmark() error {
 	}
 	if *watchOnly {
 		return benchWatch(e)
+	}
+	if *gceOnly {
+		e.cache = filepath.Join(tmp, "cache-gce")
+		return benchGCE(e)
 	}
 
 	// 1. Cold build against the bare steps.
@@ -161,11 +172,15 @@ func benchmark() error {
 	report("boot to first response: unikfile up", median(upBoot), "plain qemu command line", median(plainBoot))
 	report("  same, fastest of each side", minimum(upBoot), "plain qemu command line", minimum(plainBoot))
 
-	// 4. Edit to new version under watch, against go build + boot.
+	// 4. The gce tarball of a 1 GiB disk, now and before (bench/gce.go).
+	if err := benchGCE(e); err != nil {
+		return err
+	}
+	// 5. Edit to new version under watch, against go build + boot.
 	if err := benchWatch(e); err != nil {
 		return err
 	}
-	// 5. The BuildKit executor against the local one (bench/buildkit.go).
+	// 6. The BuildKit executor against the local one (bench/buildkit.go).
 	return buildkitBench(e, root)
 }
 
@@ -196,8 +211,12 @@ func (e *env) environ() []string {
 }
 
 // imageDir asks unikfile where the hello image is.
-func (e *env) imageDir() (string, error) {
-	cmd := exec.Command(e.bin, "build", "--json")
+func (e *env) imageDir() (string, error) { return e.imageDirArgs() }
+
+// imageDirArgs asks unikfile where the hello image of a build with args
+// is.
+func (e *env) imageDirArgs(args ...string) (string, error) {
+	cmd := exec.Command(e.bin, append([]string{"build", "--json"}, args...)...)
 	cmd.Dir = e.project
 	cmd.Env = e.environ()
 	out, err := cmd.Output()
