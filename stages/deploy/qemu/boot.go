@@ -73,7 +73,11 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 			cfg.Initrd = filepath.Join(spec.ImageDir, spec.Image.Initrd)
 		}
 		cfg.Cmdline = spec.Image.Cmdline
+		if spec.Image.RootDisk != "" {
+			cfg.RootDisk = filepath.Join(spec.ImageDir, spec.Image.RootDisk)
+		}
 	}
+	cfg.GuestConsole = spec.Image.Console
 	cfg.Forwards = bootFw
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("app %s: %w", app, err)
@@ -107,6 +111,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		p: p, spec: &spec, app: app, cfg: cfg, final: final, timeout: timeout,
 		con: &consoleFollower{path: cfg.Console},
 	}
+	b.con.Protocol = cfg.GuestConsole
 	if spec.Attach && spec.Console != nil {
 		b.con.Out = spec.Console
 	} else {
@@ -151,7 +156,7 @@ func checkSpec(spec *deploy.Spec) error {
 		}
 		spec.ImageDir = abs
 	}
-	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd, spec.Image.Disk} {
+	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd, spec.Image.RootDisk, spec.Image.Disk} {
 		if f == "" {
 			continue
 		}
