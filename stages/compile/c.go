@@ -206,7 +206,7 @@ func (c cLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.W
 		bin = filepath.Join(work, "main")
 		// Linked as the base wants it: static on linux, so that the
 		// program needs nothing from the host at run time; PIE on OSv.
-		args := CLinkArgs(flags, target.CLink, bin, srcs)
+		args := target.CLinkArgs(flags, bin, srcs)
 		if c.cxx {
 			args = append(strings.Fields(cxxDefault), args...)
 		}
@@ -282,7 +282,7 @@ func StripArgs(file string) []string { return []string{"--strip-all", file} }
 
 // ProgramLaunch completes a bundle holding a compiled program at
 // NativeProgram with its shared-library closure taken from from, and
-// says how to start it.
+// says how to start it (the linux base).
 func ProgramLaunch(rootfs string, from elfdeps.FS) (Launch, error) {
 	env, err := Closure(rootfs, from, NativeProgram)
 	if err != nil {
@@ -327,16 +327,16 @@ func MakeArgs(jobs, cc string, cxx bool) []string {
 }
 
 // CStaticArgs compile the listed sources srcs (relative to the source
-// folder) into one static program bin: it then needs nothing from the
-// host at run time (the linux base's way).
+// folder) into one static program bin, for the linux base: it then needs
+// nothing from the host at run time.
 func CStaticArgs(flags, bin string, srcs []string) []string {
-	return CLinkArgs(flags, []string{"-static"}, bin, srcs)
+	return targets["linux"].CLinkArgs(flags, bin, srcs)
 }
 
-// CLinkArgs compile the listed sources srcs into one program bin linked
-// with link (a base's Target.CLink).
-func CLinkArgs(flags string, link []string, bin string, srcs []string) []string {
-	args := append(strings.Fields(flags), link...)
+// CLinkArgs compile the listed sources srcs (relative to the source
+// folder) into one program bin linked as the target wants it.
+func (t Target) CLinkArgs(flags, bin string, srcs []string) []string {
+	args := append(strings.Fields(flags), t.CLink...)
 	args = append(args, "-o", bin)
 	return append(args, srcs...)
 }

@@ -23,7 +23,7 @@ func multibootImage(t *testing.T) (string, *pack.Image) {
 	}
 	return dir, &pack.Image{App: "a", Base: "rump", Format: pack.FormatKernelInitrd, Kernel: "rumprun.bin", Multiboot: true,
 		Digest: "d", Cmdline: `{"net":{"if":"vioif0","type":"inet","method":"dhcp"},"cmdline":"a 8080"}`,
-		Console: &pack.ConsoleProtocol{Started: "=== calling", Halts: true}}
+		Console: &pack.ConsoleProtocol{Boot: "rump kernel", Ready: "=== calling", Halts: true}}
 }
 
 func TestMultibootDiskBootsByBIOSOnly(t *testing.T) {

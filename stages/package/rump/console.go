@@ -2,11 +2,15 @@ package rump
 
 import pack "github.com/unikfile/unikfile/stages/package"
 
-// StartedMarker starts the line Rumprun prints when it calls the app's
-// main (lib/librumprun_base/rumprun.c: `=== calling "argv[0]" main() ===`).
-// Rumprun has no readiness signal of its own, so an app with ports is
-// ready when the guest accepts connections on them.
-const StartedMarker = `=== calling "`
+// BootMarker is the first line Rumprun prints on every boot
+// (the hw platform's x86_boot, before anything else).
+const BootMarker = "rump kernel bare metal bootstrap"
+
+// ReadyMarker starts the line Rumprun prints when it calls the app's main
+// (lib/librumprun_base/rumprun.c: `=== calling "argv[0]" main() ===`).
+// Rumprun prints nothing once the app listens: this is the last line it
+// prints before the app runs.
+const ReadyMarker = `=== calling "`
 
 // Exit statuses for ends that are not the app's own.
 const (
@@ -26,7 +30,8 @@ const (
 // it configured. Then Rumprun halts the CPU: it does not power off.
 func Console() *pack.ConsoleProtocol {
 	return &pack.ConsoleProtocol{
-		Started: StartedMarker,
+		Boot:  BootMarker,
+		Ready: ReadyMarker,
 		Exits: []pack.ExitLine{
 			{Pattern: `=== main\(\) of ".*" returned (-?\d+) ===`},
 			{Pattern: `=== (?:ERROR: )?_exit\((-?\d+)\) called ===`},
