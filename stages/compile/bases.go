@@ -99,7 +99,6 @@ var targets = map[string]Target{
 // includeosOnly is why a language cannot run on IncludeOS.
 const includeosOnly = "IncludeOS runs a service written in C++ (or C) and linked with its library OS by CMake; its runtime has no Linux system calls for other languages' runtimes"
 
-
 // TargetFor returns the target of base ("" is linux).
 func TargetFor(base string) (Target, error) {
 	if base == "" {
