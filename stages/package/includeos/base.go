@@ -3,7 +3,6 @@ package includeos
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -107,9 +106,35 @@ func (Base) Package(ctx context.Context, env *pack.Env, in pack.Input) (*pack.Bu
 	return &pack.Built{Image: img, Dir: dir, Cached: hit}, nil
 }
 
-// Disk makes the BIOS disk of a direct-boot image.
+// Disk makes the BIOS disk of a direct-boot image (BuildDisk), cached
+// under a key of the image, the boot mode and GRUB's and xorriso's files.
 func (Base) Disk(ctx context.Context, env *pack.Env, src *pack.Built, boot string) (*pack.Built, error) {
-	return nil, fmt.Errorf("package %s: disks of IncludeOS images are not made yet", src.Image.App)
+	app := src.Image.App
+	grub := GRUB{}
+	tools, err := grub.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("package %s: %w", app, err)
+	}
+	key := (&cache.Key{}).
+		Add("stage", "disk").
+		Add("tool", env.ToolVersion).
+		Add("base", Name).
+		Add("source", src.Image.Digest).
+		Add("memory", strconv.Itoa(src.Image.MemoryMiB)).
+		Add("ports", fmt.Sprint(src.Image.Ports)).
+		Add("boot", boot).
+		Add("grub", tools).
+		Sum()
+	dir, hit, err := env.Cache.Fill(ctx, "images", key, func(ctx context.Context, dir string) error {
+		_, err := BuildDisk(ctx, DiskInput{ImageDir: src.Dir, Image: src.Image, Boot: boot, GRUB: grub}, dir)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("package %s: %w", app, err)
+	}
+	img, err := pack.ReadImage(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &pack.Built{Image: img, Dir: dir, Cached: hit}, nil
 }
-
-var _ = os.Stat

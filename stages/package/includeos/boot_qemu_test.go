@@ -120,6 +120,17 @@ type vm struct {
 // forwarding 127.0.0.1:port to the guest's guestPort when port is not 0.
 func boot(t *testing.T, qemu, dir string, img *pack.Image, port, guestPort int) *vm {
 	t.Helper()
+	return startQEMU(t, qemu, img.MemoryMiB, port, guestPort, "-kernel", filepath.Join(dir, img.Kernel), "-append", img.Cmdline)
+}
+
+// bootDisk boots a raw disk as the qemu provider does (virtio, snapshot).
+func bootDisk(t *testing.T, qemu, disk string, memMiB, port, guestPort int) *vm {
+	t.Helper()
+	return startQEMU(t, qemu, memMiB, port, guestPort, "-drive", "file="+disk+",format=raw,if=virtio,snapshot=on")
+}
+
+func startQEMU(t *testing.T, qemu string, memMiB, port, guestPort int, bootArgs ...string) *vm {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logPath := filepath.Join(t.TempDir(), "console.log")
 	netdev := "user,id=n0"
@@ -127,12 +138,12 @@ func boot(t *testing.T, qemu, dir string, img *pack.Image, port, guestPort int) 
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", port, guestPort)
 	}
 	args := []string{
-		"-M", "pc", "-accel", "tcg", "-cpu", "max", "-m", fmt.Sprint(img.MemoryMiB), "-smp", "1",
+		"-M", "pc", "-accel", "tcg", "-cpu", "max", "-m", fmt.Sprint(memMiB), "-smp", "1",
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-serial", "file:" + logPath,
-		"-kernel", filepath.Join(dir, img.Kernel), "-append", img.Cmdline,
-		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile=",
 	}
+	args = append(args, bootArgs...)
+	args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile=")
 	cmd := run.Command(ctx, qemu, args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

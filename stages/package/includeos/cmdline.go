@@ -16,7 +16,9 @@ const MaxCmdline = 4096
 // which then calls main(argc, argv)) and has no quoting, so an argument
 // with white space, an empty one or a control character cannot pass.
 // The loader puts the kernel's own file name first (QEMU: the -kernel
-// path, GRUB: what the menu names), which becomes argv[0].
+// path, GRUB: what the menu names), which becomes argv[0]. Quotes and
+// backslashes cannot pass either: GRUB, which boots IncludeOS's disks,
+// puts a backslash before each in the line it hands over.
 func Cmdline(args []string) (string, error) {
 	for _, a := range args {
 		if a == "" {
@@ -24,6 +26,9 @@ func Cmdline(args []string) (string, error) {
 		}
 		if i := strings.IndexFunc(a, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }); i >= 0 {
 			return "", fmt.Errorf("argument %q holds white space or a control character: IncludeOS splits its command line at white space and has no quoting; pass it as several arguments", a)
+		}
+		if strings.ContainsAny(a, `'"\`) {
+			return "", fmt.Errorf("argument %q holds a quote or a backslash, which GRUB (the loader of IncludeOS disks) escapes with a backslash on the way: leave them out of IncludeOS arguments", a)
 		}
 	}
 	line := strings.Join(args, " ")

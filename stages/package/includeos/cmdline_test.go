@@ -13,7 +13,10 @@ func TestCmdline(t *testing.T) {
 	}{
 		{nil, "", ""},
 		{[]string{"--port", "8080", "a=b,c"}, "--port 8080 a=b,c", ""},
-		{[]string{"héllo", `"quoted"`}, `héllo "quoted"`, ""},
+		{[]string{"héllo", "$HOME", "{x};#"}, "héllo $HOME {x};#", ""},
+		{[]string{`"quoted"`}, "", "a quote or a backslash"},
+		{[]string{`it's`}, "", "a quote or a backslash"},
+		{[]string{`a\\b`}, "", "a quote or a backslash"},
 		{[]string{"two words"}, "", "white space"},
 		{[]string{"tab\there"}, "", "white space"},
 		{[]string{"bell\a"}, "", "control character"},
