@@ -29,7 +29,7 @@ var (
 	boots  = flag.Int("boots", 9, "boots on each side of the boot comparison; TCG boot times vary by ±15% from run to run, so it takes several")
 	accel  = flag.String("accel", "tcg", "QEMU accelerator for both sides of the boot comparison")
 	kernel = flag.String("kernel", "", "vmlinuz (default: $UNIKFILE_KERNEL or the newest in the cache)")
-	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block), osv (boot and watch on the osv base against linux)")
+	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block), osv (boot and watch on the osv base against linux), includeos (boot on the includeos base beside linux and osv)")
 	apps   = flag.Int("apps", 100, "apps in the monorepo benchmark's generated tree (two per Unikfile)")
 	// profileDir passes UNIKFILE_PROFILE to the unikfile runs of the
 	// monorepo suite: Go's CPU, block and mutex profiles and an execution
@@ -51,6 +51,9 @@ func main() {
 	}
 	if err == nil && (*suite == "all" || *suite == "osv") {
 		err = benchOSv()
+	}
+	if err == nil && (*suite == "all" || *suite == "includeos") {
+		err = benchIncludeOS()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

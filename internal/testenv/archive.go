@@ -31,6 +31,20 @@ func FixtureArchive(t testing.TB, name, archive string) string {
 	return dir
 }
 
+// UnpackFixture is FixtureArchive for callers that are not tests (bench):
+// an error says when the fixture is absent.
+func UnpackFixture(name, archive string) (string, error) {
+	root := os.Getenv(FixturesEnv)
+	if root == "" {
+		return "", fmt.Errorf("the %s fixture is needed and %s is not set", name, FixturesEnv)
+	}
+	src, err := filepath.Abs(filepath.Join(root, name, archive))
+	if err != nil {
+		return "", err
+	}
+	return unpackOnce(src, name)
+}
+
 // unpackOnce unpacks src into the cache unless an earlier call did.
 func unpackOnce(src, name string) (string, error) {
 	sum, err := fileSHA256(src)
