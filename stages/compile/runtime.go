@@ -146,16 +146,29 @@ func copyHostPath(hostPath, rootfs string, skip func(rel string, isDir bool) boo
 	return copyTree(hostPath, filepath.Join(rootfs, filepath.FromSlash(hostPath)), skip)
 }
 
-// closure completes rootfs with the shared libraries and loader of the
-// ELF files among roots (image paths; folders are searched for ELF files)
-// and the files of /etc that dynamic programs read. It returns the
-// environment the program needs (LD_LIBRARY_PATH when libraries come from
-// directories the loader does not search by itself).
+// Closure completes rootfs with the shared libraries and loader of the
+// ELF files among roots (image paths; folders are searched for ELF files),
+// taken from the filesystem from (the host's for the local executor, the
+// builder image's for BuildKit), and the files of /etc that dynamic
+// programs read. It returns the environment the program needs
+// (LD_LIBRARY_PATH when libraries come from directories the loader does
+// not search by itself).
+func Closure(rootfs string, from elfdeps.FS, roots ...string) ([]string, error) {
+	return closureWith(rootfs, elfdeps.Options{From: from}, roots)
+}
+
+// closure is Closure from the host for a program of app's base, tuned by
+// the base's line in the table of targets (the libraries its kernel
+// supplies, the one directory its loader searches).
 func closure(app *lang.App, rootfs string, roots ...string) ([]string, error) {
 	target, err := TargetFor(app.Base)
 	if err != nil {
 		return nil, err
 	}
+	return closureWith(rootfs, target.Closure, roots)
+}
+
+func closureWith(rootfs string, opts elfdeps.Options, roots []string) ([]string, error) {
 	var files []string
 	for _, r := range roots {
 		fi, err := os.Stat(filepath.Join(rootfs, filepath.FromSlash(r)))
@@ -172,7 +185,7 @@ func closure(app *lang.App, rootfs string, roots ...string) ([]string, error) {
 		}
 		files = append(files, elfs...)
 	}
-	res, err := elfdeps.Pack(rootfs, files, target.Closure)
+	res, err := elfdeps.Pack(rootfs, files, opts)
 	if err != nil {
 		return nil, err
 	}
