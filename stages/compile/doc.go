@@ -14,12 +14,12 @@
 // Compiler in its line that builds them instead (includeos.go: CMake with
 // an IncludeOS SDK, through stages/compile/includeos).
 // The buildkit executor (stages/compile/buildkit) compiles every language
-// but elf in builder images and shares the key and bundle helpers here
-// (SourceDigest, FinishBundle, ReadBundle) and each language's commands,
-// arguments, choices and launch (GoBuildArgs, CFlags, CStaticArgs,
-// PickProgram, CargoBuildArgs, PythonCompileArgs, JlinkArgs, ...; Closure
-// with the filesystem libraries come from), so both write the same
-// bundles.
+// but elf in builder images, for the linux base only (it refuses others),
+// and shares the key and bundle helpers here (SourceDigest, FinishBundle,
+// ReadBundle) and each language's commands, arguments, choices and launch
+// (GoBuildArgs, CFlags, CStaticArgs, PickProgram, CargoBuildArgs,
+// PythonCompileArgs, JlinkArgs, ...; Closure with the filesystem libraries
+// come from), so both write the same bundles.
 //
 // It must not know about kernels, images or targets: the package stage joins
 // a bundle with a base, and arguments, environment and ports are applied

@@ -150,25 +150,26 @@ func copyHostPath(hostPath, rootfs string, skip func(rel string, isDir bool) boo
 // ELF files among roots (image paths; folders are searched for ELF files),
 // taken from the filesystem from (the host's for the local executor, the
 // builder image's for BuildKit), and the files of /etc that dynamic
-// programs read. It returns the environment the program needs
-// (LD_LIBRARY_PATH when libraries come from directories the loader does
-// not search by itself).
+// programs read, for the linux base. It returns the environment the
+// program needs (LD_LIBRARY_PATH when libraries come from directories the
+// loader does not search by itself).
 func Closure(rootfs string, from elfdeps.FS, roots ...string) ([]string, error) {
-	return closureWith(rootfs, elfdeps.Options{From: from}, roots)
+	return targets["linux"].closure(rootfs, from, roots...)
 }
 
-// closure is Closure from the host for a program of app's base, tuned by
-// the base's line in the table of targets (the libraries its kernel
-// supplies, the one directory its loader searches).
+// closure is Closure for the base of app, from the host (the local
+// executor).
 func closure(app *lang.App, rootfs string, roots ...string) ([]string, error) {
 	target, err := TargetFor(app.Base)
 	if err != nil {
 		return nil, err
 	}
-	return closureWith(rootfs, target.Closure, roots)
+	return target.closure(rootfs, elfdeps.Host, roots...)
 }
 
-func closureWith(rootfs string, opts elfdeps.Options, roots []string) ([]string, error) {
+// closure is Closure as the target's kernel loads programs (the libraries
+// it supplies itself, where its loader looks).
+func (t Target) closure(rootfs string, from elfdeps.FS, roots ...string) ([]string, error) {
 	var files []string
 	for _, r := range roots {
 		fi, err := os.Stat(filepath.Join(rootfs, filepath.FromSlash(r)))
@@ -185,6 +186,8 @@ func closureWith(rootfs string, opts elfdeps.Options, roots []string) ([]string,
 		}
 		files = append(files, elfs...)
 	}
+	opts := t.Closure
+	opts.From = from
 	res, err := elfdeps.Pack(rootfs, files, opts)
 	if err != nil {
 		return nil, err

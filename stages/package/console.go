@@ -5,11 +5,13 @@ package pack
 // without knowing the base: each rule is matched against whole console
 // lines (carriage returns removed).
 type ConsoleProtocol struct {
-	// Started is the prefix of the line the guest prints once it has
-	// started the app. Such a guest has no readiness check of its own: the
-	// app is ready when, after this line, each of its forwarded ports
-	// takes a connection that the guest does not refuse.
-	Started string `json:"started"`
+	// Boot is the prefix of the first line of every boot; a console file
+	// may hold several, and only the last one's lines count.
+	Boot string `json:"boot"`
+	// Ready is the prefix of the line the guest prints once the app is
+	// ready: every declared port listens (or, without ports, the app has
+	// started).
+	Ready string `json:"ready"`
 	// Exits are the lines that say the app ended, in the order they are
 	// tried on each line; the first line that matches one gives the exit
 	// status.

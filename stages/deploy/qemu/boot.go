@@ -260,7 +260,7 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 		if b.con.Exit() != nil {
 			return b.exitedEarly(ctx)
 		}
-		if b.con.Ready() && b.portsAnswer(b.cfg.Forwards) == nil && (!b.con.ProbesPorts() || b.guestAccepts(b.cfg.Forwards) == nil) {
+		if b.con.Ready() && b.portsAnswer(b.cfg.Forwards) == nil {
 			return nil, nil
 		}
 		select {
@@ -279,13 +279,8 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 			return nil, err
 		case <-timer.C:
 			why := "the guest did not print that it was ready"
-			switch {
-			case b.con.Ready() && b.con.ProbesPorts() && b.portsAnswer(b.cfg.Forwards) == nil:
-				why = fmt.Sprintf("the app started but does not accept connections: %v", b.guestAccepts(b.cfg.Forwards))
-			case b.con.Ready():
+			if b.con.Ready() {
 				why = fmt.Sprintf("the guest is ready but the forwarded host port does not answer: %v", b.portsAnswer(b.cfg.Forwards))
-			case b.con.ProbesPorts():
-				why = "the guest did not start the app"
 			}
 			err := fmt.Errorf("app %s was not ready after %s (accel %s): %s\n%s", b.app, b.timeout, b.cfg.Accel, why, b.quote())
 			b.abort(ctx)
@@ -303,34 +298,6 @@ func (b *booting) portsAnswer(fw []Forward) error {
 			return err
 		}
 		_ = c.Close()
-	}
-	return nil
-}
-
-// guestAcceptWait is how long a probe connection through a forward must
-// stay open for the guest to count as listening: QEMU's user network takes
-// the host side at once and closes it within milliseconds when the guest
-// refuses the connection.
-const guestAcceptWait = 150 * time.Millisecond
-
-// guestAccepts says whether the guest itself takes connections on every
-// forwarded port, for guests that cannot report readiness (a
-// pack.ConsoleProtocol): a connection the guest refuses is closed at once,
-// one it accepts stays open (or the app speaks first).
-func (b *booting) guestAccepts(fw []Forward) error {
-	for _, f := range fw {
-		c, err := net.DialTimeout("tcp", dialAddr(f), portDialTimeout)
-		if err != nil {
-			return err
-		}
-		_ = c.SetReadDeadline(time.Now().Add(guestAcceptWait))
-		var one [1]byte
-		_, err = c.Read(one[:])
-		_ = c.Close()
-		var ne net.Error
-		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
-			return fmt.Errorf("the guest does not accept connections on port %d yet (%v)", f.Guest, err)
-		}
 	}
 	return nil
 }

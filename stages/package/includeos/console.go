@@ -2,11 +2,19 @@ package includeos
 
 import pack "github.com/unikfile/unikfile/stages/package"
 
+// BootMarker starts the banner IncludeOS prints once per boot, before
+// the service starts: " IncludeOS VERSION (x86_64 / 64-bit)"
+// (src/kernel/kernel.cpp).
+const BootMarker = " IncludeOS "
+
 // StartedMarker starts the line IncludeOS prints just before it calls the
 // service's Service::start (or main): " +--> Running [ NAME ]"
-// (src/kernel/kernel.cpp). IncludeOS has no readiness signal of its own,
-// so a service with ports is ready once the guest accepts connections on
-// them.
+// (src/kernel/kernel.cpp). IncludeOS has no readiness signal of its own
+// and unikfile runs nothing beside the service, so this line is the
+// image's ready line: a service that listens in Service::start listens
+// right after it; one that listens once DHCP has answered may take a
+// moment more (the qemu provider then only checks that the forwarded host
+// ports take connections).
 const StartedMarker = " +--> Running [ "
 
 // StatusCrashed is the exit status of a service IncludeOS stopped with a
@@ -24,7 +32,8 @@ const StatusCrashed = 134
 // Inet prints each address it configures as "IP: <tab><tab>ADDRESS".
 func Console() *pack.ConsoleProtocol {
 	return &pack.ConsoleProtocol{
-		Started: StartedMarker,
+		Boot:  BootMarker,
+		Ready: StartedMarker,
 		Exits: []pack.ExitLine{
 			{Pattern: `\s*\[ Kernel \] Service exiting with status (-?\d+)`},
 			{Pattern: `Service exited with status (-?\d+)`},
