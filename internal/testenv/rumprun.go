@@ -3,7 +3,6 @@ package testenv
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,7 +27,9 @@ func RumprunToolchain(t testing.TB) string {
 // machine's cache named after the fixture's checksums, and relocates it
 // there with the fixture's relocate.sh, once: later calls, from any
 // process, find it. cacheRoot "" means $UNIKFILE_CACHE_DIR, else the
-// user's cache folder's unikfile. It needs zstd and tar. It returns the
+// user's cache folder's unikfile. It unpacks as FixtureArchive does, but
+// in place: relocate.sh rewrites the tree for the folder it is in, so it
+// cannot be renamed into place afterwards. It returns the
 // toolchain folder (the one with bin/rumprun-bake).
 func ExtractRumprun(fixture, cacheRoot string) (string, error) {
 	if cacheRoot == "" {
@@ -67,9 +68,6 @@ func ExtractRumprun(fixture, cacheRoot string) (string, error) {
 	if _, err := os.Stat(done); err == nil {
 		return tree, nil // another process made it meanwhile
 	}
-	if _, err := exec.LookPath("zstd"); err != nil {
-		return "", errors.New("zstd is missing: run scripts/install-deps --test (apt-get install zstd)")
-	}
 	// What an interrupted extraction left is not trusted.
 	if err := os.RemoveAll(base); err != nil {
 		return "", err
@@ -82,8 +80,8 @@ func ExtractRumprun(fixture, cacheRoot string) (string, error) {
 		return "", fmt.Errorf("rumprun fixture: %s: %v\n%s", what, err, out)
 	}
 	archive := filepath.Join(fixture, "rumprun-inst.tar.zst")
-	if out, err := exec.Command("sh", "-c", `zstd -dc "$1" | tar -xf - -C "$2"`, "sh", archive, base).CombinedOutput(); err != nil {
-		return fail("extract "+archive, err, out)
+	if err := untarZstd(archive, base); err != nil {
+		return fail("extract "+archive, err, nil)
 	}
 	if out, err := exec.Command("sh", filepath.Join(fixture, "relocate.sh"), tree).CombinedOutput(); err != nil {
 		return fail("relocate.sh", err, out)
