@@ -78,6 +78,10 @@ type loop struct {
 	outstanding int
 	bg          sync.WaitGroup // retiring VMs, console followers, finished jobs
 
+	// release gives up the target's claim (state.ClaimTarget) when the
+	// loop ends.
+	release func()
+
 	emitMu  sync.Mutex
 	console *prefixer
 	notes   sync.Map // messages already shown once
@@ -161,6 +165,11 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	l.provider = prov
+	defer func() {
+		if l.release != nil {
+			l.release()
+		}
+	}()
 	if err := l.claim(p, t); err != nil {
 		return err
 	}
