@@ -274,6 +274,9 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 			return nil, err
 		case <-timer.C:
 			why := "the guest did not print that it was ready"
+			if errs := b.con.Errors(); len(errs) > 0 {
+				why += "; its init said: " + strings.Join(errs, "; ")
+			}
 			if b.con.Ready() {
 				why = fmt.Sprintf("the guest is ready but the forwarded host port does not answer: %v", b.portsAnswer(b.cfg.Forwards))
 			}
