@@ -75,6 +75,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		cfg.Cmdline = spec.Image.Cmdline
 	}
 	cfg.Forwards = bootFw
+	cfg.ConsoleRotates = true
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("app %s: %w", app, err)
 	}
@@ -107,6 +108,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		p: p, spec: &spec, app: app, cfg: cfg, final: final, timeout: timeout,
 		con: &consoleFollower{path: cfg.Console},
 	}
+	defer b.con.close()
 	if spec.Attach && spec.Console != nil {
 		b.con.Out = spec.Console
 	} else {
@@ -419,6 +421,7 @@ func (b *booting) follow(ctx context.Context) (*state.Instance, error) {
 	tick := time.NewTicker(b.p.poll())
 	defer tick.Stop()
 	for {
+		_ = rotateConsole(ctx, b.cfg, b.p.consoleMax())
 		b.con.poll()
 		select {
 		case <-ctx.Done():
