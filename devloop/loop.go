@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/unikfile/unikfile/cache/gc"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/pipeline"
 	"github.com/unikfile/unikfile/stages/deploy"
@@ -57,6 +58,9 @@ type Options struct {
 	OnEvent func(Event)
 	// Console receives the apps' console lines, "app | line".
 	Console io.Writer
+	// CacheLimits are the cache's automatic limits, applied after builds
+	// (zero: none).
+	CacheLimits gc.Limits
 }
 
 // loop is one run of Run. Only Run's goroutine touches its fields, except

@@ -259,6 +259,7 @@ func (c *cli) imagesCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+	cmd.AddCommand(c.pruneCommand())
 	return cmd
 }
 
