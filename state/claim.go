@@ -42,14 +42,23 @@ func (s *Store) ClaimTarget(project, target string) (release func(), holder int,
 		return nil, 0, false, fmt.Errorf("state: claim target %s of %s: %w", target, project, err)
 	}
 	fl := flock.New(path, flock.SetPermissions(0o600))
-	got, err := fl.TryLock()
-	if err != nil {
-		_ = fl.Close()
-		return nil, 0, false, fmt.Errorf("state: claim target %s of %s: %w", target, project, err)
-	}
-	if !got {
-		_ = fl.Close()
-		return nil, waitHolder(path), false, nil
+	// A failed try is a holder, or a ClaimHolder probe of this instant (it
+	// holds the lock shared for a moment): try again until a holder has
+	// written its PID.
+	for i := 0; ; i++ {
+		got, err := fl.TryLock()
+		if err != nil {
+			_ = fl.Close()
+			return nil, 0, false, fmt.Errorf("state: claim target %s of %s: %w", target, project, err)
+		}
+		if got {
+			break
+		}
+		if pid := readHolder(path); pid > 0 || i == 50 {
+			_ = fl.Close()
+			return nil, pid, false, nil
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	writeHolder(path, strconv.Itoa(os.Getpid())+"\n")
 	var once sync.Once

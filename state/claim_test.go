@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gofrs/flock"
 )
 
 // Of many claims of one target taken at the same instant exactly one
@@ -113,6 +115,34 @@ func TestClaimTargetHeldByAnotherProcess(t *testing.T) {
 	release, _, ok, err := s.ClaimTarget("/p", "dev")
 	if err != nil || !ok {
 		t.Fatalf("claim after the holder was killed: ok %v err %v (holder file %s)", ok, err, strconv.Quote(s.ClaimPath("/p", "dev")))
+	}
+	release()
+}
+
+// ClaimHolder's probe holds the lock shared for a moment (`up` and `down`
+// probe while a watch may be starting): a claim of a free target taken
+// during a probe waits for the probe's end and succeeds.
+func TestClaimSucceedsDuringAHolderProbe(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, _, ok, err := s.ClaimTarget("/p", "dev")
+	if err != nil || !ok {
+		t.Fatalf("first claim: %v %v", ok, err)
+	}
+	release()
+	probe := flock.New(s.ClaimPath("/p", "dev"))
+	if got, err := probe.TryRLock(); err != nil || !got {
+		t.Fatalf("probe: %v %v", got, err)
+	}
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		_ = probe.Unlock()
+	}()
+	release, holder, ok, err := s.ClaimTarget("/p", "dev")
+	if err != nil || !ok {
+		t.Fatalf("claim of a free target during a probe: ok %v holder %d err %v", ok, holder, err)
 	}
 	release()
 }
