@@ -28,8 +28,12 @@ var (
 	boots  = flag.Int("boots", 9, "boots on each side of the boot comparison; TCG boot times vary by ±15% from run to run, so it takes several")
 	accel  = flag.String("accel", "tcg", "QEMU accelerator for both sides of the boot comparison")
 	kernel = flag.String("kernel", "", "vmlinuz (default: $UNIKFILE_KERNEL or the newest in the cache)")
-	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make); and, not part of all: kill (kill -9 of up at random moments), soak (a watch fed many edits)")
+	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block); and, not part of all: kill (kill -9 of up or build at random moments), soak (a watch fed many edits)")
 	apps   = flag.Int("apps", 100, "apps in the monorepo benchmark's generated tree (two per Unikfile)")
+	// profileDir passes UNIKFILE_PROFILE to the unikfile runs of the
+	// monorepo suite: Go's CPU, block and mutex profiles and an execution
+	// trace of each, for finding where a build waits.
+	profileDir = flag.String("profile", "", "write Go's profiles of every unikfile run of the monorepo suite into this folder (UNIKFILE_PROFILE)")
 )
 
 func main() {
@@ -38,8 +42,11 @@ func main() {
 	if *suite == "all" || *suite == "hello" {
 		err = benchmark()
 	}
-	if err == nil && (*suite == "all" || *suite == "monorepo") {
+	if err == nil && (*suite == "all" || *suite == "monorepo") && !*gceOnly {
 		err = runMonorepo()
+	}
+	if err == nil && (*suite == "all" || *suite == "aws") && !*gceOnly {
+		err = benchAWS()
 	}
 	switch *suite {
 	case "kill":
@@ -95,6 +102,10 @@ func benchmark() error {
 	}
 	if *watchOnly {
 		return benchWatch(e)
+	}
+	if *gceOnly {
+		e.cache = filepath.Join(tmp, "cache-gce")
+		return benchGCE(e)
 	}
 
 	// 1. Cold build against the bare steps.
@@ -160,11 +171,15 @@ func benchmark() error {
 	report("boot to first response: unikfile up", median(upBoot), "plain qemu command line", median(plainBoot))
 	report("  same, fastest of each side", minimum(upBoot), "plain qemu command line", minimum(plainBoot))
 
-	// 4. Edit to new version under watch, against go build + boot.
+	// 4. The gce tarball of a 1 GiB disk, now and before (bench/gce.go).
+	if err := benchGCE(e); err != nil {
+		return err
+	}
+	// 5. Edit to new version under watch, against go build + boot.
 	if err := benchWatch(e); err != nil {
 		return err
 	}
-	// 5. The BuildKit executor against the local one (bench/buildkit.go).
+	// 6. The BuildKit executor against the local one (bench/buildkit.go).
 	return buildkitBench(e, root)
 }
 
@@ -187,8 +202,12 @@ func (e *env) unikfile(args ...string) error {
 }
 
 // imageDir asks unikfile where the hello image is.
-func (e *env) imageDir() (string, error) {
-	cmd := exec.Command(e.bin, "build", "--json")
+func (e *env) imageDir() (string, error) { return e.imageDirArgs() }
+
+// imageDirArgs asks unikfile where the hello image of a build with args
+// is.
+func (e *env) imageDirArgs(args ...string) (string, error) {
+	cmd := exec.Command(e.bin, append([]string{"build", "--json"}, args...)...)
 	cmd.Dir = e.project
 	cmd.Env = append(os.Environ(), "UNIKFILE_CACHE_DIR="+e.cache, "UNIKFILE_STATE_DIR="+e.state, "UNIKFILE_KERNEL="+e.kernel)
 	out, err := cmd.Output()

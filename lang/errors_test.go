@@ -244,12 +244,12 @@ target "t" {
 		{name: "a provider that is not built", src: `
 app "a" { language = "go" }
 target "t" {
-  provider = "aws"
+  provider = "azure"
   apps     = [app.a]
-  aws {
-    region = "eu-west-1"
+  azure {
+    location = "westeurope"
   }
-}`, want: `Unsupported provider "aws"`, line: 4, col: 14},
+}`, want: `Unsupported provider "azure"`, line: 4, col: 14},
 		{name: "a base that is not built, with its block", src: `
 app "a" {
   language = "c"

@@ -7,10 +7,13 @@
 // executor runs the host's toolchains, the first in PATH, whose identity
 // is part of every key. Dynamic ELF files get their shared-library
 // closure from elfdeps.
-// The buildkit executor (stages/compile/buildkit) compiles Go in builder
-// images and shares the key and bundle helpers here (SourceDigest,
-// WriteManifest, ReadBundle, the Go build arguments), so both write the
-// same bundles.
+// The buildkit executor (stages/compile/buildkit) compiles every language
+// but elf in builder images and shares the key and bundle helpers here
+// (SourceDigest, FinishBundle, ReadBundle) and each language's commands,
+// arguments, choices and launch (GoBuildArgs, CFlags, CStaticArgs,
+// PickProgram, CargoBuildArgs, PythonCompileArgs, JlinkArgs, ...; Closure
+// with the filesystem libraries come from), so both write the same
+// bundles.
 //
 // It must not know about kernels, images or targets: the package stage joins
 // a bundle with a base, and arguments, environment and ports are applied

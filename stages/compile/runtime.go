@@ -146,12 +146,14 @@ func copyHostPath(hostPath, rootfs string, skip func(rel string, isDir bool) boo
 	return copyTree(hostPath, filepath.Join(rootfs, filepath.FromSlash(hostPath)), skip)
 }
 
-// closure completes rootfs with the shared libraries and loader of the
-// ELF files among roots (image paths; folders are searched for ELF files)
-// and the files of /etc that dynamic programs read. It returns the
-// environment the program needs (LD_LIBRARY_PATH when libraries come from
-// directories the loader does not search by itself).
-func closure(rootfs string, roots ...string) ([]string, error) {
+// Closure completes rootfs with the shared libraries and loader of the
+// ELF files among roots (image paths; folders are searched for ELF files),
+// taken from the filesystem from (the host's for the local executor, the
+// builder image's for BuildKit), and the files of /etc that dynamic
+// programs read. It returns the environment the program needs
+// (LD_LIBRARY_PATH when libraries come from directories the loader does
+// not search by itself).
+func Closure(rootfs string, from elfdeps.FS, roots ...string) ([]string, error) {
 	var files []string
 	for _, r := range roots {
 		fi, err := os.Stat(filepath.Join(rootfs, filepath.FromSlash(r)))
@@ -168,7 +170,7 @@ func closure(rootfs string, roots ...string) ([]string, error) {
 		}
 		files = append(files, elfs...)
 	}
-	res, err := elfdeps.Pack(rootfs, files, elfdeps.Options{})
+	res, err := elfdeps.Pack(rootfs, files, elfdeps.Options{From: from})
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,9 @@ package registry
 import (
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/deploy"
+	"github.com/unikfile/unikfile/stages/deploy/aws"
+	"github.com/unikfile/unikfile/stages/deploy/gcp"
+	"github.com/unikfile/unikfile/stages/deploy/libvirt"
 	"github.com/unikfile/unikfile/stages/deploy/qemu"
 	"github.com/unikfile/unikfile/stages/deploy/vsphere"
 )
@@ -19,6 +22,9 @@ type provider struct {
 var providers = map[string]provider{
 	qemu.Name:    {qemu.New, qemu.Schema{}},
 	vsphere.Name: {vsphere.New, vsphere.Schema{}},
+	libvirt.Name: {libvirt.New, libvirt.Schema{}},
+	aws.Name:     {aws.New, aws.Schema{}},
+	gcp.Name:     {gcp.New, gcp.Schema{}},
 }
 
 // Providers returns the constructor of every provider.
