@@ -481,6 +481,11 @@ func readConf(fsys FS, file string, dirs *[]string, depth int) error {
 				matches, _ := fsys.Glob(pat)
 				sort.Strings(matches)
 				for _, m := range matches {
+					// ldconfig reads nothing from a match that is no
+					// file (a folder, a dangling link) and goes on.
+					if fi, err := statFollow(fsys, m); err != nil || !fi.Mode().IsRegular() {
+						continue
+					}
 					if err := readConf(fsys, m, dirs, depth+1); err != nil {
 						return err
 					}
