@@ -150,7 +150,7 @@ func runKill() error {
 	}
 	span := time.Since(start)
 	fmt.Printf("an up after an edit took %s; moments are spread over 0-%s\n", round(span), round(span*6/5))
-	stageLine := regexp.MustCompile(`^(compile|package|deploy|build guest init|hello)[^:]*: `)
+	stageLine := regexp.MustCompile(`^(compile|package|deploy|build guest init)[^:]*: `)
 	ended := map[string]int{}
 	for i := 1; i <= *kills; i++ {
 		msg := fmt.Sprintf("Chaos edit number %03d", i)
@@ -187,6 +187,9 @@ func runKill() error {
 				}
 				if stageLine.MatchString(l) {
 					last = l
+					if len(last) > 60 {
+						last = last[:57] + "..."
+					}
 				}
 			case <-timer.C:
 				break wait
