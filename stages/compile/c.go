@@ -150,11 +150,16 @@ func (c cLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.W
 			return Launch{}, err
 		}
 		bin = filepath.Join(work, "main")
-		if _, err := run.Run(ctx, run.Cmd{Path: cc, Args: CStaticArgs(flags, bin, srcs), Dir: src, Env: env, Stdout: log, Stderr: log, Hint: hint}); err != nil {
+		// Linked as the base wants it: static on linux, PIE on OSv.
+		target, err := TargetFor(app.Base)
+		if err != nil {
+			return Launch{}, err
+		}
+		if _, err := run.Run(ctx, run.Cmd{Path: cc, Args: target.CLinkArgs(flags, bin, srcs), Dir: src, Env: env, Stdout: log, Stderr: log, Hint: hint}); err != nil {
 			return fail(name+" "+strings.Join(srcs, " "), err)
 		}
 	}
-	return installProgram(ctx, bin, rootfs)
+	return installProgram(ctx, app, bin, rootfs)
 }
 
 // copySourceTo copies app's source (honouring the ignore files) to dst.
@@ -168,7 +173,7 @@ func copySourceTo(src, dst string) error {
 
 // installProgram puts the built program at /app/main, stripped, with its
 // shared-library closure.
-func installProgram(ctx context.Context, bin, rootfs string) (Launch, error) {
+func installProgram(ctx context.Context, app *lang.App, bin, rootfs string) (Launch, error) {
 	out, err := PlaceProgram(bin, rootfs)
 	if err != nil {
 		return Launch{}, err
@@ -176,7 +181,11 @@ func installProgram(ctx context.Context, bin, rootfs string) (Launch, error) {
 	if _, err := run.Run(ctx, run.Cmd{Path: "strip", Args: StripArgs(out), Hint: "install binutils: apt-get install binutils"}); err != nil {
 		return Launch{}, fmt.Errorf("strip %s: %w", bin, err)
 	}
-	return ProgramLaunch(rootfs, elfdeps.Host)
+	env, err := closure(app, rootfs, NativeProgram)
+	if err != nil {
+		return Launch{}, err
+	}
+	return Launch{Env: env, Dir: AppDir}, nil
 }
 
 // PlaceProgram checks that bin is an x86-64 program and copies it to
@@ -198,7 +207,7 @@ func StripArgs(file string) []string { return []string{"--strip-all", file} }
 
 // ProgramLaunch completes a bundle holding a compiled program at
 // NativeProgram with its shared-library closure taken from from, and
-// says how to start it.
+// says how to start it (the linux base).
 func ProgramLaunch(rootfs string, from elfdeps.FS) (Launch, error) {
 	env, err := Closure(rootfs, from, NativeProgram)
 	if err != nil {
@@ -243,10 +252,17 @@ func MakeArgs(jobs, cc string, cxx bool) []string {
 }
 
 // CStaticArgs compile the listed sources srcs (relative to the source
-// folder) into one static program bin: it then needs nothing from the
-// host at run time.
+// folder) into one static program bin, for the linux base: it then needs
+// nothing from the host at run time.
 func CStaticArgs(flags, bin string, srcs []string) []string {
-	args := append(strings.Fields(flags), "-static", "-o", bin)
+	return targets["linux"].CLinkArgs(flags, bin, srcs)
+}
+
+// CLinkArgs compile the listed sources srcs (relative to the source
+// folder) into one program bin linked as the target wants it.
+func (t Target) CLinkArgs(flags, bin string, srcs []string) []string {
+	args := append(strings.Fields(flags), t.CLink...)
+	args = append(args, "-o", bin)
 	return append(args, srcs...)
 }
 

@@ -77,7 +77,7 @@ func (rustLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 	if err != nil {
 		return Launch{}, err
 	}
-	return installProgram(ctx, bin, rootfs)
+	return installProgram(ctx, app, bin, rootfs)
 }
 
 // CargoBuildArgs are the arguments of cargo for app, building into

@@ -66,6 +66,9 @@ type Outcome struct {
 // depends on changed (the source, the builder image's digest, the entry
 // point, the settings of the host the recipe reads, unikfile's version).
 func (e *Executor) CompileOutcome(ctx context.Context, app *lang.App, opts Options) (*Outcome, error) {
+	if t, err := compile.TargetFor(app.Base); err != nil || t.Name != "linux" {
+		return nil, fmt.Errorf("app %s: the buildkit executor compiles for the linux base only, not base %q yet; use --executor local", app.Name, app.Base)
+	}
 	ll, ok := languages[app.Language]
 	if !ok {
 		return nil, fmt.Errorf("app %s: language %q cannot be compiled by the buildkit executor (supported: %s); use --executor local",
@@ -430,8 +433,12 @@ var _ compile.Executor = (*Executor)(nil)
 // Name is "buildkit".
 func (e *Executor) Name() string { return Name }
 
-// Supports reports whether BuildKit has a builder for language.
-func (e *Executor) Supports(language string) bool { return Supports(language) }
+// Supports reports whether BuildKit has a builder for app: its language, on
+// the linux base (the only one the recipes compile for).
+func (e *Executor) Supports(app *lang.App) bool {
+	t, err := compile.TargetFor(app.Base)
+	return err == nil && t.Name == "linux" && Supports(app.Language)
+}
 
 // Compile compiles app on buildkitd as CompileOutcome does, and says on
 // opts.Progress when BuildKit found the compile step in its cache.

@@ -62,6 +62,15 @@ type Options struct {
 	// ConfDirs are the directories of the loader's configuration, searched
 	// after DT_RUNPATH and before SystemDirs; nil reads LdSoConf in From.
 	ConfDirs []string
+	// Provided are the sonames (and loader names, matched by base name)
+	// that the base's kernel supplies itself: they are neither looked up
+	// nor copied, and neither are their dependencies.
+	Provided []string
+	// LinkDir, if set, is the one directory the base's loader searches
+	// besides DT_RUNPATH: every library found outside the DT_RUNPATH
+	// directories gets a symbolic link LinkDir/NAME to where it was put
+	// (NAME as DT_NEEDED says it), and LibraryPath stays empty.
+	LinkDir string
 	// From is the filesystem the loader and libraries are copied from
 	// when the bundle lacks them; nil is the host's (Host). It is read
 	// only when a file of the bundle needs something.
@@ -78,7 +87,11 @@ func Pack(root string, roots []string, opts Options) (*Result, error) {
 	if from == nil {
 		from = Host
 	}
-	p := &packer{root: root, from: from, conf: opts.ConfDirs, seen: map[string]bool{}, sonames: map[string]bool{}, libPath: map[string]bool{}, res: &Result{}}
+	p := &packer{root: root, from: from, conf: opts.ConfDirs, seen: map[string]bool{}, sonames: map[string]bool{}, libPath: map[string]bool{}, res: &Result{},
+		provided: map[string]bool{}, linkDir: opts.LinkDir, links: map[string]string{}}
+	for _, n := range opts.Provided {
+		p.provided[n] = true
+	}
 	// Roots may be loaded by the program itself (dlopen, as java loads
 	// libjvm.so) before the libraries that name them in DT_NEEDED; the
 	// loader then matches those names against the sonames it has loaded.
@@ -102,6 +115,9 @@ func Pack(root string, roots []string, opts Options) (*Result, error) {
 		}
 		queue = append(queue, more...)
 	}
+	if err := p.link(); err != nil {
+		return nil, err
+	}
 	sort.Strings(p.res.Added)
 	for d := range p.libPath {
 		p.res.LibraryPath = append(p.res.LibraryPath, d)
@@ -118,6 +134,41 @@ type packer struct {
 	sonames map[string]bool // DT_SONAME of the roots
 	libPath map[string]bool
 	res     *Result
+
+	provided map[string]bool
+	linkDir  string
+	links    map[string]string // LinkDir name -> image path of the library
+}
+
+// link makes the links of LinkDir, in name order; names the bundle
+// already has there are left alone.
+func (p *packer) link() error {
+	if p.linkDir == "" {
+		return nil
+	}
+	names := make([]string, 0, len(p.links))
+	for n := range p.links {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		ip := path.Join(p.linkDir, n)
+		if ip == p.links[n] {
+			continue
+		}
+		dst := filepath.Join(p.root, filepath.FromSlash(ip))
+		if _, err := os.Lstat(dst); err == nil {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink(p.links[n], dst); err != nil {
+			return err
+		}
+		p.res.Added = append(p.res.Added, ip)
+	}
+	return nil
 }
 
 // visit reads one ELF file in the image and returns the image paths of
@@ -144,7 +195,9 @@ func (p *packer) visit(ip string) ([]string, error) {
 		return nil, fmt.Errorf("%s: %w", ip, err)
 	}
 	var next []string
-	if info.interp != "" {
+	if info.interp != "" && p.provided[path.Base(info.interp)] {
+		p.res.Dynamic = true // the base supplies its loader
+	} else if info.interp != "" {
 		if err := p.bring(info.interp); err != nil {
 			return nil, fmt.Errorf("%s needs the loader %s: %w", ip, info.interp, err)
 		}
@@ -177,14 +230,17 @@ func (p *packer) visit(ip string) ([]string, error) {
 			next = append(next, name)
 			continue
 		}
-		if p.sonames[name] {
+		if p.sonames[name] || p.provided[name] {
 			continue
 		}
 		found := ""
 		for i, d := range dirs {
 			cand := path.Join(d, name)
 			if p.usable(cand) {
-				if i >= confStart && i < sysStart && !isSystemDir(d) {
+				switch {
+				case i >= confStart && p.linkDir != "":
+					p.links[name] = cand
+				case i >= confStart && i < sysStart && !isSystemDir(d):
 					p.libPath[path.Clean(d)] = true
 				}
 				found = cand

@@ -73,7 +73,11 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 			cfg.Initrd = filepath.Join(spec.ImageDir, spec.Image.Initrd)
 		}
 		cfg.Cmdline = spec.Image.Cmdline
+		if spec.Image.RootDisk != "" {
+			cfg.RootDisk = filepath.Join(spec.ImageDir, spec.Image.RootDisk)
+		}
 	}
+	cfg.GuestConsole = spec.Image.Console
 	cfg.Forwards = bootFw
 	cfg.ConsoleRotates = true
 	if err := cfg.Validate(); err != nil {
@@ -109,6 +113,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		con: &consoleFollower{path: cfg.Console},
 	}
 	defer b.con.close()
+	b.con.Protocol = cfg.GuestConsole
 	if spec.Attach && spec.Console != nil {
 		b.con.Out = spec.Console
 	} else {
@@ -153,7 +158,7 @@ func checkSpec(spec *deploy.Spec) error {
 		}
 		spec.ImageDir = abs
 	}
-	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd, spec.Image.Disk} {
+	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd, spec.Image.RootDisk, spec.Image.Disk} {
 		if f == "" {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/unikfile/unikfile/stages/deploy/console"
+	pack "github.com/unikfile/unikfile/stages/package"
 )
 
 // consoleFollower reads a console file as it grows (across rotations) and
@@ -41,15 +42,15 @@ const exitTail = 64 << 10
 
 // consoleExit returns the app's exit status from the end of a console file,
 // or nil. It reads a bounded tail, so a console of any size costs the same.
-func consoleExit(path string) *int {
-	if st := fileExit(path); st != nil {
+func consoleExit(path string, p *pack.ConsoleProtocol) *int {
+	if st := fileExit(path, p); st != nil {
 		return st
 	}
 	// Just rotated: the exit marker may be at the end of the older file.
-	return fileExit(rotatedPath(path))
+	return fileExit(rotatedPath(path), p)
 }
 
-func fileExit(path string) *int {
+func fileExit(path string, p *pack.ConsoleProtocol) *int {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
@@ -62,7 +63,7 @@ func fileExit(path string) *int {
 	off := max(fi.Size()-exitTail, 0)
 	buf := make([]byte, fi.Size()-off)
 	n, _ := f.ReadAt(buf, off)
-	return console.LastExit(buf[:n])
+	return console.LastExitWith(buf[:n], p)
 }
 
 // fileTail is the last n lines of a file, or "" when it cannot be read.
