@@ -29,7 +29,7 @@ var (
 	boots  = flag.Int("boots", 9, "boots on each side of the boot comparison; TCG boot times vary by ±15% from run to run, so it takes several")
 	accel  = flag.String("accel", "tcg", "QEMU accelerator for both sides of the boot comparison")
 	kernel = flag.String("kernel", "", "vmlinuz (default: $UNIKFILE_KERNEL or the newest in the cache)")
-	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block), osv (boot and watch on the osv base against linux), includeos (boot on the includeos base beside linux and osv)")
+	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block), osv (boot and watch on the osv base against linux), includeos (boot on the includeos base beside linux and osv); and, not part of all: kill (kill -9 of up or build at random moments), soak (a watch fed many edits)")
 	apps   = flag.Int("apps", 100, "apps in the monorepo benchmark's generated tree (two per Unikfile)")
 	// profileDir passes UNIKFILE_PROFILE to the unikfile runs of the
 	// monorepo suite: Go's CPU, block and mutex profiles and an execution
@@ -54,6 +54,12 @@ func main() {
 	}
 	if err == nil && (*suite == "all" || *suite == "includeos") && !*gceOnly {
 		err = benchIncludeOS()
+	}
+	switch *suite {
+	case "kill":
+		err = runKill()
+	case "soak":
+		err = runSoak()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -213,3 +213,23 @@ func (sc *StatCache) stampLineHolds(l string) bool {
 	return ok && got.size == want.size && got.mtime == want.mtime && got.ctime == want.ctime &&
 		got.ino == want.ino && got.dev == want.dev && got.mode == want.mode && !sc.racy(want)
 }
+
+// StampedPaths lists the paths a stamp file records (what its build relied
+// on and produced), for a prune to keep what stamps name.
+func StampedPaths(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(string(data), "\n")
+	if len(lines) < 2 || lines[0] != stampHeader {
+		return nil, fmt.Errorf("%s: not a stamp", path)
+	}
+	var out []string
+	for _, l := range lines[2:] {
+		if p, _, ok := strings.Cut(l, "\t"); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}

@@ -111,7 +111,7 @@ func (r *planner) makeDisk(ctx context.Context, a *lang.App, src *Image, boot st
 	dir, hit, err := env.Cache.Fill(ctx, "images", key, func(ctx context.Context, dir string) error {
 		_, err := disk.Build(ctx, disk.Input{ImageDir: src.Dir, Image: src.Image, Boot: boot, Tools: tools}, dir)
 		return err
-	})
+	}, src.Dir)
 	if err != nil {
 		return nil, false, fmt.Errorf("package %s: %w", src.App, err)
 	}
@@ -140,7 +140,7 @@ func convertDisk(ctx context.Context, raw *Image, fmtName string, env *Env) (*Im
 	dir, hit, err := env.Cache.Fill(ctx, "images", key, func(ctx context.Context, dir string) error {
 		_, err := format.Convert(ctx, raw.Image, raw.Dir, fmtName, dir)
 		return err
-	})
+	}, raw.Dir)
 	if err != nil {
 		return nil, false, fmt.Errorf("package %s: %w", raw.App, err)
 	}

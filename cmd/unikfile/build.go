@@ -202,6 +202,7 @@ func (c *cli) pipelineEnv(withState bool) (*pipeline.Env, error) {
 	if c.digests == nil {
 		c.digests = cache.OpenStatCache(filepath.Join(cs.Dir(), "statcache"))
 	}
+	c.cache = cs
 	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersionFrom(c.digests), Digests: c.digests, Executor: c.executor}
 	if withState {
 		st, dir, err := c.stateStore()
@@ -213,11 +214,28 @@ func (c *cli) pipelineEnv(withState bool) (*pipeline.Env, error) {
 	return env, nil
 }
 
-// runGraph runs g with progress on stderr.
+// runGraph runs g with progress on stderr. While it runs it holds the
+// cache (no prune removes what it uses); after a successful run the
+// cache's automatic limits apply.
 func (c *cli) runGraph(ctx context.Context, g *graph.Graph) (map[string]*graph.Result, error) {
+	release := func() {}
+	if c.cache != nil {
+		r, err := c.cache.Hold(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, &interruptedError{err: err}
+			}
+			return nil, err
+		}
+		release = r
+	}
 	pr := newProgress(c.stderr, isTerminal(c.stderr))
 	results, err := g.Run(ctx, graph.Options{Jobs: c.jobs, KeepGoing: c.keepGoing, OnEvent: pr.Event})
 	pr.Close()
+	release()
+	if err == nil && ctx.Err() == nil && c.cache != nil {
+		c.autoPrune(ctx, c.cache)
+	}
 	if c.digests != nil {
 		if serr := c.digests.Save(); serr != nil {
 			fmt.Fprintf(c.stderr, "warning: %v\n", serr)

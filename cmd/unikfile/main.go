@@ -25,6 +25,7 @@ const (
 )
 
 func main() {
+	dumpCountsOnSignal(os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	go func() {

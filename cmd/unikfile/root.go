@@ -38,6 +38,9 @@ type cli struct {
 	keepGoing bool
 	// digests is the stat cache of the run, saved after runGraph.
 	digests *cache.StatCache
+	// cache is the store a build opened (pipelineEnv), which runGraph
+	// holds while it runs.
+	cache *cache.Store
 }
 
 func newCLI() *cli { return &cli{stdout: os.Stdout, stderr: os.Stderr} }
@@ -85,6 +88,7 @@ app's own status.`,
 		c.kernelCommand(),
 		c.versionCommand(),
 	)
+	documentCommands(root)
 	return root
 }
 

@@ -79,6 +79,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 	}
 	cfg.GuestConsole = spec.Image.Console
 	cfg.Forwards = bootFw
+	cfg.ConsoleRotates = true
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("app %s: %w", app, err)
 	}
@@ -111,6 +112,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		p: p, spec: &spec, app: app, cfg: cfg, final: final, timeout: timeout,
 		con: &consoleFollower{path: cfg.Console},
 	}
+	defer b.con.close()
 	b.con.Protocol = cfg.GuestConsole
 	if spec.Attach && spec.Console != nil {
 		b.con.Out = spec.Console
@@ -279,6 +281,9 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 			return nil, err
 		case <-timer.C:
 			why := "the guest did not print that it was ready"
+			if errs := b.con.Errors(); len(errs) > 0 {
+				why += "; its init said: " + strings.Join(errs, "; ")
+			}
 			if b.con.Ready() {
 				why = fmt.Sprintf("the guest is ready but the forwarded host port does not answer: %v", b.portsAnswer(b.cfg.Forwards))
 			}
@@ -421,6 +426,7 @@ func (b *booting) follow(ctx context.Context) (*state.Instance, error) {
 	tick := time.NewTicker(b.p.poll())
 	defer tick.Stop()
 	for {
+		_ = rotateConsole(ctx, b.cfg, b.p.consoleMax())
 		b.con.poll()
 		select {
 		case <-ctx.Done():

@@ -49,9 +49,13 @@ type Config struct {
 	// replacement took over an old instance's ports, the instance's Ports
 	// say where they are now.
 	Forwards []Forward `json:"forwards,omitempty"`
-	Console  string    `json:"console"`  // the serial console's file
-	QMP      string    `json:"qmp"`      // the QMP unix socket
-	PIDFile  string    `json:"pid_file"` // written by QEMU
+	Console  string    `json:"console"` // the serial console's file
+	// ConsoleRotates says the console is the chardev consoleID, which
+	// rotateConsole can point at a new file; instances started before
+	// consoles rotated have a plain -serial file.
+	ConsoleRotates bool   `json:"console_rotates,omitempty"`
+	QMP            string `json:"qmp"`      // the QMP unix socket
+	PIDFile        string `json:"pid_file"` // written by QEMU
 	// Log receives QEMU's own standard output and error; it is not an
 	// argument but where they were redirected.
 	Log string `json:"log"`
@@ -97,7 +101,11 @@ func (c Config) Args() []string {
 		"-nodefaults", "-no-user-config",
 		"-display", "none",
 		"-no-reboot",
-		"-serial", "file:" + c.Console,
+	}
+	if c.ConsoleRotates {
+		args = append(args, "-chardev", "file,id="+consoleID+",path="+c.Console+",append=on", "-serial", "chardev:"+consoleID)
+	} else {
+		args = append(args, "-serial", "file:"+c.Console)
 	}
 	if c.Disk != "" {
 		args = append(args, c.diskArgs()...)
@@ -152,7 +160,7 @@ func (c Config) Validate() error {
 	if c.MemoryMiB <= 0 || c.CPUs <= 0 {
 		return fmt.Errorf("memory %d MiB and %d CPUs: both must be positive", c.MemoryMiB, c.CPUs)
 	}
-	if strings.Contains(c.QMP, ",") {
+	if strings.Contains(c.QMP, ",") || strings.Contains(c.Console, ",") {
 		return fmt.Errorf("QMP socket path %q contains a comma, which QEMU's option syntax cannot carry; use a state directory without commas", c.QMP)
 	}
 	if len(c.QMP) > maxSocketPath {

@@ -38,6 +38,7 @@ func TestArgsGolden(t *testing.T) {
 			{Bind: "127.0.0.1", Host: 18443, Guest: 443},
 		},
 		Console: "/run/i/console.log", QMP: "/run/i/qmp.sock", PIDFile: "/run/i/qemu.pid", Log: "/run/i/qemu.log",
+		ConsoleRotates: true,
 	}
 	kvm := base
 	kvm.Accel, kvm.CPUs, kvm.MemoryMiB, kvm.Forwards, kvm.Initrd = AccelKVM, 2, 512, nil, ""
@@ -76,6 +77,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"auto is not a final accelerator", func(c *Config) { c.Accel = AccelAuto }, "accelerator"},
 		{"comma in socket path", func(c *Config) { c.QMP = "/a,b/qmp.sock" }, "comma"},
+		{"comma in console path", func(c *Config) { c.Console = "/a,b/console.log" }, "comma"},
 		{"long socket path", func(c *Config) { c.QMP = "/" + strings.Repeat("x", 120) }, "longer"},
 		{"IPv6 bind", func(c *Config) { c.Forwards = []Forward{{Bind: "::1", Host: 1, Guest: 1}} }, "IPv4"},
 		{"twice the same host port", func(c *Config) {

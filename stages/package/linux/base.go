@@ -186,7 +186,7 @@ func (Base) Package(ctx context.Context, env *pack.Env, in pack.Input) (*pack.Bu
 			MemoryMiB:    memory,
 		}, dir)
 		return err
-	})
+	}, in.Bundle.Dir, initBin) // what a prune keeps with the image
 	if err != nil {
 		return nil, fmt.Errorf("package %s: %w", a.Name, err)
 	}
