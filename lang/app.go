@@ -106,7 +106,7 @@ func decodeApp(b *hcl.Block, s *scope, dir string) (*App, hcl.Diagnostics) {
 		diags = append(diags, ld...)
 		sub := &decoder{s: s, attrs: lc.Attributes}
 		if k, _ := sub.str("kernel", ""); k != "" {
-			if !filepath.IsAbs(k) {
+			if k != KernelMinimal && !filepath.IsAbs(k) {
 				k = filepath.Join(dir, k)
 			}
 			app.Linux.Kernel = filepath.Clean(k)

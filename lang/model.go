@@ -61,11 +61,18 @@ type LinuxSettings struct {
 	// Kernel is a path to a vmlinuz; the Unikfile may write it absolute
 	// or relative to Project.Dir, and Load makes it absolute. It may lie
 	// outside the project and is not checked for existence by Load.
-	// "" means: UNIKFILE_KERNEL, then the kernel cache.
+	// "" means: UNIKFILE_KERNEL, then the kernel cache. KernelMinimal
+	// means a kernel built for the app and its target
+	// (stages/package/linux/kbuild).
 	Kernel string
 	// Cmdline is appended to the kernel command line unikfile builds.
 	Cmdline string
 }
+
+// KernelMinimal is the linux { kernel } value (and UNIKFILE_KERNEL value)
+// that asks for a kernel built from source for the app's language and its
+// target's platform. A file called "minimal" is written "./minimal".
+const KernelMinimal = "minimal"
 
 // Target is a `target "name" { ... }` block.
 type Target struct {

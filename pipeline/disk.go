@@ -44,7 +44,7 @@ func CheckFormat(fmtName, boot string) error {
 // (app, boot mode) derives from one raw disk node, which derives from the
 // app's one kernel+initrd node.
 func addImage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env, fmtName, boot string) string {
-	pkg := addPackage(g, p, a, env)
+	pkg := addPackage(g, p, a, env, fmtName, boot)
 	if imageID(a.Name, fmtName, boot) == pkg {
 		return pkg
 	}

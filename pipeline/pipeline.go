@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -22,6 +21,7 @@ import (
 	"github.com/unikfile/unikfile/stages/deploy/providers"
 	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/stages/package/linux"
+	"github.com/unikfile/unikfile/stages/package/linux/kbuild"
 	"github.com/unikfile/unikfile/state"
 )
 
@@ -129,7 +129,9 @@ func appsOf(p *lang.Project, t *lang.Target) map[string]*lang.App {
 	return m
 }
 
-func addPackage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env) string {
+// addPackage adds the nodes of app a's kernel+initrd image, from which
+// images in fmtName and boot are made, and returns its ID.
+func addPackage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env, fmtName, boot string) string {
 	g.Add(&graph.Node{ID: initID, Run: func(ctx context.Context, _ map[string]any) (any, bool, error) {
 		return buildInit(ctx, env)
 	}})
@@ -140,9 +142,18 @@ func addPackage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env) string {
 		}
 		return res, res.Cached, nil
 	}})
-	id := packageID(a.Name)
-	g.Add(&graph.Node{ID: id, Deps: []string{compileID(a.Name), initID}, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
-		return packageApp(ctx, p, a, in[compileID(a.Name)].(*compile.Result), in[initID].(string), env)
+	kn := addKernel(g, a, env, fmtName, boot)
+	id := kernelPackageID(a.Name, kn, fmtName)
+	deps := []string{compileID(a.Name), initID}
+	if kn != "" {
+		deps = append(deps, kn)
+	}
+	g.Add(&graph.Node{ID: id, Deps: deps, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
+		var built *kbuild.Kernel
+		if kn != "" {
+			built = in[kn].(*kbuild.Kernel)
+		}
+		return packageApp(ctx, p, a, in[compileID(a.Name)].(*compile.Result), in[initID].(string), built, env)
 	}})
 	return id
 }
@@ -166,17 +177,22 @@ func buildInit(ctx context.Context, env *Env) (string, bool, error) {
 	return filepath.Join(dir, "init"), hit, nil
 }
 
-func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compile.Result, initBin string, env *Env) (*Image, bool, error) {
+// packageApp makes app a's kernel+initrd image with built, a kernel built
+// for it, or else the kernel its settings name.
+func packageApp(ctx context.Context, p *lang.Project, a *lang.App, bundle *compile.Result, initBin string, built *kbuild.Kernel, env *Env) (*Image, bool, error) {
 	if a.Base != "linux" {
 		return nil, false, fmt.Errorf("app %s: base %q cannot be built by this version of unikfile (supported: linux)", a.Name, a.Base)
 	}
-	environ := env.Environ
-	if environ == nil {
-		environ = os.Environ()
-	}
-	k, modDigest, err := env.kernel(a.Linux.Kernel, environ) // lang made it absolute
-	if err != nil {
-		return nil, false, fmt.Errorf("package %s: %w", a.Name, err)
+	var k *linux.Kernel
+	var modDigest string
+	if built != nil {
+		k = built.Linux() // every driver built in: no modules
+	} else {
+		var err error
+		k, modDigest, err = env.kernel(a.Linux.Kernel, env.environ()) // lang made it absolute
+		if err != nil {
+			return nil, false, fmt.Errorf("package %s: %w", a.Name, err)
+		}
 	}
 	initDigest, err := env.Digests.FileDigest(initBin)
 	if err != nil {

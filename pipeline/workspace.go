@@ -99,8 +99,8 @@ func (pl *Plan) addApp(w *lang.Workspace, pa lang.ProjectApp, env *Env, fmtName,
 	if len(w.Projects) > 1 {
 		ns := namespace(w, pa.Project)
 		rename = func(id string) string {
-			if id == initID {
-				return id // one guest init serves every project
+			if isShared(id) {
+				return id // one guest init and one kernel per needs serve every project
 			}
 			verb, rest, _ := strings.Cut(id, " ")
 			return verb + " " + ns + ":" + rest

@@ -3,11 +3,13 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/unikfile/unikfile/stages/package/linux"
+	"github.com/unikfile/unikfile/stages/package/linux/kbuild"
 )
 
 func (c *cli) kernelCommand() *cobra.Command {
@@ -59,28 +61,45 @@ apt with Debian's archive; elsewhere, point UNIKFILE_KERNEL at a vmlinuz.`,
 			if err != nil {
 				return err
 			}
+			built, err := kbuild.List(kbuild.Dir(cs.Dir(), os.Environ()))
+			if err != nil {
+				return err
+			}
 			if jsonOut {
 				if ks == nil {
 					ks = []*linux.Kernel{}
 				}
-				return writeJSON(c.stdout, ks)
+				if built == nil {
+					built = []*kbuild.Kernel{}
+				}
+				return writeJSON(c.stdout, struct {
+					Fetched []*linux.Kernel  `json:"fetched"`
+					Built   []*kbuild.Kernel `json:"built"`
+				}{ks, built})
 			}
 			if env := os.Getenv(linux.KernelEnv); env != "" {
 				fmt.Fprintf(c.stderr, "note: %s=%s is set and wins over the cache\n", linux.KernelEnv, env)
 			}
 			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tMODULES\tPATH")
+			fmt.Fprintln(tw, "VERSION\tKIND\tMODULES\tSIZE\tPATH")
 			for _, k := range ks {
 				mods := "yes"
 				if k.ModulesDir == "" {
 					mods = "no"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Version, mods, k.Path)
+				size := "-"
+				if fi, err := os.Stat(k.Path); err == nil {
+					size = fmt.Sprintf("%.1f MiB", float64(fi.Size())/(1<<20))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Version, "fetched", mods, size, k.Path)
+			}
+			for _, k := range built {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f MiB\t%s\n", k.Release, "minimal ("+strings.Join(kbuild.Distinctive(kbuild.Needs{Features: k.Features}), " ")+")", "built in", float64(k.Size)/(1<<20), k.Path())
 			}
 			return tw.Flush()
 		},
 	}
 	ls.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
-	cmd.AddCommand(fetch, ls)
+	cmd.AddCommand(fetch, ls, c.kernelBuildCommand())
 	return cmd
 }

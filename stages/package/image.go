@@ -29,6 +29,17 @@ type Image struct {
 	Digest    string `json:"digest"`
 	MemoryMiB int    `json:"memory_mib"`
 	Ports     []int  `json:"ports,omitempty"`
+	// KernelEntry is how a hypervisor enters the kernel file: "" for a
+	// bzImage (the Linux boot protocol), KernelEntryPVH for an ELF vmlinux
+	// with a PVH entry note. Bus is where the kernel finds its virtio
+	// devices: "" for PCI, BusVirtioMMIO for a microVM without PCI. A
+	// provider boots the image on a machine that fits both.
+	KernelEntry string `json:"kernel_entry,omitempty"`
+	Bus         string `json:"bus,omitempty"`
+	// Root is, when set, the file of a read-only root disk (EROFS) the
+	// guest's init mounts as its root: the provider attaches it as the
+	// first virtio disk.
+	Root string `json:"root,omitempty"`
 
 	// Disk images only.
 	Disk string `json:"disk,omitempty"` // file name inside the image directory
@@ -43,6 +54,12 @@ type Image struct {
 	// Digest (false where a format's writer stamps what cannot be derived).
 	Deterministic bool `json:"deterministic,omitempty"`
 }
+
+// Kernel entry points and device buses of kernel+initrd images.
+const (
+	KernelEntryPVH = "pvh"
+	BusVirtioMMIO  = "virtio-mmio"
+)
 
 // Boot modes of disk images.
 const (

@@ -60,7 +60,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		spec.Say("%s", warning)
 	}
 	cfg := defaultPaths(spec.RunDir)
-	cfg.Binary, cfg.Machine, cfg.Accel = bin, "pc", accel
+	cfg.Binary, cfg.Machine, cfg.Accel = bin, MachinePC, accel
 	cfg.MemoryMiB, cfg.CPUs = memoryMiB(&spec), max(spec.Target.QEMU.CPUs, 1)
 	if isDisk(spec.Image) {
 		if err := p.setDisk(&cfg, &spec); err != nil {
@@ -71,7 +71,11 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		if spec.Image.Initrd != "" {
 			cfg.Initrd = filepath.Join(spec.ImageDir, spec.Image.Initrd)
 		}
-		cfg.Cmdline = spec.Image.Cmdline
+		if spec.Image.Root != "" {
+			cfg.Root = filepath.Join(spec.ImageDir, spec.Image.Root)
+		}
+		cfg.Machine = machineFor(spec.Image)
+		cfg.Cmdline = p.machineCmdline(cfg, spec.Image.Cmdline)
 	}
 	cfg.Forwards = bootFw
 	if err := cfg.Validate(); err != nil {
@@ -148,7 +152,7 @@ func checkSpec(spec *deploy.Spec) error {
 		}
 		spec.ImageDir = abs
 	}
-	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd, spec.Image.Disk} {
+	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd, spec.Image.Disk, spec.Image.Root} {
 		if f == "" {
 			continue
 		}

@@ -18,13 +18,16 @@ const (
 // instance (state.Instance.Config) and Args turns it into the command line.
 type Config struct {
 	Binary    string `json:"binary"`  // absolute path of qemu-system-x86_64
-	Machine   string `json:"machine"` // "pc"
+	Machine   string `json:"machine"` // MachinePC, MachineQ35 or MachineMicroVM
 	Accel     string `json:"accel"`   // "tcg" or "kvm", never "auto"
 	MemoryMiB int    `json:"memory_mib"`
 	CPUs      int    `json:"cpus"`
 	Kernel    string `json:"kernel,omitempty"` // absolute paths
 	Initrd    string `json:"initrd,omitempty"`
 	Cmdline   string `json:"cmdline,omitempty"`
+	// Root is a kernel+initrd image's read-only root disk (absolute
+	// path), attached as the first virtio disk.
+	Root string `json:"root,omitempty"`
 	// A disk image boots from Disk (absolute path; DiskFormat is QEMU's
 	// name for its format) through the firmware instead of -kernel.
 	// Writes go to a temporary overlay (snapshot=on): the image in the
@@ -80,7 +83,7 @@ func (c Config) Args() []string {
 		netdev += ",hostfwd=" + f.Rule()
 	}
 	args := []string{
-		"-M", c.Machine,
+		"-M", c.machineArg(),
 		"-accel", c.Accel,
 		"-cpu", c.CPU(),
 		"-m", strconv.Itoa(c.MemoryMiB),
@@ -98,12 +101,13 @@ func (c Config) Args() []string {
 			args = append(args, "-initrd", c.Initrd)
 		}
 		args = append(args, "-append", c.Cmdline)
+		if c.Root != "" {
+			args = append(args, c.rootArgs()...)
+		}
 	}
 	args = append(args,
 		"-netdev", netdev,
-		// romfile= drops the NIC's iPXE option ROM: nothing boots from the
-		// network, and loading it costs time under TCG.
-		"-device", "virtio-net-pci,netdev="+netdevID+",romfile=",
+		"-device", c.nicArg(),
 		"-qmp", "unix:"+c.QMP+",server=on,wait=off",
 		"-pidfile", c.PIDFile,
 	)
@@ -142,7 +146,7 @@ func (c Config) Validate() error {
 	if len(c.QMP) > maxSocketPath {
 		return fmt.Errorf("QMP socket path %q is longer than %d bytes, the limit of unix sockets; use a shorter state directory (UNIKFILE_STATE_DIR)", c.QMP, maxSocketPath)
 	}
-	for _, p := range []string{c.Disk, c.OVMFCode, c.OVMFVars} {
+	for _, p := range []string{c.Disk, c.OVMFCode, c.OVMFVars, c.Root} {
 		if strings.Contains(p, ",") {
 			return fmt.Errorf("path %q contains a comma, which QEMU's -drive syntax cannot carry; use a cache and state directory without commas", p)
 		}

@@ -26,7 +26,22 @@ type Kernel struct {
 	ModulesDir string
 	// Digest is the sha256 (hex) of the kernel image.
 	Digest string
+	// Entry is how a hypervisor enters Path: "" for a bzImage (the Linux
+	// boot protocol, PC machines), pack.KernelEntryPVH for an ELF vmlinux
+	// with a PVH entry note (any x86 machine, QEMU's microvm too).
+	Entry string
+	// Bus is where the kernel finds its virtio devices: "" for PCI,
+	// pack.BusVirtioMMIO for a microVM's memory-mapped devices.
+	Bus string
+	// RootFS is the filesystem of root disks the kernel mounts with an
+	// overlay over it (RootFSEROFS), or "" when images for it keep
+	// everything in the initramfs.
+	RootFS string
 }
+
+// RootFSEROFS is Kernel.RootFS of a kernel with EROFS, overlayfs and
+// virtio disks built in.
+const RootFSEROFS = "erofs"
 
 // KernelNotFoundError says no kernel was found and how to get one.
 type KernelNotFoundError struct {
@@ -165,8 +180,10 @@ func lookupEnv(environ []string, key string) string {
 	return v
 }
 
-// versionLess orders kernel versions the way `sort -V` does: runs of digits
-// compare as numbers, everything else byte by byte.
+// VersionLess orders kernel and package versions the way `sort -V` does:
+// runs of digits compare as numbers, everything else byte by byte.
+func VersionLess(a, b string) bool { return versionLess(a, b) }
+
 func versionLess(a, b string) bool {
 	for a != "" && b != "" {
 		ai, bi := chunk(a), chunk(b)

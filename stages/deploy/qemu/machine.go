@@ -1,0 +1,82 @@
+package qemu
+
+import (
+	"strconv"
+	"sync"
+
+	pack "github.com/unikfile/unikfile/stages/package"
+)
+
+// Machine types.
+const (
+	MachinePC      = "pc"
+	MachineQ35     = "q35"
+	MachineMicroVM = "microvm"
+)
+
+// machineFor is the fastest machine a kernel+initrd image boots on:
+// QEMU's microvm for a kernel that enters at its PVH entry point and
+// finds its devices on virtio-mmio (no firmware runs, there is no PCI bus
+// to scan and no option ROM to load: QEMU jumps into the uncompressed
+// kernel); the pc machine for every other kernel (a bzImage through
+// SeaBIOS and QEMU's linuxboot, devices on PCI).
+func machineFor(img *pack.Image) string {
+	if img.KernelEntry == pack.KernelEntryPVH && img.Bus == pack.BusVirtioMMIO {
+		return MachineMicroVM
+	}
+	return MachinePC
+}
+
+// machineArg is -M's value. On microvm: no option ROMs (nothing boots
+// from a NIC) and the 8250 UART for the console. The RTC stays (the
+// guest reads the time of day from it), and so does ACPI: its power
+// button is how a stop reaches the guest's init.
+func (c Config) machineArg() string {
+	if c.Machine == MachineMicroVM {
+		return MachineMicroVM + ",x-option-roms=off,isa-serial=on"
+	}
+	return c.Machine
+}
+
+// nicArg is the NIC's -device value: virtio-net on the machine's bus.
+// On PCI, romfile= drops the NIC's iPXE option ROM: nothing boots from
+// the network, and loading it costs time under TCG.
+func (c Config) nicArg() string {
+	if c.Machine == MachineMicroVM {
+		return "virtio-net-device,netdev=" + netdevID
+	}
+	return "virtio-net-pci,netdev=" + netdevID + ",romfile="
+}
+
+// tscOnce measures the host's TSC frequency once per provider.
+type tscOnce struct {
+	once sync.Once
+	kHz  int
+}
+
+// machineCmdline is the image's kernel command line with what the
+// machine adds: under TCG on a microvm, the TSC's frequency
+// (tsc_early_khz), which the kernel cannot calibrate there. The image's
+// own command line, and its digest, stay as they were.
+func (p *Provider) machineCmdline(cfg Config, cmdline string) string {
+	if cfg.Machine != MachineMicroVM || cfg.Accel != AccelTCG {
+		return cmdline
+	}
+	p.tsc.once.Do(func() { p.tsc.kHz = hostTSCkHz() })
+	if p.tsc.kHz <= 0 {
+		return cmdline
+	}
+	return cmdline + " tsc_early_khz=" + strconv.Itoa(p.tsc.kHz)
+}
+
+// rootArgs attach the root disk read-only on the machine's virtio bus.
+func (c Config) rootArgs() []string {
+	dev := "virtio-blk-pci"
+	if c.Machine == MachineMicroVM {
+		dev = "virtio-blk-device"
+	}
+	return []string{
+		"-drive", "file=" + c.Root + ",format=raw,if=none,id=root,readonly=on",
+		"-device", dev + ",drive=root",
+	}
+}

@@ -1,0 +1,180 @@
+package kbuild
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Needs is what a kernel must offer one app on one platform: a set of
+// named features (the keys of the features table in config.go). Two apps
+// with equal Needs share one kernel.
+type Needs struct {
+	// Features are sorted and unique; NeedsFor makes them so.
+	Features []string
+}
+
+// Has reports whether the needs include feature f.
+func (n Needs) Has(f string) bool {
+	_, ok := slices.BinarySearch(n.Features, f)
+	return ok
+}
+
+// String is the features, comma-separated: how progress lines and
+// `unikfile kernel ls` name a kernel.
+func (n Needs) String() string { return strings.Join(n.Features, ",") }
+
+// Platform is where an image boots: the target's provider ("" means the
+// local default, qemu), its image format ("" means kernel+initrd) and, for
+// disks, the firmware ("bios" or "uefi").
+type Platform struct {
+	Provider string
+	Format   string
+	Boot     string
+}
+
+// Direct reports whether the platform boots the kernel file itself
+// (kernel+initrd) rather than from a disk through firmware.
+func (p Platform) Direct() bool { return p.Format == "" || p.Format == FormatKernelInitrd }
+
+// FormatKernelInitrd is the direct-boot format (stages/package's name).
+const FormatKernelInitrd = "kernel+initrd"
+
+// Features every kernel has: what the guest init and a Go program need
+// (the init is a static Go program: futex, epoll, eventfd, timers, /proc,
+// /sys, devtmpfs, tmpfs), the serial console, an initramfs of the
+// uncompressed cpio the linux base writes, IPv4 and unix sockets, the
+// virtio NIC, and the ACPI power button the init stops the app on.
+var baseFeatures = []string{"base", "console", "initramfs", "net", "virtio-net", "power-button"}
+
+// languageFeatures is what each language's runtime needs beyond
+// baseFeatures. Go programs need nothing more (the init is one). Programs
+// on a C library (and the interpreters and JVM, which are such programs)
+// may use System V IPC and POSIX message queues, asynchronous I/O,
+// membarrier and rseq (glibc registers it), and IPv6 sockets (many
+// servers listen on [::] by default). A language missing here gets
+// libcFeatures: an unknown program gets the general set.
+var languageFeatures = map[string][]string{
+	"go":     nil,
+	"c":      libcFeatures,
+	"cpp":    libcFeatures,
+	"rust":   libcFeatures,
+	"elf":    libcFeatures,
+	"python": libcFeatures,
+	"node":   libcFeatures,
+	"java":   libcFeatures,
+}
+
+var libcFeatures = []string{"libc", "ipv6"}
+
+// providerFeatures are the devices of each provider's machines. qemu
+// boots kernel+initrd images on a microVM (virtio-mmio, PVH entry) and
+// disks on a PC (PCI, added for every disk below); libvirt's domains are
+// PCs; the clouds' NICs and disks are their own.
+var providerFeatures = map[string][]string{
+	"qemu":    nil,
+	"libvirt": {"pci"},
+	"aws":     {"pci", "ena", "nvme"},
+	"gcp":     {"pci", "gve", "nvme", "virtio-scsi"},
+	"vsphere": {"pci", "vmxnet3", "pvscsi"},
+}
+
+// formatFeatures are what a disk format implies about where it boots: a
+// gce image boots on Google's machines whatever the target says.
+var formatFeatures = map[string][]string{
+	"gce": {"pci", "gve", "nvme", "virtio-scsi"},
+}
+
+// NeedsFor is the kernel an app in language needs on platform p. It is a
+// pure function of its arguments.
+func NeedsFor(language string, p Platform) (Needs, error) {
+	set := map[string]bool{}
+	add := func(fs []string) {
+		for _, f := range fs {
+			set[f] = true
+		}
+	}
+	add(baseFeatures)
+	lf, ok := languageFeatures[language]
+	if !ok {
+		lf = libcFeatures
+	}
+	add(lf)
+	provider := p.Provider
+	if provider == "" {
+		provider = "qemu"
+	}
+	pf, ok := providerFeatures[provider]
+	if !ok {
+		return Needs{}, fmt.Errorf("no kernel devices are known for provider %q (known: %s)", provider, strings.Join(sortedKeys(providerFeatures), ", "))
+	}
+	add(pf)
+	if p.Direct() {
+		if !set["pci"] {
+			// A microVM: no PCI bus, virtio devices on MMIO, entered at
+			// the PVH entry point of the uncompressed ELF kernel.
+			add([]string{"virtio-mmio", "pvh"})
+		}
+		if set["libc"] {
+			// Interpreters and JVMs make large bundles: their images
+			// keep the app on a read-only disk the kernel reads on
+			// demand instead of an initramfs it unpacks at every boot.
+			add([]string{"root-disk"})
+		}
+	} else {
+		// Firmware loads a bzImage from the disk on a PC machine.
+		add([]string{"pci"})
+		add(formatFeatures[p.Format])
+		switch p.Boot {
+		case "", "bios":
+		case "uefi":
+			add([]string{"efi-stub"})
+		default:
+			return Needs{}, fmt.Errorf("boot mode %q: want bios or uefi", p.Boot)
+		}
+	}
+	if set["pci"] {
+		add([]string{"virtio-pci"})
+	}
+	n := Needs{Features: make([]string, 0, len(set))}
+	for f := range set {
+		n.Features = append(n.Features, f)
+	}
+	sort.Strings(n.Features)
+	return n, nil
+}
+
+// Distinctive is n's features beyond those every kernel has: what tells
+// kernels apart in messages ("pvh virtio-mmio").
+func Distinctive(n Needs) []string {
+	var out []string
+	for _, f := range n.Features {
+		if !slices.Contains(baseFeatures, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// WithFeatures returns n plus extra features (e.g. "root-disk" for an
+// image whose root filesystem is a disk), sorted and unique.
+func (n Needs) WithFeatures(extra ...string) Needs {
+	out := Needs{Features: append([]string(nil), n.Features...)}
+	for _, f := range extra {
+		if !out.Has(f) {
+			out.Features = append(out.Features, f)
+			sort.Strings(out.Features)
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
