@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/unikfile/unikfile/guest"
+	"github.com/unikfile/unikfile/stages/deploy/qemu"
+	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/stages/package/linux"
 )
 
@@ -28,7 +30,7 @@ var (
 	boots  = flag.Int("boots", 9, "boots on each side of the boot comparison; TCG boot times vary by ±15% from run to run, so it takes several")
 	accel  = flag.String("accel", "tcg", "QEMU accelerator for both sides of the boot comparison")
 	kernel = flag.String("kernel", "", "vmlinuz (default: $UNIKFILE_KERNEL or the newest in the cache)")
-	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make)")
+	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), fastboot (the minimal kernel: boot, watch, size, interpreted runtimes before and after)")
 	apps   = flag.Int("apps", 100, "apps in the monorepo benchmark's generated tree (two per Unikfile)")
 )
 
@@ -40,6 +42,9 @@ func main() {
 	}
 	if err == nil && (*suite == "all" || *suite == "monorepo") {
 		err = runMonorepo()
+	}
+	if err == nil && (*suite == "all" || *suite == "fastboot") {
+		err = benchFastboot()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -236,13 +241,23 @@ func plainQEMU(e *env, imageDir string) (time.Duration, error) {
 	port := freePort()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// The machine the image's kernel boots on fastest, as unikfile picks
+	// it: a microvm for a minimal kernel (PVH entry, virtio-mmio).
+	machine, nic := "pc", "virtio-net-pci,netdev=n0,romfile="
+	append := strings.TrimSpace(string(cmdline))
+	if img, err := pack.ReadImage(imageDir); err == nil && img.KernelEntry == pack.KernelEntryPVH && img.Bus == pack.BusVirtioMMIO {
+		machine, nic = "microvm,x-option-roms=off,isa-serial=on", "virtio-net-device,netdev=n0"
+		if *accel == "tcg" {
+			append += qemu.TCGMicroVMCmdline(qemu.HostTSCkHz())
+		}
+	}
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-M", "pc", "-accel", *accel, "-cpu", "max", "-m", "256",
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-M", machine, "-accel", *accel, "-cpu", "max", "-m", "256",
 		"-nodefaults", "-no-user-config", "-display", "none", "-serial", "file:/dev/null",
 		"-kernel", filepath.Join(imageDir, "kernel"), "-initrd", filepath.Join(imageDir, "initrd"),
-		"-append", strings.TrimSpace(string(cmdline)),
+		"-append", append,
 		"-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:"+strconv.Itoa(port)+"-:8080",
-		"-device", "virtio-net-pci,netdev=n0,romfile=")
+		"-device", nic)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return 0, err

@@ -66,16 +66,21 @@ apt with Debian's archive; elsewhere, point UNIKFILE_KERNEL at a vmlinuz.`,
 				return err
 			}
 			if jsonOut {
-				if ks == nil {
-					ks = []*linux.Kernel{}
+				// One list: Debian's kernels ("fetched"), then the
+				// kernels built for apps ("minimal", with their features).
+				type entry struct {
+					Kind string
+					*linux.Kernel
+					Features []string `json:",omitempty"`
 				}
-				if built == nil {
-					built = []*kbuild.Kernel{}
+				out := []entry{}
+				for _, k := range ks {
+					out = append(out, entry{Kind: "fetched", Kernel: k})
 				}
-				return writeJSON(c.stdout, struct {
-					Fetched []*linux.Kernel  `json:"fetched"`
-					Built   []*kbuild.Kernel `json:"built"`
-				}{ks, built})
+				for _, k := range built {
+					out = append(out, entry{Kind: "minimal", Kernel: k.Linux(), Features: k.Features})
+				}
+				return writeJSON(c.stdout, out)
 			}
 			if env := os.Getenv(linux.KernelEnv); env != "" {
 				fmt.Fprintf(c.stderr, "note: %s=%s is set and wins over the cache\n", linux.KernelEnv, env)

@@ -52,7 +52,7 @@ func TestArgsGolden(t *testing.T) {
 	bios.Disk, bios.DiskFormat = "/images/hello/disk.vmdk", "vmdk"
 	micro := base
 	micro.Machine, micro.Kernel, micro.Root = MachineMicroVM, "/images/py/kernel", "/images/py/root.erofs"
-	micro.Cmdline += " tsc_early_khz=2300000"
+	micro.Cmdline += TCGMicroVMCmdline(2300000)
 	var b strings.Builder
 	for _, c := range []struct {
 		name string

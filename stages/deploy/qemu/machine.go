@@ -55,18 +55,30 @@ type tscOnce struct {
 }
 
 // machineCmdline is the image's kernel command line with what the
-// machine adds: under TCG on a microvm, the TSC's frequency
-// (tsc_early_khz), which the kernel cannot calibrate there. The image's
-// own command line, and its digest, stay as they were.
+// machine adds. The image's own command line, and its digest, stay as
+// they were.
 func (p *Provider) machineCmdline(cfg Config, cmdline string) string {
 	if cfg.Machine != MachineMicroVM || cfg.Accel != AccelTCG {
 		return cmdline
 	}
-	p.tsc.once.Do(func() { p.tsc.kHz = hostTSCkHz() })
-	if p.tsc.kHz <= 0 {
-		return cmdline
+	p.tsc.once.Do(func() { p.tsc.kHz = HostTSCkHz() })
+	return cmdline + TCGMicroVMCmdline(p.tsc.kHz)
+}
+
+// TCGMicroVMCmdline is what a kernel on a microvm under TCG needs on its
+// command line (with a leading space), given the host's TSC frequency
+// (HostTSCkHz; 0 when unknown): the guest's TSC is the host's, but a
+// microvm has no timer the kernel can calibrate it against on a loaded
+// host (no HPET, no ACPI PM timer, and the emulated PIT's readings are
+// too irregular), so without tsc_early_khz it marks the TSC unstable and
+// keeps time in jiffies. tsc=reliable keeps the clocksource watchdog,
+// which compares the TSC with those irregular jiffies, from doing the
+// same later.
+func TCGMicroVMCmdline(tscKHz int) string {
+	if tscKHz <= 0 {
+		return ""
 	}
-	return cmdline + " tsc_early_khz=" + strconv.Itoa(p.tsc.kHz)
+	return " tsc_early_khz=" + strconv.Itoa(tscKHz) + " tsc=reliable"
 }
 
 // rootArgs attach the root disk read-only on the machine's virtio bus.

@@ -7,13 +7,13 @@ import (
 
 func rdtsc() uint64
 
-// hostTSCkHz measures the frequency of this machine's time stamp counter
+// HostTSCkHz measures the frequency of this machine's time stamp counter
 // in kHz against the monotonic clock (three 20 ms samples, the median).
 // Under TCG the guest's TSC is the host's, but nothing tells the guest
 // its frequency on a microvm (no PIT it can trust on a loaded host, no
 // HPET, no ACPI PM timer): without it the kernel marks the TSC unstable
 // and keeps time in jiffies.
-func hostTSCkHz() int {
+func HostTSCkHz() int {
 	var samples []int
 	for i := 0; i < 3; i++ {
 		t0, c0 := time.Now(), rdtsc()

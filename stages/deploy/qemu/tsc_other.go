@@ -2,5 +2,5 @@
 
 package qemu
 
-// hostTSCkHz is unknown on hosts without an x86 time stamp counter.
-func hostTSCkHz() int { return 0 }
+// HostTSCkHz is unknown on hosts without an x86 time stamp counter.
+func HostTSCkHz() int { return 0 }

@@ -281,7 +281,7 @@ func List(root string) ([]*Kernel, error) {
 // families would recompile nearly everything, so each keeps its tree.
 func treeDir(root string, src *Source, n Needs) string {
 	family := "microvm"
-	if n.Has("pci") {
+	if !n.Has("pvh") {
 		family = "pc"
 	}
 	return filepath.Join(root, "trees", src.Version, family)
@@ -319,11 +319,11 @@ func (b *Builder) make(ctx context.Context, p *Plan, tree, out string) error {
 	if err := os.WriteFile(fragPath, []byte(p.Fragment), 0o644); err != nil {
 		return err
 	}
+	if err := b.configure(ctx, p.Source, tree, fragPath); err != nil {
+		return err
+	}
 	env := b.makeEnv()
 	common := []string{"-C", p.Source.Dir, "O=" + tree, "ARCH=x86_64"}
-	if _, err := run.Run(ctx, run.Cmd{Path: "make", Args: append(common, "-s", "KCONFIG_ALLCONFIG="+fragPath, "allnoconfig"), Env: env, Hint: toolsHint}); err != nil {
-		return fmt.Errorf("configure: %w", err)
-	}
 	config, err := os.ReadFile(filepath.Join(tree, ".config"))
 	if err != nil {
 		return err
@@ -377,7 +377,7 @@ func (b *Builder) make(ctx context.Context, p *Plan, tree, out string) error {
 	} else if err := copyFile(filepath.Join(tree, "arch", "x86", "boot", "bzImage"), filepath.Join(out, FileBzImage)); err != nil {
 		return err
 	}
-	if p.Needs.Has("virtio-mmio") && !p.Needs.Has("pci") {
+	if p.Needs.Has("virtio-mmio") && !p.Needs.Has("virtio-pci") {
 		k.Bus = BusVirtioMMIO
 	}
 	rel, err := os.ReadFile(filepath.Join(tree, "include", "config", "kernel.release"))
@@ -393,6 +393,16 @@ func (b *Builder) make(ctx context.Context, p *Plan, tree, out string) error {
 	}
 	js, _ := json.MarshalIndent(k, "", "  ")
 	return os.WriteFile(filepath.Join(out, FileInfo), append(js, '\n'), 0o644)
+}
+
+// configure writes tree/.config: allnoconfig with the fragment's options
+// forced on.
+func (b *Builder) configure(ctx context.Context, src *Source, tree, fragPath string) error {
+	args := []string{"-C", src.Dir, "O=" + tree, "ARCH=x86_64", "-s", "KCONFIG_ALLCONFIG=" + fragPath, "allnoconfig"}
+	if _, err := run.Run(ctx, run.Cmd{Path: "make", Args: args, Env: b.makeEnv(), Hint: toolsHint}); err != nil {
+		return fmt.Errorf("configure: %w", err)
+	}
+	return nil
 }
 
 // makeEnv is the environment of make: the caller's, without what would

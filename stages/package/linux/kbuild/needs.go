@@ -68,22 +68,22 @@ var languageFeatures = map[string][]string{
 
 var libcFeatures = []string{"libc", "ipv6"}
 
-// providerFeatures are the devices of each provider's machines. qemu
-// boots kernel+initrd images on a microVM (virtio-mmio, PVH entry) and
-// disks on a PC (PCI, added for every disk below); libvirt's domains are
-// PCs; the clouds' NICs and disks are their own.
+// providerFeatures are the devices of each provider's machines beyond
+// virtio's. A provider with none (qemu) boots kernel+initrd images on a
+// microVM; every other machine is a PC (PCI, virtio on PCI): libvirt's
+// domains, the clouds with their own NICs and disks.
 var providerFeatures = map[string][]string{
 	"qemu":    nil,
 	"libvirt": {"pci"},
-	"aws":     {"pci", "ena", "nvme"},
-	"gcp":     {"pci", "gve", "nvme", "virtio-scsi"},
-	"vsphere": {"pci", "vmxnet3", "pvscsi"},
+	"aws":     {"ena", "nvme"},
+	"gcp":     {"gve", "nvme", "virtio-scsi"},
+	"vsphere": {"vmxnet3", "pvscsi"},
 }
 
 // formatFeatures are what a disk format implies about where it boots: a
 // gce image boots on Google's machines whatever the target says.
 var formatFeatures = map[string][]string{
-	"gce": {"pci", "gve", "nvme", "virtio-scsi"},
+	"gce": {"gve", "nvme", "virtio-scsi"},
 }
 
 // NeedsFor is the kernel an app in language needs on platform p. It is a
@@ -110,12 +110,12 @@ func NeedsFor(language string, p Platform) (Needs, error) {
 		return Needs{}, fmt.Errorf("no kernel devices are known for provider %q (known: %s)", provider, strings.Join(sortedKeys(providerFeatures), ", "))
 	}
 	add(pf)
-	if p.Direct() {
-		if !set["pci"] {
-			// A microVM: no PCI bus, virtio devices on MMIO, entered at
-			// the PVH entry point of the uncompressed ELF kernel.
-			add([]string{"virtio-mmio", "pvh"})
-		}
+	// A microVM is qemu booting the kernel file itself: no firmware, no
+	// PCI bus; virtio devices on MMIO and the PVH entry point of the
+	// uncompressed ELF kernel. Everything else is a PC: firmware (or the
+	// provider) loads a bzImage, the devices are on PCI.
+	if p.Direct() && len(pf) == 0 {
+		add([]string{"virtio-mmio", "pvh"})
 		if set["libc"] {
 			// Interpreters and JVMs make large bundles: their images
 			// keep the app on a read-only disk the kernel reads on
@@ -123,8 +123,9 @@ func NeedsFor(language string, p Platform) (Needs, error) {
 			add([]string{"root-disk"})
 		}
 	} else {
-		// Firmware loads a bzImage from the disk on a PC machine.
-		add([]string{"pci"})
+		add([]string{"pci", "virtio-pci"})
+	}
+	if !p.Direct() {
 		add(formatFeatures[p.Format])
 		switch p.Boot {
 		case "", "bios":
@@ -133,9 +134,6 @@ func NeedsFor(language string, p Platform) (Needs, error) {
 		default:
 			return Needs{}, fmt.Errorf("boot mode %q: want bios or uefi", p.Boot)
 		}
-	}
-	if set["pci"] {
-		add([]string{"virtio-pci"})
 	}
 	n := Needs{Features: make([]string, 0, len(set))}
 	for f := range set {

@@ -44,7 +44,9 @@ func LatestSource(root string) (*Source, error) {
 	}
 	var versions []string
 	for _, e := range ents {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+		// A complete tree has its Makefile (a symbolic link to a tree
+		// elsewhere counts too).
+		if !strings.HasPrefix(e.Name(), ".") {
 			if _, err := os.Stat(filepath.Join(srcRoot(root), e.Name(), "Makefile")); err == nil {
 				versions = append(versions, e.Name())
 			}
