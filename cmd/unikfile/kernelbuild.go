@@ -77,8 +77,8 @@ on two cores (make runs niced); Ctrl-C stops it.`,
 			}
 			results, err := c.runGraph(cmd.Context(), g)
 			for _, n := range g.Nodes() {
-				if r := results[n.ID]; r != nil {
-					if k, ok := r.Output.(*kbuild.Kernel); ok {
+				if r := results[n.ID]; r != nil && r.Err == nil {
+					if k, ok := r.Output.(*kbuild.Kernel); ok && k != nil {
 						fmt.Fprintln(c.stdout, k.Path())
 					}
 				}

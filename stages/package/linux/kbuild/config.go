@@ -50,6 +50,11 @@ var features = map[string][]string{
 		"CONFIG_BINFMT_ELF=y", "CONFIG_BINFMT_SCRIPT=y",
 		"CONFIG_SMP=y", "CONFIG_NR_CPUS=64",
 		"CONFIG_HYPERVISOR_GUEST=y", "CONFIG_PARAVIRT=y", "CONFIG_KVM_GUEST=y",
+		// The random pool seeded from the CPU (RDRAND, which TCG
+		// emulates) and the boot loader: without it getrandom(), which
+		// every Go program calls first, blocks until interrupts have
+		// gathered entropy, for minutes on an idle guest.
+		"CONFIG_RANDOM_TRUST_CPU=y", "CONFIG_RANDOM_TRUST_BOOTLOADER=y",
 	},
 	// The serial console (ttyS0 on the 8250 UART every x86 hypervisor has).
 	// One UART: probing the three others costs emulated port accesses.
@@ -67,7 +72,13 @@ var features = map[string][]string{
 	// the app with SIGTERM. The PCI core comes with it: without it the
 	// ACPI tables of QEMU's machines, microvm's too, fail to load
 	// ("AE_BAD_PARAMETER, During Region initialization").
-	"power-button": {"CONFIG_ACPI=y", "CONFIG_ACPI_BUTTON=y", "CONFIG_INPUT=y", "CONFIG_INPUT_EVDEV=y", "CONFIG_PCI=y"},
+	//
+	// With ACPI, the serial port is described by its tables (PNP0501):
+	// on a hardware-reduced machine such as microvm the legacy IRQ 4 is
+	// routed only through them, so without the 8250's PNP driver the
+	// kernel's own messages (polled) still show, and everything user
+	// space writes waits for a transmit interrupt that never comes.
+	"power-button": {"CONFIG_ACPI=y", "CONFIG_ACPI_BUTTON=y", "CONFIG_INPUT=y", "CONFIG_INPUT_EVDEV=y", "CONFIG_PCI=y", "CONFIG_SERIAL_8250_PNP=y"},
 	// Buses and entry points.
 	"virtio-mmio": {"CONFIG_VIRTIO_MENU=y", "CONFIG_VIRTIO_MMIO=y", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y"},
 	"virtio-pci":  {"CONFIG_VIRTIO_MENU=y", "CONFIG_VIRTIO_PCI=y"},
