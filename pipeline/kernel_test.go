@@ -12,7 +12,6 @@ func minimal(name, language string) *lang.App {
 	return &lang.App{Name: name, Language: language, Base: "linux", Linux: lang.LinuxSettings{Kernel: lang.KernelMinimal}}
 }
 
-
 // Apps with the same needs share one kernel node; another language or a
 // disk platform is another kernel, and a disk's kernel+initrd image is
 // its own node.
