@@ -231,7 +231,10 @@ func (b *Builder) Build(ctx context.Context, n Needs) (*Kernel, bool, error) {
 		return b.make(ctx, p, tree, out)
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("build kernel (%s): %w", n, err)
+		if ctx.Err() != nil {
+			return nil, false, err
+		}
+		return nil, false, fmt.Errorf("%w\n(the kernel for %s did not build from %s with %s: a configuration unikfile asks for or a toolchain this source does not take; set linux { kernel = \"/path/to/vmlinuz\" } to boot another kernel meanwhile)", err, n, p.Source.Package(), p.Compiler)
 	}
 	k, err := ReadKernel(dir)
 	return k, hit, err
