@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/registry"
 )
 
 func TestParse(t *testing.T) {
@@ -84,7 +85,7 @@ func TestSelect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, _, diags := lang.LoadWorkspace(root, files, lang.Options{Environ: []string{}})
+		w, _, diags := lang.LoadWorkspace(root, files, lang.Options{Environ: []string{}, Catalog: registry.Catalog()})
 		if diags.HasErrors() {
 			t.Fatal(diags)
 		}
@@ -144,7 +145,7 @@ func TestAffected(t *testing.T) {
 		"other/Unikfile":    "app \"c\" {\n  language = \"go\"\n}\n",
 	})
 	files, _ := lang.Discover(root)
-	w, _, diags := lang.LoadWorkspace(root, files, lang.Options{Environ: []string{}})
+	w, _, diags := lang.LoadWorkspace(root, files, lang.Options{Environ: []string{}, Catalog: registry.Catalog()})
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
@@ -180,5 +181,44 @@ func TestAffected(t *testing.T) {
 		if got := affected(c.changed...); got != c.want {
 			t.Errorf("changed %v: affected %q, want %q", c.changed, got, c.want)
 		}
+	}
+}
+
+func TestTargetsAffected(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{
+		"svc/a/main.go": "package main\n",
+		"svc/b/main.go": "package main\n",
+		"svc/Unikfile":  "app \"a\" {\n  source = \"./a\"\n  language = \"go\"\n}\napp \"b\" {\n  source = \"./b\"\n  language = \"go\"\n}\ntarget \"b\" {\n  provider = \"qemu\"\n  apps = [app.b]\n}\n",
+		"Unikfile":      "target \"prod\" {\n  provider = \"qemu\"\n  apps = [\"svc:a\"]\n}\n",
+	})
+	files, _ := lang.Discover(root)
+	w, _, diags := lang.LoadWorkspace(root, files, lang.Options{Environ: []string{}, Catalog: registry.Catalog()})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	all, err := Targets(w, root, root, []Address{{Raw: "./...", Dir: ".", Recursive: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(changed string) string {
+		got, err := targetsAffected(w, all, []string{filepath.Join(root, changed)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n []string
+		for _, pt := range got {
+			n = append(n, pt.Target.Name)
+		}
+		return strings.Join(n, " ")
+	}
+	if got := names("svc/a/main.go"); got != "prod" {
+		t.Errorf("an edit of a: targets %q, want prod (which imports a)", got)
+	}
+	if got := names("svc/b/main.go"); got != "b" {
+		t.Errorf("an edit of b: targets %q, want b", got)
+	}
+	if got := names("README.md"); got != "" {
+		t.Errorf("an unrelated edit: targets %q", got)
 	}
 }

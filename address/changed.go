@@ -111,3 +111,58 @@ func ignored(m *ignore.Matcher, rel string) bool {
 	}
 	return m.Match(rel, false)
 }
+
+// ChangedApps keeps the apps that the changes since rev (git, in dir)
+// affect, as Affected decides.
+func ChangedApps(ctx context.Context, dir string, apps []lang.ProjectApp, rev string) ([]lang.ProjectApp, error) {
+	files, err := ChangedFiles(ctx, dir, rev)
+	if err != nil {
+		return nil, err
+	}
+	return keepAffected(apps, files)
+}
+
+func keepAffected(apps []lang.ProjectApp, files []string) ([]lang.ProjectApp, error) {
+	affected, err := Affected(apps, files)
+	if err != nil {
+		return nil, err
+	}
+	var out []lang.ProjectApp
+	for _, pa := range apps {
+		if affected[pa.App] {
+			out = append(out, pa)
+		}
+	}
+	return out, nil
+}
+
+// ChangedTargets keeps the targets of w that run an app (their own or one
+// of another Unikfile) that the changes since rev affect.
+func ChangedTargets(ctx context.Context, w *lang.Workspace, dir string, targets []lang.ProjectTarget, rev string) ([]lang.ProjectTarget, error) {
+	files, err := ChangedFiles(ctx, dir, rev)
+	if err != nil {
+		return nil, err
+	}
+	return targetsAffected(w, targets, files)
+}
+
+func targetsAffected(w *lang.Workspace, targets []lang.ProjectTarget, files []string) ([]lang.ProjectTarget, error) {
+	var apps []lang.ProjectApp
+	for _, pt := range targets {
+		apps = append(apps, w.TargetApps(pt.Project, pt.Target)...)
+	}
+	affected, err := Affected(apps, files)
+	if err != nil {
+		return nil, err
+	}
+	var out []lang.ProjectTarget
+	for _, pt := range targets {
+		for _, pa := range w.TargetApps(pt.Project, pt.Target) {
+			if affected[pa.App] {
+				out = append(out, pt)
+				break
+			}
+		}
+	}
+	return out, nil
+}

@@ -42,8 +42,10 @@ type Options struct {
 	// Env gives the cache and the state store (State and StateDir must be
 	// set). Env.Log receives the compilers' output.
 	Env *pipeline.Env
-	// Registry constructs the target's provider.
+	// Registry constructs the target's provider; Catalog is what the
+	// Unikfile may name (stages/registry).
 	Registry deploy.Registry
+	Catalog  *lang.Catalog
 	Jobs     int
 	// Quiet and MaxDelay shape coalescing (see package watch); Drain bounds
 	// the wait for an old VM's open connections; Timeout bounds each boot.
@@ -269,7 +271,7 @@ func (l *loop) reload() []string {
 				l.emit(Event{Kind: EventReloaded, Message: p.File})
 				var out []string
 				for _, name := range t.Apps {
-					if !sameApp(oldDefs[name], p.App(name)) || !reflect.DeepEqual(oldHosts[name], l.apps[name].hosts) || !sameQEMU(oldT, t) {
+					if !sameApp(oldDefs[name], p.App(name)) || !reflect.DeepEqual(oldHosts[name], l.apps[name].hosts) || !sameSettings(oldT, t, p.App(name)) {
 						out = append(out, name)
 					}
 				}
@@ -296,9 +298,9 @@ func sameApp(a, b *lang.App) bool {
 	return reflect.DeepEqual(x, y)
 }
 
-// sameQEMU compares the target settings that shape every VM.
-func sameQEMU(a, b *lang.Target) bool {
-	return a.QEMU.Accel == b.QEMU.Accel && a.QEMU.CPUs == b.QEMU.CPUs
+// sameSettings compares the target settings that shape app's VM.
+func sameSettings(a, b *lang.Target, app *lang.App) bool {
+	return deploy.SettingsDigest(a, app, nil) == deploy.SettingsDigest(b, app, nil)
 }
 
 // drop stops an app that left the target and closes its forwarders.

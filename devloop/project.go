@@ -16,7 +16,7 @@ import (
 
 // load reads the Unikfile; diagnostics become the error's text.
 func (l *loop) load() (*lang.Project, error) {
-	p, src, diags := lang.Load(l.opts.File, lang.Options{Vars: l.opts.Vars})
+	p, src, diags := lang.Load(l.opts.File, lang.Options{Vars: l.opts.Vars, Catalog: l.opts.Catalog})
 	if diags.HasErrors() {
 		var b bytes.Buffer
 		_ = lang.WriteDiagnostics(&b, diags, src, false)
@@ -34,7 +34,7 @@ type UnikfileError struct {
 func (e *UnikfileError) Error() string { return e.Text }
 func (e *UnikfileError) Unwrap() error { return e.Diags }
 
-// pickTarget returns the named target, or the only QEMU one.
+// pickTarget returns the named target, or the only one watch can serve.
 func pickTarget(p *lang.Project, name string) (*lang.Target, error) {
 	t, err := findTarget(p, name)
 	if err == nil && len(t.Imports) > 0 {
@@ -49,12 +49,12 @@ func findTarget(p *lang.Project, name string) (*lang.Target, error) {
 		if t == nil {
 			return nil, fmt.Errorf("no target named %q in %s; targets: %s", name, p.File, strings.Join(targetNames(p.Targets), ", "))
 		}
-		if t.Provider != "qemu" {
-			return nil, fmt.Errorf("target %s uses provider %q; watch runs QEMU targets (on this machine), name one of: %s", name, t.Provider, strings.Join(targetNames(qemuTargets(p)), ", "))
+		if !watchable(t) {
+			return nil, fmt.Errorf("target %s uses provider %q, which reaches apps at their own address; watch serves apps on this host's ports, through providers that forward them (qemu): name one of: %s", name, t.Provider, strings.Join(targetNames(watchableTargets(p)), ", "))
 		}
 		return t, nil
 	}
-	qs := qemuTargets(p)
+	qs := watchableTargets(p)
 	switch len(qs) {
 	case 1:
 		return qs[0], nil
@@ -64,10 +64,20 @@ func findTarget(p *lang.Project, name string) (*lang.Target, error) {
 	return nil, fmt.Errorf("%s has several QEMU targets; name the one to watch: unikfile watch %s", p.File, strings.Join(targetNames(qs), "|"))
 }
 
-func qemuTargets(p *lang.Project) []*lang.Target {
+// watchable says whether watch can serve t: its provider forwards the
+// apps' ports from this host, so watch's forwarder can own them.
+func watchable(t *lang.Target) bool {
+	if t.Settings == nil {
+		return false
+	}
+	_, ok := t.Settings.Forwards(nil)
+	return ok
+}
+
+func watchableTargets(p *lang.Project) []*lang.Target {
 	var out []*lang.Target
 	for _, t := range p.Targets {
-		if t.Provider == "qemu" {
+		if watchable(t) {
 			out = append(out, t)
 		}
 	}
@@ -192,17 +202,10 @@ func (l *loop) adopt(p *lang.Project, t *lang.Target) error {
 
 // hostAddrs maps the app's guest ports to the target's host addresses.
 func hostAddrs(t *lang.Target, a *lang.App) map[int]string {
-	bind := t.QEMU.Bind
-	if bind == "" {
-		bind = "127.0.0.1"
-	}
 	m := map[int]string{}
-	for _, g := range a.Ports {
-		h := g
-		if hp, ok := t.QEMU.HostPorts[g]; ok {
-			h = hp
-		}
-		m[g] = net.JoinHostPort(bind, strconv.Itoa(h))
+	fw, _ := t.Forwards(a)
+	for _, f := range fw {
+		m[f.Guest] = net.JoinHostPort(f.Bind, strconv.Itoa(f.Host))
 	}
 	return m
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/deploy/qemu"
 )
 
 // A project with two apps: api at the root (ignoring docs/) and web in web/.
@@ -73,8 +74,18 @@ func TestScopeFiltersWhatIsWatched(t *testing.T) {
 	}
 }
 
+// direct stands for the settings of a provider that reaches apps at their
+// own address (a cloud), which watch cannot serve.
+type direct struct{}
+
+func (direct) Forwards([]int) ([]lang.Forward, bool) { return nil, false }
+func (direct) Redeploy() any                         { return nil }
+
 func TestPickTarget(t *testing.T) {
-	p := &lang.Project{File: "/p/Unikfile", Targets: []*lang.Target{{Name: "dev", Provider: "qemu"}, {Name: "prod", Provider: "aws"}}}
+	p := &lang.Project{File: "/p/Unikfile", Targets: []*lang.Target{
+		{Name: "dev", Provider: "qemu", Settings: qemu.DefaultSettings()},
+		{Name: "prod", Provider: "aws", Settings: direct{}},
+	}}
 	if tg, err := pickTarget(p, ""); err != nil || tg.Name != "dev" {
 		t.Fatalf("only QEMU target: %v, %v", tg, err)
 	}
@@ -84,7 +95,7 @@ func TestPickTarget(t *testing.T) {
 	if _, err := pickTarget(p, "nope"); err == nil {
 		t.Fatal("an unknown target was accepted")
 	}
-	p.Targets = append(p.Targets, &lang.Target{Name: "dev2", Provider: "qemu"})
+	p.Targets = append(p.Targets, &lang.Target{Name: "dev2", Provider: "qemu", Settings: qemu.DefaultSettings()})
 	if _, err := pickTarget(p, ""); err == nil {
 		t.Fatal("two QEMU targets and no name: want an error naming them")
 	}

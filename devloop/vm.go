@@ -68,19 +68,7 @@ func (l *loop) retire(name string, v *vm, backends []oldBackend) {
 
 // removeInstance stops a VM and removes its run directory and record.
 func (l *loop) removeInstance(inst *state.Instance) error {
-	ctx := context.WithoutCancel(l.ctx)
-	if err := l.provider.Stop(ctx, inst); err != nil {
-		return fmt.Errorf("stop %s: %w", inst.ID, err)
-	}
-	if inst.RunDir != "" && filepath.IsAbs(inst.RunDir) && filepath.Base(inst.RunDir) == inst.ID {
-		if err := os.RemoveAll(inst.RunDir); err != nil {
-			return err
-		}
-	}
-	if err := l.store.Delete(inst.ID); err != nil && !errors.Is(err, state.ErrNotFound) {
-		return err
-	}
-	return nil
+	return deploy.Remove(context.WithoutCancel(l.ctx), l.store, l.provider, inst)
 }
 
 // buildAndBoot builds one app through the cached graph and boots it on
@@ -115,7 +103,7 @@ func (l *loop) buildAndBoot(ctx context.Context, p *lang.Project, t *lang.Target
 	}
 	r.image = img.Image.Digest
 	l.emit(Event{Kind: EventBuildDone, App: def.Name, Image: short(img.Image.Digest), Duration: r.built})
-	if serving != "" && servingKey(img.Image.Digest, t) == serving {
+	if serving != "" && servingKey(img.Image.Digest, t, def) == serving {
 		r.unchanged = true
 		return r
 	}
@@ -133,10 +121,11 @@ func (l *loop) buildAndBoot(ctx context.Context, p *lang.Project, t *lang.Target
 	return r
 }
 
-// servingKey identifies what a VM runs: its image and the target's QEMU
-// settings (a settings-only edit of the Unikfile reboots too).
-func servingKey(image string, t *lang.Target) string {
-	return image + " " + fmt.Sprintf("%+v", t.QEMU)
+// servingKey identifies what a VM runs: its image and the settings that
+// shape it, as up decides (a settings-only edit of the Unikfile reboots
+// too). Host ports are the forwarder's, not the VM's.
+func servingKey(image string, t *lang.Target, a *lang.App) string {
+	return image + " " + deploy.SettingsDigest(t, a, nil)
 }
 
 func short(d string) string {
@@ -150,15 +139,14 @@ func short(d string) string {
 // internal port, recorded in the state store as the watch's.
 func (l *loop) boot(ctx context.Context, p *lang.Project, t *lang.Target, def *lang.App, img *pipeline.Image) (*vm, error) {
 	ports := map[int]int{}
-	tt := *t
-	tt.QEMU.Bind = internalBind
-	tt.QEMU.HostPorts = map[int]int{}
+	var forwards []lang.Forward
 	for _, g := range img.Image.Ports {
 		port, err := freePort()
 		if err != nil {
 			return nil, fmt.Errorf("app %s: pick an internal port: %w", def.Name, err)
 		}
-		ports[g], tt.QEMU.HostPorts[g] = port, port
+		ports[g] = port
+		forwards = append(forwards, lang.Forward{Bind: internalBind, Host: port, Guest: g})
 	}
 	id := state.NewID(def.Name)
 	inst := &state.Instance{
@@ -172,8 +160,8 @@ func (l *loop) boot(ctx context.Context, p *lang.Project, t *lang.Target, def *l
 	}
 	l.emit(Event{Kind: EventBootStarted, App: def.Name, Image: short(img.Image.Digest), Instance: id})
 	booted, err := l.provider.Boot(ctx, deploy.Spec{
-		Project: p.Dir, Target: &tt, App: def, Image: img.Image, ImageDir: img.Dir,
-		RunDir: inst.RunDir, ID: id, Timeout: l.opts.Timeout,
+		Project: p.Dir, Target: t, App: def, Image: img.Image, ImageDir: img.Dir,
+		Forwards: forwards, RunDir: inst.RunDir, ID: id, Timeout: l.opts.Timeout,
 		Progress: func(msg string) { l.note(def.Name, msg) },
 	})
 	if err != nil {
@@ -189,7 +177,7 @@ func (l *loop) boot(ctx context.Context, p *lang.Project, t *lang.Target, def *l
 		_ = l.removeInstance(booted)
 		return nil, err
 	}
-	return &vm{inst: booted, ports: ports, key: servingKey(img.Image.Digest, t)}, nil
+	return &vm{inst: booted, ports: ports, key: servingKey(img.Image.Digest, t, def)}, nil
 }
 
 func freePort() (int, error) {

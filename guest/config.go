@@ -13,6 +13,11 @@ const (
 	// ExitMarker is followed by the app's exit status in decimal, then the
 	// guest powers off.
 	ExitMarker = "unikfile-init: exit status "
+	// AddressMarker is followed by the guest's IPv4 address with its
+	// prefix length and how it was configured ("10.0.2.15/24 via dhcp"),
+	// printed once the network is up: providers that reach guests at
+	// their own address learn it here.
+	AddressMarker = "unikfile-init: address "
 	// ErrorPrefix starts every error line of the init; hosts relay such
 	// lines to the user while they wait for readiness.
 	ErrorPrefix = "unikfile-init: error: "

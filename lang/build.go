@@ -3,6 +3,7 @@ package lang
 import (
 	"encoding/csv"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -25,7 +26,7 @@ var cacheTypes = []string{"registry", "local", "inline", "gha", "s3", "azblob"}
 func decodeBuild(b *hcl.Block, s *scope) (Build, hcl.Diagnostics) {
 	content, diags := b.Body.Content(buildSchema)
 	d := &decoder{s: s, attrs: content.Attributes}
-	out := Build{Executor: d.choice("executor", "local", executors)}
+	out := Build{Executor: d.choice("executor", "local", s.cat.Executors)}
 	out.ExecutorSet = content.Attributes["executor"] != nil
 	out.BuildKitHost, _ = d.str("buildkit_host", "")
 	out.CacheFrom = d.cacheSpecs("cache_from")
@@ -47,6 +48,14 @@ func (d *decoder) cacheSpecs(name string) []CacheSpec {
 		if need := requiredCacheAttr(name, spec.Type); need != "" && spec.Attrs[need] == "" {
 			d.errorf(it.rng, "Invalid "+name, "A %s cache in %s needs %s=...: e.g. %q.", spec.Type, name, need, cacheExample(name, spec.Type))
 			continue
+		}
+		if spec.Type == "local" {
+			for _, k := range []string{"src", "dest"} {
+				if p, ok := spec.Attrs[k]; ok && (filepath.IsAbs(p) || !within(d.s.dir, filepath.Join(d.s.dir, p))) {
+					d.errorf(it.rng, "Cache folder outside the project",
+						"%s=%s in %s leaves the project: a local cache folder is relative to the Unikfile's directory and inside it, e.g. %q.", k, p, name, cacheExample(name, spec.Type))
+				}
+			}
 		}
 		out = append(out, spec)
 	}

@@ -1,6 +1,10 @@
-package lang
+package lang_test
 
-import "testing"
+import (
+	"testing"
+
+	. "github.com/unikfile/unikfile/lang"
+)
 
 func TestBuilderAndExecutorDefaults(t *testing.T) {
 	path := project(t, `
@@ -12,7 +16,7 @@ app "b" {
   language = "go"
 }
 `)
-	p, _, diags := Load(path, Options{Environ: noEnv})
+	p, _, diags := Load(path, Options{Catalog: catalog, Environ: noEnv})
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}

@@ -148,7 +148,9 @@ func (d *decoder) list(name string, elemTy cty.Type) ([]item, *hcl.Attribute) {
 
 // pairs evaluates the named attribute as a map whose values convert to
 // elemTy, keeping ranges for each key and value. Keys must be unique.
-func (d *decoder) pairs(name string, elemTy cty.Type) ([]pair, *hcl.Attribute) {
+// Keys are text, whatever they are written as; values are strict unless
+// loose (see looseEval).
+func (d *decoder) pairs(name string, elemTy cty.Type, loose bool) ([]pair, *hcl.Attribute) {
 	attr := d.attrs[name]
 	if attr == nil {
 		return nil, nil
@@ -158,8 +160,12 @@ func (d *decoder) pairs(name string, elemTy cty.Type) ([]pair, *hcl.Attribute) {
 	if kvs, diags := hcl.ExprMap(attr.Expr); !diags.HasErrors() {
 		seen := map[string]hcl.Range{}
 		for _, kv := range kvs {
-			k, kok := d.s.eval(kv.Key, cty.String, "a key of "+what, &d.diags)
-			v, vok := d.s.eval(kv.Value, elemTy, what, &d.diags)
+			k, kok := d.s.looseEval(kv.Key, cty.String, "a key of "+what, &d.diags)
+			evalValue := d.s.eval
+			if loose {
+				evalValue = d.s.looseEval
+			}
+			v, vok := evalValue(kv.Value, elemTy, what, &d.diags)
 			if !kok || !vok {
 				continue
 			}

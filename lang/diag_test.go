@@ -1,8 +1,9 @@
-package lang
+package lang_test
 
 import (
 	"bytes"
 	"encoding/json"
+	. "github.com/unikfile/unikfile/lang"
 	"strings"
 	"testing"
 
@@ -18,7 +19,7 @@ const renderUnikfile = `app "api" {
 
 func TestWriteDiagnostics(t *testing.T) {
 	path := project(t, renderUnikfile)
-	_, sources, diags := Load(path, Options{Environ: noEnv})
+	_, sources, diags := Load(path, Options{Catalog: catalog, Environ: noEnv})
 	if len(diags) != 1 {
 		t.Fatalf("want one diagnostic; got %s", diags.Error())
 	}
@@ -69,7 +70,7 @@ func TestWriteDiagnosticsWithoutSource(t *testing.T) {
 
 func TestDiagnosticsJSON(t *testing.T) {
 	path := project(t, renderUnikfile)
-	_, _, diags := Load(path, Options{Vars: map[string]string{"nope": "1"}, Environ: noEnv})
+	_, _, diags := Load(path, Options{Catalog: catalog, Vars: map[string]string{"nope": "1"}, Environ: noEnv})
 	got := DiagnosticsJSON(diags)
 	if len(got) != 2 {
 		t.Fatalf("want two diagnostics; got %d", len(got))
@@ -104,5 +105,43 @@ func TestDiagnosticsJSON(t *testing.T) {
 		if !bytes.Contains(b, []byte(key)) {
 			t.Errorf("JSON %s lacks %s", b, key)
 		}
+	}
+}
+
+// A Unikfile cannot drive the terminal through a diagnostic: control
+// characters of the source line are shown as their pictures, and the
+// carets still point at the range.
+func TestWriteDiagnosticsEscapesControlCharacters(t *testing.T) {
+	path := project(t, "app \"a\" {\n  language = \"\x1b]0;owned\x07\x1b[2J\"\n}\n")
+	_, sources, diags := Load(path, Options{Catalog: catalog, Environ: noEnv})
+	var b strings.Builder
+	if err := WriteDiagnostics(&b, diags, sources, false); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Fatalf("raw control characters reach the terminal:\n%q", out)
+	}
+	if !strings.Contains(out, `language = "␛]0;owned␇␛[2J"`) {
+		t.Errorf("the source line is not shown with visible controls:\n%s", out)
+	}
+}
+
+// A source line of 200 KB is shown as a window around the error.
+func TestWriteDiagnosticsCutsLongLines(t *testing.T) {
+	path := project(t, "app \"a\" {\n  language = \"go\"\n  args = ["+strings.Repeat(`"x", `, 40000)+"1, {}]\n}\n")
+	_, sources, diags := Load(path, Options{Catalog: catalog, Environ: noEnv})
+	if !diags.HasErrors() {
+		t.Fatal("no error")
+	}
+	var b strings.Builder
+	_ = WriteDiagnostics(&b, diags, sources, false)
+	for _, l := range strings.Split(b.String(), "\n") {
+		if len(l) > 400 {
+			t.Fatalf("a %d-byte line was printed", len(l))
+		}
+	}
+	if !strings.Contains(b.String(), "…") {
+		t.Errorf("no cut is shown:\n%s", b.String())
 	}
 }

@@ -77,12 +77,13 @@ func (e *snippetExtra) UnwrapDiagnosticExtra() any { return e.wrapped }
 // attachSnippets records in each diagnostic the source lines its subject
 // covers, so the diagnostics can be rendered as JSON on their own.
 func attachSnippets(diags hcl.Diagnostics, files Sources) {
+	sn := newSnippets(files)
 	for _, d := range diags {
 		if _, done := hcl.DiagnosticExtra[*snippetExtra](d); done || d.Subject == nil {
 			continue
 		}
 		var lines []string
-		for _, l := range snippet(files[d.Subject.Filename], *d.Subject, nil) {
+		for _, l := range sn.of(*d.Subject, nil) {
 			lines = append(lines, l.text)
 		}
 		if len(lines) > 0 {

@@ -1,10 +1,13 @@
-package lang
+package lang_test
 
 import (
+	"bytes"
 	"fmt"
+	. "github.com/unikfile/unikfile/lang"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -95,7 +98,7 @@ app "a" {
 app "a" {
   language = "go"
   base     = "linx"
-}`, want: `base must be one of: linux, osv, rump, mirage, includeos. Did you mean "linux"?`, line: 4, col: 14},
+}`, want: `base must be one of: linux (the bases this version of unikfile builds). Did you mean "linux"?`, line: 4, col: 14},
 		{name: "memory too small", src: `
 app "a" {
   language = "go"
@@ -237,7 +240,32 @@ app "a" { language = "go" }
 target "t" {
   provider = "azure"
   apps     = [app.a]
-}`, want: `provider must be one of: qemu, libvirt, vsphere, aws, gcp`, line: 4, col: 14},
+}`, want: `provider must be one of: qemu (the providers this version of unikfile builds)`, line: 4, col: 14},
+		{name: "a provider that is not built", src: `
+app "a" { language = "go" }
+target "t" {
+  provider = "aws"
+  apps     = [app.a]
+  aws {
+    region = "eu-west-1"
+  }
+}`, want: `Unsupported provider "aws"`, line: 4, col: 14},
+		{name: "a base that is not built, with its block", src: `
+app "a" {
+  language = "c"
+  base     = "osv"
+  osv {
+    kernel = "loader.elf"
+  }
+}`, want: `Unsupported base "osv"`, line: 4, col: 14},
+		{name: "a second qemu block", src: `
+app "a" { language = "go" }
+target "t" {
+  provider = "qemu"
+  apps     = [app.a]
+  qemu {}
+  qemu {}
+}`, want: `A qemu block was already declared at`, line: 7, col: 3},
 		{name: "source escapes with ..", src: `
 app "a" {
   source   = "../elsewhere"
@@ -385,6 +413,123 @@ variable "n" {
   type    = number
   default = "many"
 }`, want: `does not match its type number`, line: 4, col: 13},
+		// Hostile input: limits, strict types, paths and names.
+		{name: "nesting deeper than the limit", src: "x = " + strings.Repeat("[", 100000),
+			want: "Nesting too deep", line: 1, col: 69},
+		{name: "a FIFO for a Unikfile", src: ``, setup: func(t *testing.T, dir, _ string) {
+			p := filepath.Join(dir, FileName)
+			os.Remove(p)
+			if err := syscall.Mkfifo(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "not a regular file (a FIFO)", line: 0, col: 0},
+		{name: "a device for a Unikfile", src: ``, setup: func(t *testing.T, dir, _ string) {
+			p := filepath.Join(dir, FileName)
+			os.Remove(p)
+			if err := os.Symlink("/dev/zero", p); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "not a regular file (a character device)", line: 0, col: 0},
+		{name: "a Unikfile over the size limit", src: ``, setup: func(t *testing.T, dir, _ string) {
+			if err := os.WriteFile(filepath.Join(dir, FileName), bytes.Repeat([]byte("# padding\n"), MaxFileSize/10+1), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "more than a Unikfile may hold (4 MiB)", line: 0, col: 0},
+		{name: "a function call building gigabytes", src: `
+locals {
+  main = join("", [for i in range(1024) : join("", [for j in range(1024) : format("%1000000s", "")])])
+}`, want: "produces more than 64 MiB of values", line: 3, col: 76},
+		{name: "a range too large to build", src: `
+locals {
+  n = length(range(100000000))
+}`, want: "range of 100000000 elements is larger than", line: 3, col: 14},
+		{name: "a setproduct too large to build", src: `
+locals {
+  l = range(1000)
+  p = setproduct(local.l, local.l, local.l)
+}`, want: "setproduct of more than 10000 elements", line: 4, col: 7},
+		{name: "a string doubled past the limit", src: `
+locals {
+  a = format("%100000s", "")
+  b = "${local.a}${local.a}${local.a}${local.a}${local.a}${local.a}${local.a}${local.a}${local.a}${local.a}${local.a}"
+}`, want: "a string of 1100000 bytes is longer than", line: 4, col: 7},
+		{name: "a number for the builder", src: `
+app "a" {
+  language = "go"
+  builder  = 1
+}`, want: `attribute "builder": a string is required, and this is a number`, line: 4, col: 14},
+		{name: "a number for the source", src: `
+app "a" {
+  language = "go"
+  source   = 1
+}`, want: `attribute "source": a string is required, and this is a number`, line: 4, col: 14},
+		{name: "a bool for the language", src: `
+app "a" {
+  language = true
+}`, want: `a string is required, and this is a bool`, line: 3, col: 14},
+		{name: "empty memory", src: `
+app "a" {
+  language = "go"
+  memory   = ""
+}`, want: `"" is not a size`, line: 4, col: 14},
+		{name: "a very long app name", src: "app \"" + strings.Repeat("a", 10000) + "\" {\n  language = \"go\"\n}",
+			want: "has at most 48 characters", line: 1, col: 5},
+		{name: "NUL in args", src: `
+app "a" {
+  language = "go"
+  args     = ["-x", "a\u0000b"]
+}`, want: "Element 1 of args holds a NUL character", line: 4, col: 14},
+		{name: "NUL in env", src: `
+app "a" {
+  language = "go"
+  env      = { A = "x\u0000y" }
+}`, want: "The value of A holds a NUL character", line: 4, col: 20},
+		{name: "a line break in the kernel command line", src: `
+app "a" {
+  language = "go"
+  linux {
+    cmdline = "quiet\ninit=/bin/sh"
+  }
+}`, want: "cmdline holds a line break", line: 5, col: 15},
+		{name: "a kernel that does not exist", src: `
+app "a" {
+  language = "go"
+  linux {
+    kernel = "/nonexistent/vmlinuz"
+  }
+}`, want: `kernel = "/nonexistent/vmlinuz": stat /nonexistent/vmlinuz: no such file or directory`, line: 5, col: 14},
+		{name: "a local cache export outside the project", src: `
+build {
+  cache_to = ["type=local,dest=../../../tmp/x"]
+}`, want: "dest=../../../tmp/x in cache_to leaves the project", line: 3, col: 15},
+		{name: "an absolute local cache import", src: `
+build {
+  cache_from = ["type=local,src=/tmp/x"]
+}`, want: "src=/tmp/x in cache_from leaves the project", line: 3, col: 17},
+		{name: "one guest port mapped twice after normalisation", src: `
+app "a" {
+  language = "go"
+  ports    = [8080]
+}
+target "t" {
+  provider = "qemu"
+  apps     = [app.a]
+  qemu {
+    host_ports = { 8080 = 9000, "08080" = 9001 }
+  }
+}`, want: "Port 8080 is already mapped at", line: 10, col: 33},
+		{name: "terminal escapes in a value stay in the message only quoted", src: "app \"a\" {\n  language = \"go\u001b]0;owned\u0007\"\n}",
+			want: `Unsupported language "go\x1b]0;owned\a"`, line: 2, col: 14},
+		{name: "an elf main outside the source", src: `
+app "a" {
+  language = "elf"
+  main     = "../../etc/passwd"
+}`, want: `main = "../../etc/passwd" leaves the app's source`, line: 4, col: 14},
+		{name: "an absolute main", src: `
+app "a" {
+  language = "elf"
+  main     = "/bin/sh"
+}`, want: `main = "/bin/sh" leaves the app's source`, line: 4, col: 14},
 		{name: "unknown --var", src: `
 variable "region" { default = "x" }
 variable "zone" { default = "y" }
@@ -398,7 +543,7 @@ variable "zone" { default = "y" }
 				tt.setup(t, filepath.Dir(path), outside)
 			}
 			want := strings.ReplaceAll(tt.want, "{{file}}", path)
-			p, _, diags := Load(path, Options{Vars: tt.vars, Environ: noEnv})
+			p, _, diags := Load(path, Options{Catalog: catalog, Vars: tt.vars, Environ: noEnv})
 			if p != nil {
 				t.Errorf("Load returned a project despite errors")
 			}
@@ -439,7 +584,7 @@ func ExampleWriteDiagnostics() {
 	defer func() { _ = os.Chdir(wd) }()
 	_ = os.Chdir(dir)
 
-	_, sources, diags := Load("Unikfile", Options{Environ: []string{}})
+	_, sources, diags := Load("Unikfile", Options{Catalog: catalog, Environ: []string{}})
 	if err := WriteDiagnostics(os.Stdout, diags, sources, false); err != nil {
 		fmt.Println(err)
 	}

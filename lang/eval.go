@@ -20,18 +20,27 @@ import (
 // yields an unknown value, which decoders skip silently so one mistake
 // gives one diagnostic.
 type scope struct {
+	cat *Catalog
+	// dir is the Unikfile's directory.
+	dir    string
 	vars   map[string]cty.Value
 	locals map[string]cty.Value
 	apps   []string // declared app names, in declaration order
 	funcs  map[string]function.Function
-	ctx    *hcl.EvalContext // built on demand; nil after a change
+	budget *budget
+	ctx    *hcl.EvalContext     // built on demand; nil after a change
+	fixed  map[string]cty.Value // the var and app objects, made on first use
 }
 
-func newScope() *scope {
+func newScope(cat *Catalog, dir string) *scope {
+	b := newBudget()
 	return &scope{
+		cat:    cat,
+		dir:    dir,
+		budget: b,
 		vars:   map[string]cty.Value{},
 		locals: map[string]cty.Value{},
-		funcs:  functions(),
+		funcs:  functions(b),
 	}
 }
 
@@ -41,24 +50,57 @@ func (s *scope) setLocal(name string, v cty.Value) {
 	s.ctx = nil
 }
 
-// evalContext returns the context expressions are evaluated in.
+// evalContext returns the context expressions are evaluated in, with
+// every local value.
 func (s *scope) evalContext() *hcl.EvalContext {
 	if s.ctx != nil {
 		return s.ctx
 	}
-	apps := make(map[string]cty.Value, len(s.apps))
-	for _, name := range s.apps {
-		apps[name] = cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal(name)})
+	s.ctx = s.contextWith(objectOf(s.locals))
+	return s.ctx
+}
+
+// contextWith is a context with locals as the local object. The var and
+// app objects are made once: variables and apps are known before anything
+// is evaluated in the scope.
+func (s *scope) contextWith(locals cty.Value) *hcl.EvalContext {
+	if s.fixed == nil {
+		apps := make(map[string]cty.Value, len(s.apps))
+		for _, name := range s.apps {
+			apps[name] = cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal(name)})
+		}
+		s.fixed = map[string]cty.Value{"var": objectOf(s.vars), "app": objectOf(apps)}
 	}
-	s.ctx = &hcl.EvalContext{
-		Variables: map[string]cty.Value{
-			"var":   objectOf(s.vars),
-			"local": objectOf(s.locals),
-			"app":   objectOf(apps),
-		},
+	return &hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": s.fixed["var"], "local": locals, "app": s.fixed["app"]},
 		Functions: s.funcs,
 	}
-	return s.ctx
+}
+
+// contextFor is the context to evaluate expr in. While locals are being
+// evaluated (each one changes them), it holds only the locals expr names,
+// so that evaluating n locals costs what they reference, not n times n.
+func (s *scope) contextFor(expr hcl.Expression) *hcl.EvalContext {
+	if s.ctx != nil {
+		return s.ctx
+	}
+	some := map[string]cty.Value{}
+	for _, t := range expr.Variables() {
+		if t.RootName() != "local" {
+			continue
+		}
+		if len(t) < 2 {
+			return s.evalContext() // the whole local object
+		}
+		attr, isAttr := t[1].(hcl.TraverseAttr)
+		if !isAttr {
+			return s.evalContext()
+		}
+		if v, known := s.locals[attr.Name]; known {
+			some[attr.Name] = v
+		}
+	}
+	return s.contextWith(objectOf(some))
 }
 
 func objectOf(m map[string]cty.Value) cty.Value {
@@ -147,6 +189,21 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// looseEval is eval for the elements of args and the values of env, which
+// take numbers and bools as their text (env = { PORT = 8080 }).
+func (s *scope) looseEval(expr hcl.Expression, ty cty.Type, what string, diags *hcl.Diagnostics) (cty.Value, bool) {
+	v, ok := s.eval(expr, cty.DynamicPseudoType, what, diags)
+	if !ok {
+		return v, false
+	}
+	cv, err := convert.Convert(v, ty)
+	if err != nil {
+		*diags = append(*diags, errorAt(expr.Range(), "Incorrect attribute value type", fmt.Sprintf("Inappropriate value for %s: %s.", what, err)))
+		return cty.NilVal, false
+	}
+	return cv, true
+}
+
 // eval evaluates expr in the scope and converts the result to ty. ok is
 // false when the value cannot be used: an error (reported into *diags) or
 // an unknown value (an error was reported earlier). A null value is ok and
@@ -156,10 +213,28 @@ func (s *scope) eval(expr hcl.Expression, ty cty.Type, what string, diags *hcl.D
 		*diags = append(*diags, d...)
 		return cty.NilVal, false
 	}
-	ctx := s.evalContext()
+	ctx := s.contextFor(expr)
 	v, d := expr.Value(ctx)
 	*diags = append(*diags, d...)
 	if d.HasErrors() || !v.IsWhollyKnown() {
+		return cty.NilVal, false
+	}
+	if err := s.budget.charge(v); err != nil {
+		*diags = append(*diags, errorAt(expr.Range(), "Value too large", fmt.Sprintf("The value of %s: %s.", what, err)))
+		return cty.NilVal, false
+	}
+	if ty == cty.String && (v.Type() == cty.Number || v.Type() == cty.Bool) && !v.IsNull() {
+		// A number or bool where a name, a path or a size is expected is a
+		// mistake more often than not; lists of strings and string maps
+		// (args, env) take them, see looseEval.
+		*diags = append(*diags, &hcl.Diagnostic{
+			Severity:    hcl.DiagError,
+			Summary:     "Incorrect attribute value type",
+			Detail:      fmt.Sprintf("Inappropriate value for %s: a string is required, and this is a %s; write it in quotes if you mean the text.", what, v.Type().FriendlyName()),
+			Subject:     expr.Range().Ptr(),
+			Expression:  expr,
+			EvalContext: ctx,
+		})
 		return cty.NilVal, false
 	}
 	cv, err := convert.Convert(v, ty)

@@ -12,6 +12,10 @@ import (
 // WriteDiagnostics(w, diags, SourcesOf(filename, src), color). Format is
 // idempotent, so `fmt -check` is bytes.Equal(src, formatted).
 func Format(src []byte, filename string) ([]byte, hcl.Diagnostics) {
+	if diags := checkNesting(src, filename); diags.HasErrors() {
+		attachSnippets(diags, Sources{filename: &hcl.File{Body: hcl.EmptyBody(), Bytes: src}})
+		return nil, diags
+	}
 	if _, diags := hclwrite.ParseConfig(src, filename, hcl.InitialPos); diags.HasErrors() {
 		attachSnippets(diags, SourcesOf(filename, src))
 		return nil, diags

@@ -1,6 +1,7 @@
-package lang
+package lang_test
 
 import (
+	. "github.com/unikfile/unikfile/lang"
 	"strings"
 	"testing"
 )

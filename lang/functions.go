@@ -11,7 +11,19 @@ import (
 // library under Terraform's names, plus try and can. There is deliberately
 // nothing that reads the host (no env, file or timestamp): a Unikfile's
 // values depend only on its text, its variables and --var/UNIKFILE_VAR_*.
-func functions() map[string]function.Function {
+// Every result is charged to b (see bounded); try and can only pass on
+// what their arguments, already charged, computed.
+func functions(b *budget) map[string]function.Function {
+	fs := stdFunctions()
+	for name, f := range fs {
+		if name != "try" && name != "can" {
+			fs[name] = bounded(name, f, b)
+		}
+	}
+	return fs
+}
+
+func stdFunctions() map[string]function.Function {
 	return map[string]function.Function{
 		// numbers
 		"abs":      stdlib.AbsoluteFunc,

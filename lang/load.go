@@ -25,6 +25,9 @@ type Options struct {
 	// nil means os.Environ(). Unlike --var, a name the Unikfile does not
 	// declare is ignored: the environment is shared by every project.
 	Environ []string
+	// Catalog is what the stages implement (stages/registry.Catalog());
+	// required.
+	Catalog *Catalog
 }
 
 // Sources holds the text of every file Load read (the Unikfile, and the
@@ -77,15 +80,29 @@ var rootSchema = &hcl.BodySchema{
 // then decode apps, targets and the build block with var., local. and app.
 // in scope and the go-cty standard library as functions.
 func Load(path string, opts Options) (*Project, Sources, hcl.Diagnostics) {
+	return load(path, opts, false)
+}
+
+// load is Load; with deferImports, the provider blocks of targets that
+// run apps of other Unikfiles are left for LoadWorkspace to decode.
+func load(path string, opts Options, deferImports bool) (*Project, Sources, hcl.Diagnostics) {
 	name := filepath.Clean(path)
+	if opts.Catalog == nil {
+		return nil, Sources{}, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No catalog", Detail: "lang.Load needs Options.Catalog (stages/registry.Catalog())."}}
+	}
 	sources := Sources{}
-	src, err := os.ReadFile(path)
+	src, err := ReadFile(path)
 	if err != nil {
 		return nil, sources, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Cannot read Unikfile",
 			Detail:   err.Error(),
 		}}
+	}
+	if diags := checkNesting(src, name); diags.HasErrors() {
+		sources[name] = &hcl.File{Body: hcl.EmptyBody(), Bytes: src}
+		attachSnippets(diags, sources)
+		return nil, sources, diags
 	}
 	file, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
 	if file == nil {
@@ -126,7 +143,7 @@ func Load(path string, opts Options) (*Project, Sources, hcl.Diagnostics) {
 		}
 	}
 
-	s := newScope()
+	s := newScope(opts.Catalog, p.Dir)
 	s.vars, d = decodeVariables(varBlocks, opts, sources)
 	diags = append(diags, d...)
 
@@ -146,7 +163,7 @@ func Load(path string, opts Options) (*Project, Sources, hcl.Diagnostics) {
 		p.Apps = append(p.Apps, app)
 	}
 	for _, b := range targetBlocks {
-		t, d := decodeTarget(b, s, p)
+		t, d := decodeTarget(b, s, p, deferImports)
 		diags = append(diags, d...)
 		p.Targets = append(p.Targets, t)
 	}
@@ -194,7 +211,7 @@ func uniqueBlocks(kind string, blocks []*hcl.Block) ([]*hcl.Block, hcl.Diagnosti
 		name := b.Labels[0]
 		if !validName(name) {
 			diags = append(diags, errorAt(b.LabelRanges[0], fmt.Sprintf("Invalid %s name", kind),
-				fmt.Sprintf("%q is not a valid %s name: a name starts with a letter and holds only letters, digits, '_' and '-'.", name, kind)))
+				fmt.Sprintf("%q is not a valid %s name: a name starts with a letter, holds only letters, digits, '_' and '-', and has at most %d characters (it names instances and hosts).", shorten(name), kind, MaxNameLength)))
 			continue
 		}
 		if first, ok := seen[name]; ok {
@@ -211,7 +228,7 @@ func uniqueBlocks(kind string, blocks []*hcl.Block) ([]*hcl.Block, hcl.Diagnosti
 // validName reports whether name can name an app or a target: it becomes
 // part of references (app.NAME), file names and instance names.
 func validName(name string) bool {
-	if name == "" {
+	if name == "" || len(name) > MaxNameLength {
 		return false
 	}
 	for i, r := range name {
@@ -223,6 +240,14 @@ func validName(name string) bool {
 		}
 	}
 	return true
+}
+
+// shorten cuts s for a message when it is long.
+func shorten(s string) string {
+	if len(s) > 80 {
+		return s[:60] + "…" + fmt.Sprintf(" (%d characters)", len(s))
+	}
+	return s
 }
 
 // article returns "An" or "A", whichever goes before word.

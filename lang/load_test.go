@@ -1,7 +1,10 @@
-package lang
+package lang_test
 
 import (
 	"encoding/json"
+	. "github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/deploy/qemu"
+	"github.com/unikfile/unikfile/stages/package/linux"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -98,7 +101,7 @@ target "dev" {
 }
 
 target "prod" {
-  provider = "aws"
+  provider = "qemu"
   apps     = [for a in ["api"] : app[a]]
   format   = "vhd"
   boot     = "bios"
@@ -113,9 +116,12 @@ build {
 `
 
 func TestLoadFull(t *testing.T) {
-	path := project(t, fullUnikfile, "api")
+	path := project(t, fullUnikfile, "api", "kernels")
 	dir := filepath.Dir(path)
-	p, _, diags := Load(path, Options{Environ: noEnv})
+	if err := os.WriteFile(filepath.Join(dir, "kernels", "vmlinuz"), []byte("a kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, _, diags := Load(path, Options{Catalog: catalog, Environ: noEnv})
 	if diags.HasErrors() {
 		t.Fatalf("Load: %s", diags.Error())
 	}
@@ -155,21 +161,22 @@ func TestLoadFull(t *testing.T) {
 			Ports:     []int{8080, 9090},
 			MemoryMiB: 1024,
 			MemorySet: true,
-			Linux: LinuxSettings{
+			BaseSettings: &linux.Settings{
 				Kernel:  filepath.Join(dir, "kernels", "vmlinuz"),
 				Cmdline: "console=ttyS0 quiet",
 			},
 		},
 		{
-			Name:      "web",
-			Source:    dir,
-			Language:  "node",
-			Base:      "linux",
-			Args:      []string{},
-			Env:       map[string]string{},
-			Ports:     []int{},
-			MemoryMiB: 512,
-			MemorySet: true,
+			Name:         "web",
+			Source:       dir,
+			Language:     "node",
+			Base:         "linux",
+			Args:         []string{},
+			Env:          map[string]string{},
+			Ports:        []int{},
+			MemoryMiB:    512,
+			MemorySet:    true,
+			BaseSettings: &linux.Settings{},
 		},
 	}
 	if !reflect.DeepEqual(p.Apps, wantApps) {
@@ -183,7 +190,7 @@ func TestLoadFull(t *testing.T) {
 			Apps:     []string{"api", "web"},
 			Format:   "kernel+initrd",
 			Boot:     "bios",
-			QEMU: QEMUSettings{
+			Settings: &qemu.Settings{
 				Accel:     "tcg",
 				CPUs:      2,
 				Bind:      "0.0.0.0",
@@ -192,11 +199,11 @@ func TestLoadFull(t *testing.T) {
 		},
 		{
 			Name:     "prod",
-			Provider: "aws",
+			Provider: "qemu",
 			Apps:     []string{"api"},
 			Format:   "vhd",
 			Boot:     "bios",
-			QEMU:     QEMUSettings{Accel: "auto", CPUs: 1, Bind: "127.0.0.1", HostPorts: map[int]int{}},
+			Settings: qemu.DefaultSettings(),
 		},
 	}
 	if !reflect.DeepEqual(p.Targets, wantTargets) {
@@ -229,7 +236,7 @@ target "dev" {
   apps     = [app.hello]
 }
 `)
-	p, _, diags := Load(path, Options{Environ: noEnv})
+	p, _, diags := Load(path, Options{Catalog: catalog, Environ: noEnv})
 	if diags.HasErrors() {
 		t.Fatalf("Load: %s", diags.Error())
 	}
@@ -237,7 +244,7 @@ target "dev" {
 	if a.Source != p.Dir || a.Base != "linux" || a.Main != "" || a.MemoryMiB != 256 || len(a.Ports) != 0 {
 		t.Errorf("app defaults: %s", dump(a))
 	}
-	q := p.Targets[0].QEMU
+	q := qemu.SettingsOf(p.Targets[0])
 	if q.Accel != "auto" || q.CPUs != 1 || q.Bind != "127.0.0.1" || len(q.HostPorts) != 0 {
 		t.Errorf("qemu defaults: %s", dump(q))
 	}
@@ -329,11 +336,11 @@ func TestVariables(t *testing.T) {
 			if environ == nil {
 				environ = noEnv
 			}
-			p, _, diags := Load(project(t, varsUnikfile), Options{Vars: tt.vars, Environ: environ})
+			p, _, diags := Load(project(t, varsUnikfile), Options{Catalog: catalog, Vars: tt.vars, Environ: environ})
 			if diags.HasErrors() {
 				t.Fatalf("Load: %s", diags.Error())
 			}
-			a, q := p.Apps[0], p.Targets[0].QEMU
+			a, q := p.Apps[0], qemu.SettingsOf(p.Targets[0])
 			if a.Env["GREETING"] != tt.greeting || q.CPUs != tt.cpus {
 				t.Errorf("greeting, cpus = %q, %d; want %q, %d", a.Env["GREETING"], q.CPUs, tt.greeting, tt.cpus)
 			}
@@ -373,7 +380,7 @@ func TestVariableConversionErrors(t *testing.T) {
 			if environ == nil {
 				environ = noEnv
 			}
-			p, _, diags := Load(project(t, varsUnikfile), Options{Vars: tt.vars, Environ: environ})
+			p, _, diags := Load(project(t, varsUnikfile), Options{Catalog: catalog, Vars: tt.vars, Environ: environ})
 			if p != nil || len(diags) != 1 {
 				t.Fatalf("want exactly one error and no project; got %d: %s", len(diags), diags.Error())
 			}

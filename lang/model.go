@@ -12,6 +12,11 @@ type Project struct {
 	Apps    []*App
 	Targets []*Target
 	Build   Build
+
+	// decoders decode each target's provider block into its Settings,
+	// checking them against apps (partial: not every app is known);
+	// LoadWorkspace calls them again once a target's imports are loaded.
+	decoders map[*Target]func(apps []AppPorts, partial bool) hcl.Diagnostics
 }
 
 // App returns the app with the given name, or nil.
@@ -38,8 +43,8 @@ func (p *Project) Target(name string) *Target {
 type App struct {
 	Name     string
 	Source   string // absolute path of the build context, inside Project.Dir
-	Language string // go | c | cpp | rust | node | python | java | elf
-	Base     string // linux | osv | rump | mirage | includeos
+	Language string // a name of the Catalog's Languages
+	Base     string // a name of the Catalog's Bases
 	Main     string // language-specific entry point, e.g. "./cmd/api"; "" means "."
 	Args     []string
 	Env      map[string]string
@@ -52,39 +57,26 @@ type App struct {
 	// Builder is the image the buildkit executor compiles in; "" is the
 	// language's default (golang:<host Go version> for Go).
 	Builder string
-	Linux   LinuxSettings
-	Range   hcl.Range // the block's header, for diagnostics
+	// BaseSettings is what the base decoded from the app's block named
+	// after it (`linux { ... }`), of the base's own type; see BaseSchema.
+	BaseSettings any
+	Range        hcl.Range // the block's header, for diagnostics
 }
-
-// LinuxSettings is the app's optional `linux { ... }` block.
-type LinuxSettings struct {
-	// Kernel is a path to a vmlinuz; the Unikfile may write it absolute
-	// or relative to Project.Dir, and Load makes it absolute. It may lie
-	// outside the project and is not checked for existence by Load.
-	// "" means: UNIKFILE_KERNEL, then the kernel cache. KernelMinimal
-	// means a kernel built for the app and its target
-	// (stages/package/linux/kbuild).
-	Kernel string
-	// Cmdline is appended to the kernel command line unikfile builds.
-	Cmdline string
-}
-
-// KernelMinimal is the linux { kernel } value (and UNIKFILE_KERNEL value)
-// that asks for a kernel built from source for the app's language and its
-// target's platform. A file called "minimal" is written "./minimal".
-const KernelMinimal = "minimal"
 
 // Target is a `target "name" { ... }` block.
 type Target struct {
 	Name     string
-	Provider string   // qemu | libvirt | vsphere | aws | gcp
+	Provider string   // a name of the Catalog's Providers
 	Apps     []string // names of apps, from references such as app.api
-	QEMU     QEMUSettings
+	// Settings is what the provider decoded from the target's block named
+	// after it (`qemu { ... }`), of the provider's own type; see
+	// ProviderSchema.
+	Settings TargetSettings
 	Range    hcl.Range
 
 	// Format is the image format the target boots (kernel+initrd, raw,
 	// qcow2, vmdk, ...) and Boot the firmware of disk formats (bios |
-	// uefi); both default per provider (providerDefaults).
+	// uefi); both default per provider (ProviderSchema.Default).
 	Format string
 	Boot   string
 
@@ -94,20 +86,9 @@ type Target struct {
 	Imports []AppRef
 }
 
-// QEMUSettings is the target's optional `qemu { ... }` block.
-type QEMUSettings struct {
-	Accel string // auto (default) | kvm | tcg
-	CPUs  int    // default 1
-	// Bind is the host address port forwards listen on; default 127.0.0.1.
-	Bind string
-	// HostPorts maps a guest port to the host port it is forwarded from;
-	// unmapped guest ports are forwarded from the same port number.
-	HostPorts map[int]int
-}
-
 // Build is the optional project-wide `build { ... }` block.
 type Build struct {
-	Executor string // local (default) | buildkit | auto
+	Executor string // a name of the Catalog's Executors; local by default
 	// ExecutorSet is true when the Unikfile names the executor (so that
 	// UNIKFILE_BUILDKIT_HOST does not override an explicit "local").
 	ExecutorSet bool

@@ -11,7 +11,7 @@ import (
 // directory and listening on port 8080, and a qemu target "dev" running
 // it. The result loads without diagnostics and is already formatted.
 func Scaffold(name string, modulePath string) []byte {
-	app := appNameFrom(name)
+	app := NameFrom(name)
 	var b strings.Builder
 	if modulePath != "" {
 		fmt.Fprintf(&b, "# Unikfile for %s.\n", strings.ReplaceAll(modulePath, "\n", " "))
@@ -36,9 +36,10 @@ target "dev" {
 	return []byte(b.String())
 }
 
-// appNameFrom turns s (a directory name) into a valid app name: letters,
-// digits, '_' and '-', starting with a letter.
-func appNameFrom(s string) string {
+// NameFrom makes s (a directory's name, say) into a valid app name:
+// lower case, runs of other characters turned into "-", "app" in front of
+// what does not start with a letter.
+func NameFrom(s string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(s) {
 		switch {

@@ -1,7 +1,8 @@
-package lang
+package lang_test
 
 import (
 	"bytes"
+	. "github.com/unikfile/unikfile/lang"
 	"path/filepath"
 	"testing"
 )
@@ -18,7 +19,7 @@ func TestScaffold(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.dirName, func(t *testing.T) {
 			src := Scaffold(tt.dirName, tt.module)
-			p, _, diags := Load(project(t, string(src)), Options{Environ: noEnv})
+			p, _, diags := Load(project(t, string(src)), Options{Catalog: catalog, Environ: noEnv})
 			if len(diags) > 0 {
 				t.Fatalf("scaffold does not load cleanly: %s\n%s", diags.Error(), src)
 			}

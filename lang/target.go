@@ -2,7 +2,6 @@ package lang
 
 import (
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 
@@ -10,56 +9,90 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-var targetSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "provider", Required: true},
-		{Name: "apps", Required: true},
-		{Name: "format"},
-		{Name: "boot"},
-	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "qemu"}},
+// targetAttributes are the attributes of a target block; its blocks are
+// the settings blocks of the providers (targetSchema).
+var targetAttributes = []hcl.AttributeSchema{
+	{Name: "provider", Required: true},
+	{Name: "apps", Required: true},
+	{Name: "format"},
+	{Name: "boot"},
 }
 
-var qemuSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "accel"},
-		{Name: "cpus"},
-		{Name: "bind"},
-		{Name: "host_ports"},
-	},
+// targetSchema is a target block: its attributes, a settings block per
+// provider that takes one, and a block named after the target's provider
+// when that is not built (the provider's error says all there is to say).
+func targetSchema(b *hcl.Block, s *scope) *hcl.BodySchema {
+	blocks := append(settingsBlocks(s.cat.Providers), unbuiltBlock(b, s, "provider", func(n string) bool { return s.cat.Providers[n] != nil })...)
+	return &hcl.BodySchema{Attributes: targetAttributes, Blocks: blocks}
 }
-
-const maxCPUs = 64
 
 // decodeTarget decodes one `target` block. p holds the apps decoded so
-// far, whose ports host_ports is checked against.
-func decodeTarget(b *hcl.Block, s *scope, p *Project) (*Target, hcl.Diagnostics) {
+// far, which the provider checks its settings against. With deferImports,
+// a target that runs apps of other Unikfiles keeps its provider block for
+// LoadWorkspace to decode once those apps are known (decodeSettings).
+func decodeTarget(b *hcl.Block, s *scope, p *Project, deferImports bool) (*Target, hcl.Diagnostics) {
 	t := &Target{
 		Name:  b.Labels[0],
 		Apps:  []string{},
-		QEMU:  QEMUSettings{Accel: "auto", CPUs: 1, Bind: "127.0.0.1", HostPorts: map[int]int{}},
 		Range: b.DefRange,
 	}
-	content, diags := b.Body.Content(targetSchema)
+	content, diags := b.Body.Content(targetSchema(b, s))
 	d := &decoder{s: s, attrs: content.Attributes}
-	t.Provider = d.choice("provider", "", providers)
 	t.Apps, t.Imports = decodeTargetApps(d, s, p.Dir)
-	decodeFormat(d, t)
-
-	for i, qb := range content.Blocks {
-		if i > 0 {
-			d.errorf(qb.DefRange, "Duplicate qemu block",
-				"A qemu block was already declared at %s; a target has at most one.", posString(content.Blocks[0].DefRange))
-			continue
+	prov := decodeProvider(d, t, s.cat)
+	for _, blk := range content.Blocks {
+		if blk.Type != t.Provider && t.Provider != "" {
+			d.errorf(blk.DefRange, fmt.Sprintf("A %s block in a target of provider %s", blk.Type, t.Provider),
+				"A %s block holds settings of provider %q, and this target's provider is %q; remove the block, or set provider = %q.", blk.Type, blk.Type, t.Provider, blk.Type)
 		}
-		qc, qd := qb.Body.Content(qemuSchema)
-		diags = append(diags, qd...)
-		sub := &decoder{s: s, attrs: qc.Attributes}
-		decodeQEMU(sub, t, p)
-		d.diags = append(d.diags, sub.diags...)
 	}
-	checkHostPorts(d, t, p)
+	if prov != nil {
+		decodeFormat(d, t, prov)
+		decode := func(apps []AppPorts, partial bool) hcl.Diagnostics {
+			blk, bd := decodeSettingsBlock(t.Provider, "a target", content.Blocks, prov.Schema(), s)
+			t.Settings = prov.Decode(blk, TargetInfo{Name: t.Name, Apps: apps, Partial: partial, Range: t.Range})
+			bd = append(bd, blk.diags...)
+			if !partial {
+				bd = append(bd, checkHostPorts(t, apps)...)
+			}
+			return bd
+		}
+		if p.decoders == nil {
+			p.decoders = map[*Target]func([]AppPorts, bool) hcl.Diagnostics{}
+		}
+		p.decoders[t] = decode
+		if !deferImports || len(t.Imports) == 0 {
+			diags = append(diags, decode(ownPorts(t, p), len(t.Imports) > 0)...)
+		}
+	}
 	return t, append(diags, d.diags...)
+}
+
+// decodeProvider reads the target's provider; nil when it is not one the
+// catalog has.
+func decodeProvider(d *decoder, t *Target, c *Catalog) ProviderSchema {
+	v, attr, ok := d.value("provider", cty.String)
+	if !ok {
+		return nil
+	}
+	t.Provider = v.AsString()
+	prov := c.Providers[t.Provider]
+	if prov == nil {
+		notBuilt(d, attr, "provider", t.Provider, sortedKeys(c.Providers))
+	}
+	return prov
+}
+
+// ownPorts lists the target's own apps (those of its Unikfile) with their
+// ports.
+func ownPorts(t *Target, p *Project) []AppPorts {
+	var out []AppPorts
+	for _, name := range t.Apps {
+		if a := p.App(name); a != nil {
+			out = append(out, AppPorts{Name: name, Ports: a.Ports})
+		}
+	}
+	return out
 }
 
 // decodeTargetApps reads the apps attribute: references such as app.api
@@ -138,96 +171,46 @@ func parseAppRef(d *decoder, it item, dir string) (AppRef, bool) {
 		return bad(fmt.Sprintf("does not end in an app name (%q is not one)", name))
 	}
 	abs := filepath.Clean(filepath.Join(dir, filepath.FromSlash(path)))
-	if abs == filepath.Clean(dir) {
+	// A folder reached through a symlink is the folder it points to: one
+	// Unikfile has one identity, whichever path names it.
+	realDir, realAbs := realPath(dir), realPath(abs)
+	if abs == filepath.Clean(dir) || realAbs == realDir {
 		return bad("names this Unikfile's own directory; write app." + name)
 	}
+	abs = realAbs
 	return AppRef{Path: path, Dir: abs, Name: name, Range: it.rng}, true
 }
 
-// decodeQEMU reads a target's qemu block into t.QEMU.
-func decodeQEMU(d *decoder, t *Target, p *Project) {
-	q := &t.QEMU
-	q.Accel = d.choice("accel", q.Accel, accels)
-	if v, attr, ok := d.value("cpus", cty.Number); ok {
-		if n, ok := intIn(v, 1, maxCPUs); ok {
-			q.CPUs = n
-		} else {
-			d.errorf(attr.Expr.Range(), "Invalid cpus", "%s is not a CPU count: use a whole number from 1 to %d.", numberString(v), maxCPUs)
-		}
+// realPath is p with its symlinks resolved, or p (clean) when it cannot
+// be resolved (it does not exist yet: LoadWorkspace reports that).
+func realPath(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
 	}
-	if bind, attr := d.str("bind", q.Bind); attr != nil {
-		if ip := net.ParseIP(bind); ip == nil || ip.To4() == nil {
-			d.errorf(attr.Expr.Range(), "Invalid bind address",
-				"%q is not an IPv4 address (QEMU's user network forwards IPv4): use e.g. \"127.0.0.1\" (this host only) or \"0.0.0.0\" (all interfaces).", bind)
-		} else {
-			q.Bind = bind
-		}
-	}
-
-	// The guest ports of the target's apps, for checking host_ports keys.
-	exposed := map[int]bool{}
-	var list []string
-	for _, name := range t.Apps {
-		if a := p.App(name); a != nil {
-			for _, n := range a.Ports {
-				exposed[n] = true
-				list = append(list, fmt.Sprintf("%d (%s)", n, name))
-			}
-		}
-	}
-	pairs, _ := d.pairs("host_ports", cty.Number)
-	hostSeen := map[int]hcl.Range{}
-	for _, kv := range pairs {
-		guest, ok := port(cty.StringVal(kv.key))
-		if !ok {
-			d.errorf(kv.keyRng, "Invalid port", "%q is not a port: host_ports keys are guest ports, whole numbers from 1 to 65535.", kv.key)
-			continue
-		}
-		if !exposed[guest] && len(t.Imports) == 0 {
-			have := "none of them expose a port"
-			if len(list) > 0 {
-				have = "they expose " + strings.Join(list, ", ")
-			}
-			d.errorf(kv.keyRng, "Port not exposed by the target's apps",
-				"host_ports maps guest ports to host ports, but no app of target %q listens on port %d; %s.", t.Name, guest, have)
-			continue
-		}
-		host, ok := port(kv.val)
-		if !ok {
-			d.errorf(kv.valRng, "Invalid port", "%s is not a port: host ports are whole numbers from 1 to 65535.", numberString(kv.val))
-			continue
-		}
-		if first, dup := hostSeen[host]; dup {
-			d.errorf(kv.valRng, "Duplicate host port", "Host port %d is already used at %s.", host, posString(first))
-			continue
-		}
-		hostSeen[host] = kv.valRng
-		q.HostPorts[guest] = host
-	}
-
+	return filepath.Clean(p)
 }
 
 // checkHostPorts reports two apps of a target served on one host port:
-// every app's guest ports land on host ports, and two cannot share one.
-func checkHostPorts(d *decoder, t *Target, p *Project) {
-	q := &t.QEMU
-	owner := map[int]string{}
-	for _, name := range t.Apps {
-		a := p.App(name)
-		if a == nil {
-			continue
+// every app's guest ports land on host addresses, and two cannot share
+// one.
+func checkHostPorts(t *Target, apps []AppPorts) hcl.Diagnostics {
+	if t.Settings == nil {
+		return nil
+	}
+	owner := map[Forward]string{}
+	for _, a := range apps {
+		fw, ok := t.Settings.Forwards(a.Ports)
+		if !ok {
+			return nil // apps are reached at their own addresses
 		}
-		for _, g := range a.Ports {
-			host := g
-			if h, ok := q.HostPorts[g]; ok {
-				host = h
+		for _, f := range fw {
+			key := Forward{Bind: f.Bind, Host: f.Host}
+			if other, taken := owner[key]; taken && other != a.Name {
+				return hcl.Diagnostics{errorAt(t.Range, "Host port used twice",
+					fmt.Sprintf("Apps %q and %q of target %q would both be served on host port %d. A target maps a guest port to one host port for all its apps, so give the apps different guest ports, map them to other host ports in the target's %s block, or put them in different targets.", other, a.Name, t.Name, f.Host, t.Provider))}
 			}
-			if other, taken := owner[host]; taken && other != name {
-				d.errorf(t.Range, "Host port used twice",
-					"Apps %q and %q of target %q would both be served on host port %d. host_ports maps a guest port to one host port for the whole target, so give the apps different guest ports, or put them in different targets.", other, name, t.Name, host)
-				return
-			}
-			owner[host] = name
+			owner[key] = a.Name
 		}
 	}
+	return nil
 }

@@ -147,7 +147,7 @@ func constant(expr hcl.Expression, what string) (cty.Value, hcl.Diagnostics) {
 		return cty.NilVal, hcl.Diagnostics{errorAt(refs[0].SourceRange(), "Variables not allowed",
 			what+" cannot refer to other values; compute derived values in a locals block.")}
 	}
-	return expr.Value(&hcl.EvalContext{Functions: functions()})
+	return expr.Value(&hcl.EvalContext{Functions: functions(newBudget())})
 }
 
 // parse converts a value given as text (--var or the environment) to the

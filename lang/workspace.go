@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -93,6 +94,9 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 	}
 	w := &Workspace{Root: absRoot}
 	loaded := map[string]bool{} // directories whose Unikfile was read, loaded or not
+	// unreadable holds, for referenced directories whose Unikfile could
+	// not be found or read, why.
+	unreadable := map[string]error{}
 	declaredAnywhere := map[string]bool{}
 	load := func(path string, all bool) *Project {
 		abs, err := filepath.Abs(path)
@@ -100,6 +104,7 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot resolve a Unikfile's path", Detail: err.Error()})
 			return nil
 		}
+		abs = filepath.Join(realPath(filepath.Dir(abs)), filepath.Base(abs))
 		loaded[filepath.Dir(abs)] = true
 		o := opts
 		if !all {
@@ -111,7 +116,7 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 				}
 			}
 		}
-		p, src, d := Load(displayName(abs), o)
+		p, src, d := load(displayName(abs), o, true)
 		for k, v := range src {
 			sources[k] = v
 		}
@@ -144,9 +149,16 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 					continue
 				}
 				loaded[ref.Dir] = true
-				if path, err := FindFile(ref.Dir); err == nil {
-					load(path, false)
+				path, err := FindFile(ref.Dir)
+				if err != nil {
+					unreadable[ref.Dir] = err
+					continue
 				}
+				if _, err := ReadFile(path); err != nil {
+					unreadable[ref.Dir] = err // reported at the reference
+					continue
+				}
+				load(path, false)
 			}
 		}
 	}
@@ -163,7 +175,7 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 	}
 	for _, p := range w.Projects {
 		for _, t := range p.Targets {
-			diags = append(diags, w.checkImports(p, t)...)
+			diags = append(diags, w.checkImports(p, t, unreadable)...)
 		}
 	}
 	sortDiagnostics(diags)
@@ -177,7 +189,7 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 // checkImports checks that every app target t imports is declared where
 // the reference says, that the target's apps have distinct names, and that
 // no two of them share a host port.
-func (w *Workspace) checkImports(p *Project, t *Target) hcl.Diagnostics {
+func (w *Workspace) checkImports(p *Project, t *Target, unreadable map[string]error) hcl.Diagnostics {
 	if len(t.Imports) == 0 {
 		return nil
 	}
@@ -191,9 +203,14 @@ func (w *Workspace) checkImports(p *Project, t *Target) hcl.Diagnostics {
 		q := w.Project(ref.Dir)
 		if q == nil {
 			file := filepath.Join(ref.Dir, FileName)
-			if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+			_, err := os.Stat(file)
+			switch why := unreadable[ref.Dir]; {
+			case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
 				diags = append(diags, errorAt(ref.Range, "Reference to a missing Unikfile",
-					fmt.Sprintf("%q names app %q of %s, which does not exist. DIR in \"DIR:APP\" is relative to %s.", ref.String(), ref.Name, displayName(file), displayName(p.File))))
+					fmt.Sprintf("%q names app %q of %s, which does not exist. DIR in \"DIR:APP\" is a folder relative to %s.", ref.String(), ref.Name, displayName(file), displayName(p.File))))
+			case why != nil:
+				diags = append(diags, errorAt(ref.Range, "Reference to an unreadable Unikfile",
+					fmt.Sprintf("%q names app %q of %s, which cannot be loaded: %v.", ref.String(), ref.Name, displayName(file), why)))
 			} // otherwise that Unikfile's own errors were reported
 			resolved = false
 			continue
@@ -222,43 +239,19 @@ func (w *Workspace) checkImports(p *Project, t *Target) hcl.Diagnostics {
 		}
 		names[ref.Name] = ref.String()
 	}
-	if !resolved {
+	decode := p.decoders[t]
+	if decode == nil {
 		return diags
 	}
-	// Host ports, across the target's own and imported apps.
-	owner := map[int]string{}
-	exposed := map[int]bool{}
+	if !resolved {
+		return append(diags, decode(ownPorts(t, p), true)...)
+	}
+	// Now that every app is known, the provider decodes its block.
+	var apps []AppPorts
 	for _, pa := range w.TargetApps(p, t) {
-		for _, g := range pa.App.Ports {
-			exposed[g] = true
-			host := g
-			if h, ok := t.QEMU.HostPorts[g]; ok {
-				host = h
-			}
-			if other, taken := owner[host]; taken && other != pa.App.Name {
-				diags = append(diags, errorAt(t.Range, "Host port used twice",
-					fmt.Sprintf("Apps %q and %q of target %q would both be served on host port %d. Give them different guest ports, map them with host_ports, or put them in different targets.", other, pa.App.Name, t.Name, host)))
-				return diags
-			}
-			owner[host] = pa.App.Name
-		}
+		apps = append(apps, AppPorts{Name: pa.App.Name, Ports: pa.App.Ports})
 	}
-	for _, g := range sortedInts(t.QEMU.HostPorts) {
-		if !exposed[g] {
-			diags = append(diags, errorAt(t.Range, "Port not exposed by the target's apps",
-				fmt.Sprintf("host_ports of target %q maps guest port %d, but none of its apps (its own and the imported ones) listens on it.", t.Name, g)))
-		}
-	}
-	return diags
-}
-
-func sortedInts[V any](m map[int]V) []int {
-	out := make([]int, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Ints(out)
-	return out
+	return append(diags, decode(apps, false)...)
 }
 
 // displayName is path relative to the working directory when it is below
@@ -279,8 +272,8 @@ func displayName(path string) string {
 // Unikfile at path, or nothing if it cannot be read or parsed (Load then
 // reports why).
 func declaredVariables(path string) []string {
-	src, err := os.ReadFile(path)
-	if err != nil {
+	src, err := ReadFile(path)
+	if err != nil || checkNesting(src, path).HasErrors() {
 		return nil
 	}
 	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)

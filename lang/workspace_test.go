@@ -1,10 +1,13 @@
-package lang
+package lang_test
 
 import (
+	"fmt"
+	. "github.com/unikfile/unikfile/lang"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -69,7 +72,7 @@ target "prod" {
 `,
 	})
 	// Only the root is named: the referenced Unikfile is loaded too.
-	w, _, diags := LoadWorkspace(root, []string{filepath.Join(root, FileName)}, Options{Environ: noEnv})
+	w, _, diags := LoadWorkspace(root, []string{filepath.Join(root, FileName)}, Options{Catalog: catalog, Environ: noEnv})
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
@@ -97,14 +100,29 @@ func TestWorkspaceErrorsNameBothFiles(t *testing.T) {
 		{"bad name", `"services/api:9"`, "", []string{"Invalid app reference", `does not end in an app name`}},
 		{"name clash", `app.api, "services/api:api"`, "app \"api\" {\n  language = \"go\"\n}\n", []string{"Two apps with one name in a target", `already runs an app named "api" (app.api)`}},
 		{"port clash", `app.other, "services/api:api"`, "app \"other\" {\n  language = \"go\"\n  ports = [8080]\n}\n", []string{"Host port used twice", "host port 8080"}},
+		{"a folder named Unikfile", `"odd:web"`, "", []string{"Reference to an unreadable Unikfile", "odd/Unikfile", "is a directory, not a Unikfile"}},
+		{"a file for a folder", `"services/api/main.go:web"`, "", []string{"Reference to a missing Unikfile", "services/api/main.go/Unikfile, which does not exist"}},
+		{"own directory through a symlink", `"self:api"`, "", []string{"Invalid app reference", "names this Unikfile's own directory"}},
+		{"a FIFO for the other Unikfile", `"pipe:api"`, "", []string{"Reference to an unreadable Unikfile", "not a regular file (a FIFO)"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := tree(t, map[string]string{
 				"services/api/Unikfile": apiUnikfile,
+				"services/api/main.go":  "package main\n",
+				"odd/Unikfile/x":        "",
 				"Unikfile":              c.extra + "target \"prod\" {\n  provider = \"qemu\"\n  apps     = [" + c.ref + "]\n}\n",
 			})
+			if err := os.Symlink(".", filepath.Join(root, "self")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Join(root, "pipe"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Mkfifo(filepath.Join(root, "pipe", FileName), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			t.Chdir(root)
-			_, _, diags := LoadWorkspace(root, []string{FileName}, Options{Environ: noEnv})
+			_, _, diags := LoadWorkspace(root, []string{FileName}, Options{Catalog: catalog, Environ: noEnv})
 			if !diags.HasErrors() {
 				t.Fatal("no error")
 			}
@@ -130,10 +148,10 @@ func TestWorkspaceReportsEveryFile(t *testing.T) {
 	})
 	t.Chdir(root)
 	files, _ := Discover(".")
-	_, _, diags := LoadWorkspace(".", files, Options{Environ: noEnv})
+	_, _, diags := LoadWorkspace(".", files, Options{Catalog: catalog, Environ: noEnv})
 	var at []string
 	for _, d := range diags {
-		at = append(at, posString(*d.Subject))
+		at = append(at, fmt.Sprintf("%s:%d:%d", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column))
 	}
 	if want := []string{"a/Unikfile:3:3", "b/Unikfile:2:14"}; !reflect.DeepEqual(at, want) {
 		t.Errorf("diagnostics at %v, want %v", at, want)
@@ -146,14 +164,14 @@ func TestWorkspaceVariables(t *testing.T) {
 		"b/Unikfile": apiUnikfile,
 	})
 	files := []string{filepath.Join(root, "a", FileName), filepath.Join(root, "b", FileName)}
-	w, _, diags := LoadWorkspace(root, files, Options{Vars: map[string]string{"port": "7070"}, Environ: noEnv})
+	w, _, diags := LoadWorkspace(root, files, Options{Catalog: catalog, Vars: map[string]string{"port": "7070"}, Environ: noEnv})
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
 	if got := w.Projects[0].Apps[0].Ports; !reflect.DeepEqual(got, []int{7070}) {
 		t.Errorf("--var port reached a as %v", got)
 	}
-	_, _, diags = LoadWorkspace(root, files, Options{Vars: map[string]string{"prot": "1"}, Environ: noEnv})
+	_, _, diags = LoadWorkspace(root, files, Options{Catalog: catalog, Vars: map[string]string{"prot": "1"}, Environ: noEnv})
 	if !diags.HasErrors() || !strings.Contains(diags[0].Detail, `None of the 2 Unikfiles declares a variable named "prot"`) {
 		t.Errorf("an undeclared --var: %v", diags)
 	}
@@ -161,7 +179,7 @@ func TestWorkspaceVariables(t *testing.T) {
 
 func TestWorkspaceRejectsTwoUnikfilesInOneFolder(t *testing.T) {
 	root := tree(t, map[string]string{"Unikfile": apiUnikfile, "prod.unikfile": apiUnikfile})
-	_, _, diags := LoadWorkspace(root, []string{filepath.Join(root, "prod.unikfile"), filepath.Join(root, FileName)}, Options{Environ: noEnv})
+	_, _, diags := LoadWorkspace(root, []string{filepath.Join(root, "prod.unikfile"), filepath.Join(root, FileName)}, Options{Catalog: catalog, Environ: noEnv})
 	if !diags.HasErrors() || diags[0].Summary != "Two Unikfiles in one folder" {
 		t.Errorf("diagnostics: %v", diags)
 	}

@@ -10,6 +10,7 @@ import (
 	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/stages/package/disk"
 	"github.com/unikfile/unikfile/stages/package/format"
+	"github.com/unikfile/unikfile/stages/registry"
 )
 
 // BuildFormatGraph returns the graph that builds apps into images of one
@@ -18,8 +19,9 @@ import (
 // kernel+initrd).
 func BuildFormatGraph(p *lang.Project, apps []*lang.App, env *Env, fmtName, boot string) *graph.Graph {
 	g := graph.New()
+	r := newPlanner(env)
 	for _, a := range apps {
-		addImage(g, p, a, env, fmtName, boot)
+		r.addImage(g, p, a, fmtName, boot)
 	}
 	return g
 }
@@ -43,46 +45,55 @@ func CheckFormat(fmtName, boot string) error {
 // the ID of the node whose output (*Image) it is. Every disk format of an
 // (app, boot mode) derives from one raw disk node, which derives from the
 // app's one kernel+initrd node.
-func addImage(g *graph.Graph, p *lang.Project, a *lang.App, env *Env, fmtName, boot string) string {
-	pkg := addPackage(g, p, a, env, fmtName, boot)
-	if imageID(a.Name, fmtName, boot) == pkg {
+func (r *planner) addImage(g *graph.Graph, p *lang.Project, a *lang.App, fmtName, boot string) string {
+	pkg := r.addPackage(g, p, a, pack.Platform{Format: fmtName, Boot: boot})
+	if imageID(a, fmtName, boot) == pkg {
 		return pkg
 	}
 	if boot == "" {
 		boot = pack.BootBIOS
 	}
-	raw := diskID(a.Name, boot)
+	raw := diskID(a, boot)
 	g.Add(&graph.Node{ID: raw, Deps: []string{pkg}, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
-		return makeDisk(ctx, in[pkg].(*Image), boot, env)
+		return r.makeDisk(ctx, a, in[pkg].(*Image), boot)
 	}})
 	if fmtName == format.Raw {
 		return raw
 	}
-	id := formatID(a.Name, fmtName, boot)
+	id := formatID(a, fmtName, boot)
 	g.Add(&graph.Node{ID: id, Deps: []string{raw}, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
-		return convertDisk(ctx, in[raw].(*Image), fmtName, env)
+		return convertDisk(ctx, in[raw].(*Image), fmtName, r.env)
 	}})
 	return id
 }
 
 // imageID is the ID of the node addImage returns.
-func imageID(app, fmtName, boot string) string {
+func imageID(a *lang.App, fmtName, boot string) string {
 	if fmtName == "" || fmtName == pack.FormatKernelInitrd {
-		return packageID(app)
+		return packageID(a)
 	}
 	if boot == "" {
 		boot = pack.BootBIOS
 	}
 	if fmtName == format.Raw {
-		return diskID(app, boot)
+		return diskID(a, boot)
 	}
-	return formatID(app, fmtName, boot)
+	return formatID(a, fmtName, boot)
 }
 
-// makeDisk makes (or finds in the cache) the raw disk of a kernel+initrd
-// image. Its key is the source image's digest, the boot mode and the
-// tools the disk is made with.
-func makeDisk(ctx context.Context, src *Image, boot string, env *Env) (*Image, bool, error) {
+// makeDisk makes (or finds in the cache) the raw disk of a direct-boot
+// image: the base's own (pack.DiskMaker), or else one that boots its
+// kernel and initramfs (stages/package/disk), keyed by the source image's
+// digest, the boot mode and the tools the disk is made with.
+func (r *planner) makeDisk(ctx context.Context, a *lang.App, src *Image, boot string) (*Image, bool, error) {
+	if dm, ok := registry.Base(a.Base).(pack.DiskMaker); ok {
+		b, err := dm.Disk(ctx, r.packEnv(), &pack.Built{Image: src.Image, Dir: src.Dir}, boot)
+		if err != nil {
+			return nil, false, err
+		}
+		return &Image{App: src.App, Dir: b.Dir, Image: b.Image}, b.Cached, nil
+	}
+	env := r.env
 	tools := disk.Tools{}
 	toolsDigest, err := tools.Digest(boot)
 	if err != nil {

@@ -20,7 +20,7 @@ type executorChoice struct {
 	mu       sync.Mutex
 	done     bool
 	settings buildkit.Settings
-	bk       *buildkit.Executor // nil: the local executor
+	ex       compile.Executor
 	err      error
 }
 
@@ -49,11 +49,11 @@ func (env *Env) choiceFor(p *lang.Project) *executorChoice {
 // get returns the executor, choosing it on first use. An error is kept (so
 // the other apps of a run fail at once) unless it was a cancellation, which
 // the next compile retries.
-func (ch *executorChoice) get(ctx context.Context, p *lang.Project, env *Env) (*buildkit.Executor, error) {
+func (ch *executorChoice) get(ctx context.Context, p *lang.Project, env *Env) (compile.Executor, error) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.done {
-		return ch.bk, ch.err
+		return ch.ex, ch.err
 	}
 	environ := env.Environ
 	if environ == nil {
@@ -67,38 +67,30 @@ func (ch *executorChoice) get(ctx context.Context, p *lang.Project, env *Env) (*
 	if note != "" {
 		graph.Progress(ctx, "%s", note)
 	}
-	ch.bk, ch.err, ch.done = bk, err, true
-	return bk, err
+	ch.ex, ch.err, ch.done = compile.Local{}, err, true
+	if bk != nil {
+		ch.ex = bk
+	}
+	return ch.ex, ch.err
 }
 
 // compileApp compiles a with the executor the Unikfile, --executor and
 // UNIKFILE_BUILDKIT_HOST select. Under auto (or an executor implied by
-// UNIKFILE_BUILDKIT_HOST), an app whose language BuildKit cannot compile
-// yet compiles locally and says so.
-func compileApp(ctx context.Context, p *lang.Project, a *lang.App, env *Env) (*compile.Result, error) {
-	ch := env.choiceFor(p)
-	bk, err := ch.get(ctx, p, env)
+// UNIKFILE_BUILDKIT_HOST), an app whose language that executor cannot
+// compile compiles locally and says so.
+func (r *planner) compileApp(ctx context.Context, p *lang.Project, a *lang.App) (*compile.Result, error) {
+	ch := r.env.choiceFor(p)
+	ex, err := ch.get(ctx, p, r.env)
 	if err != nil {
 		return nil, err
 	}
-	if bk != nil && !buildkit.Supports(a.Language) && (ch.settings.Executor == "auto" || ch.settings.Implied) {
+	if !ex.Supports(a.Language) && (ch.settings.Executor == buildkit.Auto || ch.settings.Implied) {
 		graph.Progress(ctx, "BuildKit has no builder for language %s yet; compiling app %s with the local toolchain", a.Language, a.Name)
-		bk = nil
+		ex = compile.Local{}
 	}
-	if bk == nil {
-		return compile.Compile(ctx, a, compile.Options{Cache: env.Cache, ToolVersion: env.ToolVersion, Log: env.Log, Digests: env.Digests, Memo: &env.memo.toolchains})
-	}
-	out, err := bk.Compile(ctx, a, buildkit.Options{
-		Cache:       env.Cache,
-		ToolVersion: env.ToolVersion,
-		Digests:     env.Digests,
-		Progress:    func(line string) { graph.Progress(ctx, "%s", line) },
+	env := r.env
+	return ex.Compile(ctx, a, compile.Options{
+		Cache: env.Cache, ToolVersion: env.ToolVersion, Log: env.Log, Digests: env.Digests, Memo: r.toolchains,
+		Progress: func(line string) { graph.Progress(ctx, "%s", line) },
 	})
-	if err != nil {
-		return nil, err
-	}
-	if out.StepCached {
-		graph.Progress(ctx, "compile step found in BuildKit's cache (%s): the compiler did not run", out.Builder)
-	}
-	return out.Result, nil
 }

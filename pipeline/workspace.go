@@ -6,6 +6,7 @@ import (
 
 	"github.com/unikfile/unikfile/graph"
 	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/registry"
 )
 
 // Plan is a graph over a workspace and where the results of interest are.
@@ -18,6 +19,7 @@ type Plan struct {
 	Deploys map[*lang.Target]string
 	// built is every image node added, by app, format and boot mode.
 	built map[imageKey]string
+	run   *planner
 }
 
 type imageKey struct {
@@ -25,8 +27,8 @@ type imageKey struct {
 	format, boot string
 }
 
-func newPlan() *Plan {
-	return &Plan{Graph: graph.New(), Images: map[*lang.App]string{}, Deploys: map[*lang.Target]string{}, built: map[imageKey]string{}}
+func newPlan(env *Env) *Plan {
+	return &Plan{Graph: graph.New(), Images: map[*lang.App]string{}, Deploys: map[*lang.Target]string{}, built: map[imageKey]string{}, run: newPlanner(env)}
 }
 
 // WorkspaceBuildGraph plans the compile and package nodes of apps, which
@@ -38,9 +40,9 @@ func newPlan() *Plan {
 // the guest init is one node for all. Images are in fmtName and boot as
 // BuildFormatGraph takes them.
 func WorkspaceBuildGraph(w *lang.Workspace, apps []lang.ProjectApp, env *Env, fmtName, boot string) *Plan {
-	pl := newPlan()
+	pl := newPlan(env)
 	for _, pa := range apps {
-		pl.addApp(w, pa, env, fmtName, boot)
+		pl.addApp(w, pa, fmtName, boot)
 	}
 	return pl
 }
@@ -49,18 +51,18 @@ func WorkspaceBuildGraph(w *lang.Workspace, apps []lang.ProjectApp, env *Env, fm
 // own and those they import from other Unikfiles) and deploy each target.
 // Node IDs are as in WorkspaceBuildGraph.
 func WorkspaceUpGraph(w *lang.Workspace, targets []lang.ProjectTarget, env *Env) *Plan {
-	pl := newPlan()
+	pl := newPlan(env)
 	if len(w.Projects) == 1 {
 		p := w.Projects[0]
 		var ts []*lang.Target
 		for _, pt := range targets {
 			ts = append(ts, pt.Target)
 		}
-		pl.Graph = UpGraph(p, ts, env)
+		pl.Graph = pl.run.upGraph(p, ts)
 		for _, t := range ts {
 			pl.Deploys[t] = DeployID(t.Name)
 			for _, name := range t.Apps {
-				pl.Images[p.App(name)] = imageID(name, t.Format, t.Boot)
+				pl.Images[p.App(name)] = imageID(p.App(name), t.Format, t.Boot)
 			}
 		}
 		return pl
@@ -71,7 +73,7 @@ func WorkspaceUpGraph(w *lang.Workspace, targets []lang.ProjectTarget, env *Env)
 		apps := map[string]*lang.App{}
 		names := []string{}
 		for _, pa := range w.TargetApps(p, t) {
-			deps = append(deps, pl.addApp(w, pa, env, t.Format, t.Boot))
+			deps = append(deps, pl.addApp(w, pa, t.Format, t.Boot))
 			apps[pa.App.Name] = pa.App
 			names = append(names, pa.App.Name)
 		}
@@ -88,19 +90,19 @@ func WorkspaceUpGraph(w *lang.Workspace, targets []lang.ProjectTarget, env *Env)
 
 // addApp adds the nodes that build pa's image in fmtName and boot and
 // returns the ID of the node that outputs it.
-func (pl *Plan) addApp(w *lang.Workspace, pa lang.ProjectApp, env *Env, fmtName, boot string) string {
+func (pl *Plan) addApp(w *lang.Workspace, pa lang.ProjectApp, fmtName, boot string) string {
 	k := imageKey{pa.App, fmtName, boot}
 	if id, ok := pl.built[k]; ok {
 		return id
 	}
 	sub := graph.New()
-	id := addImage(sub, pa.Project, pa.App, env, fmtName, boot)
+	id := pl.run.addImage(sub, pa.Project, pa.App, fmtName, boot)
 	rename := func(id string) string { return id }
 	if len(w.Projects) > 1 {
 		ns := namespace(w, pa.Project)
 		rename = func(id string) string {
-			if isShared(id) {
-				return id // one guest init and one kernel per needs serve every project
+			if isShared(id) || pl.run.prepared[id] {
+				return id // a base's shared and prepared work (the guest init, a kernel) serves every project
 			}
 			verb, rest, _ := strings.Cut(id, " ")
 			return verb + " " + ns + ":" + rest
@@ -112,6 +114,16 @@ func (pl *Plan) addApp(w *lang.Workspace, pa lang.ProjectApp, env *Env, fmtName,
 	pl.built[k] = rename(id)
 	pl.Images[pa.App] = pl.built[k]
 	return pl.built[k]
+}
+
+// isShared says whether id names a base's once-per-run node.
+func isShared(id string) bool {
+	for _, name := range registry.BaseNames() {
+		if sh := registry.Base(name).Shared(); sh != nil && sh.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // namespace is how node IDs name p's directory: relative to the workspace

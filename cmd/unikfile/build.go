@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -72,7 +73,9 @@ tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
 				if c.replayStamp(stamp, &rf) {
 					return nil
 				}
-				c.sawToolchain()
+				for _, f := range pipeline.ToolchainFiles(os.Environ()) {
+					c.digests.Saw(f)
+				}
 			}
 			ws, err := c.loadWorkspace(args)
 			if err != nil {
@@ -83,7 +86,7 @@ tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
 				return err
 			}
 			if rf.changedSince != "" {
-				if apps, err = c.onlyChanged(cmd.Context(), ws, apps, rf.changedSince); err != nil {
+				if apps, err = address.ChangedApps(cmd.Context(), ws.base, apps, rf.changedSince); err != nil {
 					return err
 				}
 			}
@@ -141,7 +144,7 @@ tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
 			if _, err := c.stdout.Write(stdout.Bytes()); err != nil {
 				return err
 			}
-			if runErr == nil && stamp != "" && rf.summary != "json" && c.stampable(apps, format) {
+			if runErr == nil && stamp != "" && rf.summary != "json" && pipeline.Stampable(apps, format, c.executor, os.Environ()) {
 				for _, p := range ws.w.Projects {
 					c.digests.Saw(p.File)
 				}
@@ -184,51 +187,6 @@ func newImageJSON(img *pack.Image, dir string) imageJSON {
 		j.File = filepath.Join(dir, img.Disk)
 	}
 	return j
-}
-
-func selectApps(p *lang.Project, names []string) ([]*lang.App, error) {
-	if len(names) == 0 {
-		return p.Apps, nil
-	}
-	var apps []*lang.App
-	for _, n := range names {
-		a := p.App(n)
-		if a == nil {
-			return nil, fmt.Errorf("no app named %q in %s; apps: %s", n, p.File, strings.Join(appNames(p), ", "))
-		}
-		apps = append(apps, a)
-	}
-	return apps, nil
-}
-
-func appNames(p *lang.Project) []string {
-	var n []string
-	for _, a := range p.Apps {
-		n = append(n, a.Name)
-	}
-	return n
-}
-
-func selectTargets(p *lang.Project, names []string) ([]*lang.Target, error) {
-	if len(p.Targets) == 0 {
-		return nil, fmt.Errorf("%s declares no target; add one, e.g. target \"dev\" { provider = \"qemu\" apps = [app.NAME] }", p.File)
-	}
-	if len(names) == 0 {
-		return p.Targets, nil
-	}
-	var ts []*lang.Target
-	for _, n := range names {
-		t := p.Target(n)
-		if t == nil {
-			var all []string
-			for _, t := range p.Targets {
-				all = append(all, t.Name)
-			}
-			return nil, fmt.Errorf("no target named %q in %s; targets: %s", n, p.File, strings.Join(all, ", "))
-		}
-		ts = append(ts, t)
-	}
-	return ts, nil
 }
 
 func (c *cli) pipelineEnv(withState bool) (*pipeline.Env, error) {
@@ -312,7 +270,7 @@ foreground, streams the console, and exits with the app's exit status.`,
 				return err
 			}
 			if rf.changedSince != "" {
-				if targets, err = c.changedTargets(cmd.Context(), ws, targets, rf.changedSince); err != nil {
+				if targets, err = address.ChangedTargets(cmd.Context(), ws.w, ws.base, targets, rf.changedSince); err != nil {
 					return err
 				}
 				if len(targets) == 0 {
@@ -407,14 +365,6 @@ foreground, streams the console, and exits with the app's exit status.`,
 	return cmd
 }
 
-func countApps(ts []*lang.Target) int {
-	n := 0
-	for _, t := range ts {
-		n += len(t.Apps)
-	}
-	return n
-}
-
 func urls(inst *state.Instance) string {
 	var parts []string
 	for _, p := range inst.Ports {
@@ -440,18 +390,13 @@ func short(d string) string {
 }
 
 // warnUndeclaredTargets points at running instances of targets the
-// Unikfile no longer declares: up does not remove them on its own, since a
-// renamed target is a guess, but the user should know they still run.
+// Unikfile no longer declares.
 func (c *cli) warnUndeclaredTargets(p *lang.Project, env *pipeline.Env) {
-	insts, err := env.State.List(state.Filter{Project: p.Dir})
+	stray, err := deploy.StrayTargets(env.State, p.Dir, func(t string) bool { return p.Target(t) != nil })
 	if err != nil {
 		return
 	}
-	seen := map[string]bool{}
-	for _, i := range insts {
-		if i.Alive() && p.Target(i.Target) == nil && !seen[i.Target] {
-			seen[i.Target] = true
-			fmt.Fprintf(c.stderr, "note: target %q is no longer in %s but has running instances; stop them with `unikfile down %s`\n", i.Target, p.File, i.Target)
-		}
+	for _, t := range stray {
+		fmt.Fprintf(c.stderr, "note: target %q is no longer in %s but has running instances; stop them with `unikfile down %s`\n", t, p.File, t)
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/unikfile/unikfile/address"
 	"github.com/unikfile/unikfile/stages/deploy"
-	"github.com/unikfile/unikfile/stages/deploy/providers"
+	"github.com/unikfile/unikfile/stages/registry"
 	"github.com/unikfile/unikfile/state"
 )
 
@@ -47,7 +47,7 @@ func (c *cli) psCommand() *cobra.Command {
 					return err
 				}
 			}
-			insts, err := deploy.List(cmd.Context(), st, providers.Registry(), f)
+			insts, err := deploy.List(cmd.Context(), st, registry.Providers(), f)
 			if err != nil {
 				return err
 			}
@@ -102,28 +102,11 @@ func uptime(i *state.Instance) string {
 
 // findInstance resolves an app name or instance ID within the project.
 func (c *cli) findInstance(cmd *cobra.Command, st *state.Store, ref string) (*state.Instance, error) {
-	if inst, err := st.Get(ref); err == nil && inst != nil {
-		return inst, nil
-	}
 	dir, err := c.projectDir()
 	if err != nil {
 		return nil, err
 	}
-	insts, err := deploy.List(cmd.Context(), st, providers.Registry(), state.Filter{Project: dir, App: ref})
-	if err != nil {
-		return nil, err
-	}
-	if len(insts) == 0 {
-		return nil, fmt.Errorf("no instance of app %q in %s (and no instance with that ID); see `unikfile ps`", ref, dir)
-	}
-	// The newest instance of the app; a running one wins.
-	best := insts[len(insts)-1]
-	for _, i := range insts {
-		if i.State == state.Running {
-			best = i
-		}
-	}
-	return best, nil
+	return deploy.Find(cmd.Context(), st, registry.Providers(), dir, ref)
 }
 
 func (c *cli) logsCommand() *cobra.Command {
@@ -143,7 +126,7 @@ func (c *cli) logsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = deploy.Logs(cmd.Context(), st, providers.Registry(), inst, follow, c.stdout)
+			err = deploy.Logs(cmd.Context(), st, registry.Providers(), inst, follow, c.stdout)
 			if cmd.Context().Err() != nil {
 				return nil // Ctrl-C ends a follow
 			}
@@ -186,7 +169,7 @@ func (c *cli) downCommand() *cobra.Command {
 			if len(args) == 1 {
 				target = addrs[0].Name
 			}
-			results, err := deploy.Down(cmd.Context(), st, providers.Registry(), dir, target)
+			results, err := deploy.Down(cmd.Context(), st, registry.Providers(), dir, target)
 			if jsonOut {
 				if werr := writeJSON(c.stdout, results); werr != nil {
 					return werr
@@ -206,8 +189,7 @@ func (c *cli) downCommand() *cobra.Command {
 	return cmd
 }
 
-// instancesAt keeps the instances the addresses name: of the projects in
-// the addressed directories, and of the named target or app.
+// instancesAt keeps the instances the addresses name.
 func (c *cli) instancesAt(args []string, insts []*state.Instance) ([]*state.Instance, error) {
 	addrs, err := address.ParseAll(args)
 	if err != nil {
@@ -217,16 +199,7 @@ func (c *cli) instancesAt(args []string, insts []*state.Instance) ([]*state.Inst
 	if err != nil {
 		return nil, err
 	}
-	var out []*state.Instance
-	for _, i := range insts {
-		for _, a := range addrs {
-			if a.MatchesDir(dir, dir, i.Project) && (a.Name == "" || a.Name == i.Target || a.Name == i.App) {
-				out = append(out, i)
-				break
-			}
-		}
-	}
-	return out, nil
+	return address.Instances(addrs, dir, insts), nil
 }
 
 // downAt stops the instances of the targets the addresses name, project
@@ -236,25 +209,10 @@ func (c *cli) downAt(cmd *cobra.Command, st *state.Store, base string, addrs []a
 	if err != nil {
 		return err
 	}
-	type job struct{ project, target string }
-	var jobs []job
-	seen := map[job]bool{}
-	for _, i := range insts {
-		for _, a := range addrs {
-			if !a.MatchesDir(base, base, i.Project) || (a.Name != "" && a.Name != i.Target) {
-				continue
-			}
-			j := job{i.Project, a.Name}
-			if !seen[j] {
-				seen[j] = true
-				jobs = append(jobs, j)
-			}
-		}
-	}
 	var all []deploy.Result
 	var errs []error
-	for _, j := range jobs {
-		res, err := deploy.Down(cmd.Context(), st, providers.Registry(), j.project, j.target)
+	for _, j := range address.TargetsOf(addrs, base, insts) {
+		res, err := deploy.Down(cmd.Context(), st, registry.Providers(), j.Project, j.Target)
 		all = append(all, res...)
 		if err != nil {
 			errs = append(errs, err)

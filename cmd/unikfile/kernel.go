@@ -78,7 +78,7 @@ apt with Debian's archive; elsewhere, point UNIKFILE_KERNEL at a vmlinuz.`,
 					out = append(out, entry{Kind: "fetched", Kernel: k})
 				}
 				for _, k := range built {
-					out = append(out, entry{Kind: "minimal", Kernel: k.Linux(), Features: k.Features})
+					out = append(out, entry{Kind: "minimal", Kernel: linux.BuiltKernel(k), Features: k.Features})
 				}
 				return writeJSON(c.stdout, out)
 			}

@@ -69,7 +69,7 @@ on two cores (make runs niced); Ctrl-C stops it.`,
 					return err
 				}
 				env.MinimalByDefault()
-				g = pipeline.KernelGraph(pipeline.WorkspaceUpGraph(ws.w, targets, env))
+				g = pipeline.PreparedGraph(pipeline.WorkspaceUpGraph(ws.w, targets, env))
 				if len(g.Nodes()) == 0 {
 					fmt.Fprintln(c.stderr, "No app of these targets boots a minimal kernel: every one names its kernel file (linux { kernel = \"...\" }).")
 					return nil

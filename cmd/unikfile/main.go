@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unikfile/unikfile/lang"
 )
 
 // Exit codes.
@@ -41,19 +46,36 @@ func execute(ctx context.Context, args []string) int {
 		}
 	}
 	cli := newCLI()
+	out := &countingWriter{w: cli.stdout}
+	cli.stdout = out
 	root := cli.rootCommand()
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
+	code := exitCode(err)
+	// A script that asked for JSON gets a JSON document whatever failed,
+	// even before anything was loaded (a missing Unikfile, a bad --var).
+	if out.n == 0 && wantsJSON(cmd) {
+		_ = writeJSON(out, struct {
+			Error    string `json:"error"`
+			ExitCode int    `json:"exit_code"`
+		}{err.Error(), code})
+	}
+	var reported *reportedError
+	var st *statusError
+	if !errors.As(err, &reported) && !errors.As(err, &st) {
+		fmt.Fprintf(os.Stderr, "Error: %s\n", lang.VisibleLines(err.Error()))
+	}
+	return code
+}
+
+// exitCode is the exit status that err means (see the constants).
+func exitCode(err error) int {
 	var st *statusError
 	if errors.As(err, &st) {
 		return st.code
-	}
-	var reported *reportedError
-	if !errors.As(err, &reported) {
-		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 	}
 	var intr *interruptedError
 	if errors.As(err, &intr) {
@@ -63,4 +85,29 @@ func execute(ctx context.Context, args []string) int {
 		return exitInternal
 	}
 	return exitUser
+}
+
+// wantsJSON says whether cmd was asked for JSON on stdout (--json, or
+// --summary json).
+func wantsJSON(cmd *cobra.Command) bool {
+	if cmd == nil {
+		return false
+	}
+	if f := cmd.Flags().Lookup("json"); f != nil && f.Value.String() == "true" {
+		return true
+	}
+	f := cmd.Flags().Lookup("summary")
+	return f != nil && f.Value.String() == "json"
+}
+
+// countingWriter counts what was written to stdout.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

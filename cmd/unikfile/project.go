@@ -4,19 +4,20 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/unikfile/unikfile/address"
 	"github.com/unikfile/unikfile/internal/atomicfile"
 	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/compile"
 	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/state"
 )
@@ -36,17 +37,11 @@ func (c *cli) initCommand() *cobra.Command {
 			if _, err := os.Stat(path); err == nil {
 				return fmt.Errorf("%s already exists; edit it, or remove it to start again", path)
 			}
-			mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+			modulePath, err := compile.GoModulePath(dir)
 			if err != nil {
-				return fmt.Errorf("no go.mod in %s: `unikfile init` scaffolds a Unikfile for a Go module (run `go mod init` first)", dir)
+				return err
 			}
-			modulePath := ""
-			for _, line := range strings.Split(string(mod), "\n") {
-				if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
-					modulePath = f[1]
-				}
-			}
-			name := sanitizeName(filepath.Base(dir))
+			name := lang.NameFrom(filepath.Base(dir))
 			if err := os.WriteFile(path, lang.Scaffold(name, modulePath), 0o644); err != nil {
 				return err
 			}
@@ -54,23 +49,6 @@ func (c *cli) initCommand() *cobra.Command {
 			return nil
 		},
 	}
-}
-
-func sanitizeName(s string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(s) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
-			b.WriteRune(r)
-		default:
-			b.WriteRune('-')
-		}
-	}
-	out := strings.Trim(b.String(), "-")
-	if out == "" || !(out[0] >= 'a' && out[0] <= 'z') {
-		out = "app" + out
-	}
-	return out
 }
 
 func (c *cli) validateCommand() *cobra.Command {
@@ -87,14 +65,22 @@ func (c *cli) validateCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if _, err := address.Apps(ws.w, ws.base, ws.mainDir, ws.addrs); err != nil {
+					return err
+				}
 				for _, p := range ws.w.Projects {
 					fmt.Fprintf(c.stdout, "%s is valid: %d app(s), %d target(s).\n", p.File, len(p.Apps), len(p.Targets))
 				}
 				return nil
 			}
-			_, _, diags, err := c.readWorkspace(args)
+			ws, _, diags, err := c.readWorkspace(args)
 			if err != nil {
 				return err
+			}
+			if ws.w != nil {
+				if _, err := address.Apps(ws.w, ws.base, ws.mainDir, ws.addrs); err != nil {
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Address matches nothing", Detail: err.Error()})
+				}
 			}
 			out := struct {
 				Valid       bool                  `json:"valid"`
@@ -133,32 +119,24 @@ func (c *cli) fmtCommand() *cobra.Command {
 				files = []string{p}
 			}
 			var unformatted []string
+			var failed []error
 			for _, f := range files {
-				src, err := os.ReadFile(f)
+				// Every file gets its turn: one that fails is reported and
+				// the others are still formatted.
+				changed, err := c.formatFile(f, check)
 				if err != nil {
-					return err
-				}
-				out, diags := lang.Format(src, f)
-				if diags.HasErrors() {
-					lang.WriteDiagnostics(c.stderr, diags, lang.SourcesOf(f, src), isTerminal(c.stderr))
-					return &reportedError{err: diags}
-				}
-				if bytes.Equal(src, out) {
+					failed = append(failed, err)
 					continue
 				}
-				unformatted = append(unformatted, f)
-				if !check {
-					fi, err := os.Stat(f)
-					if err != nil {
-						return err
-					}
-					if err := atomicfile.WriteFile(f, out, fi.Mode().Perm()); err != nil {
-						return err
-					}
+				if changed {
+					unformatted = append(unformatted, f)
+					fmt.Fprintln(c.stdout, lang.Visible(f))
 				}
-				fmt.Fprintln(c.stdout, f)
 			}
-			if check && len(unformatted) > 0 {
+			switch {
+			case len(failed) > 0:
+				return &reportedError{err: errors.Join(failed...)}
+			case check && len(unformatted) > 0:
 				return &reportedError{err: errors.New("files need formatting")}
 			}
 			return nil
@@ -166,6 +144,31 @@ func (c *cli) fmtCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&check, "check", false, "do not write; exit 1 if a file is not formatted")
 	return cmd
+}
+
+// formatFile formats one Unikfile (unless check), reporting on stderr why
+// it cannot; changed says it was (or, with check, would be) rewritten.
+func (c *cli) formatFile(f string, check bool) (changed bool, err error) {
+	src, err := lang.ReadFile(f)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "Error: %s\n", lang.Visible(err.Error()))
+		return false, err
+	}
+	out, diags := lang.Format(src, f)
+	if diags.HasErrors() {
+		lang.WriteDiagnostics(c.stderr, diags, lang.SourcesOf(f, src), isTerminal(c.stderr))
+		return false, diags
+	}
+	if bytes.Equal(src, out) {
+		return false, nil
+	}
+	if !check {
+		if err := atomicfile.Rewrite(f, out); err != nil {
+			fmt.Fprintf(c.stderr, "Error: %s: %s\n", lang.Visible(f), lang.Visible(err.Error()))
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 func (c *cli) imagesCommand() *cobra.Command {
@@ -181,7 +184,7 @@ func (c *cli) imagesCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			keys, err := cs.Entries("images")
+			entries, err := pack.Images(cs)
 			if err != nil {
 				return err
 			}
@@ -212,21 +215,15 @@ func (c *cli) imagesCommand() *cobra.Command {
 				Source      string `json:"source,omitempty"`
 			}
 			var rows []row
-			for _, k := range keys {
-				dir, _ := cs.Lookup("images", k)
-				img, err := pack.ReadImage(dir)
-				if err != nil {
-					continue
-				}
-				fi, _ := os.Stat(dir)
+			for _, e := range entries {
+				img, dir := e.Image, e.Dir
 				r := row{App: img.App, Digest: img.Digest, Format: img.Format, Kernel: img.KernelVersion,
-					Size: dirSize(dir), Created: fi.ModTime(), Dir: dir, Instances: inUse[img.Digest]}
+					Size: e.Size, Created: e.Created, Dir: dir, Instances: inUse[img.Digest]}
 				if img.Disk != "" {
 					r.Boot, r.File, r.Size, r.VirtualSize, r.Source = img.Boot, filepath.Join(dir, img.Disk), img.Size, img.VirtualSize, img.Source
 				}
 				rows = append(rows, r)
 			}
-			sort.Slice(rows, func(i, j int) bool { return rows[i].Created.After(rows[j].Created) })
 			if jsonOut {
 				if rows == nil {
 					rows = []row{}
@@ -251,19 +248,6 @@ func (c *cli) imagesCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
 	return cmd
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 func humanSize(n int64) string {

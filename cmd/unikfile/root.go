@@ -140,26 +140,6 @@ func (c *cli) unikfilePath() (string, error) {
 	return lang.FindFile(filepath.Dir(path))
 }
 
-// load reads the Unikfile, printing diagnostics when it has problems.
-func (c *cli) load() (*lang.Project, error) {
-	path, err := c.unikfilePath()
-	if err != nil {
-		return nil, err
-	}
-	vars, err := c.parseVars()
-	if err != nil {
-		return nil, err
-	}
-	p, src, diags := lang.Load(path, lang.Options{Vars: vars})
-	if len(diags) > 0 {
-		lang.WriteDiagnostics(c.stderr, diags, src, isTerminal(c.stderr))
-	}
-	if diags.HasErrors() {
-		return nil, &reportedError{err: diags}
-	}
-	return p, nil
-}
-
 // parseVars reads the --var flags.
 func (c *cli) parseVars() (map[string]string, error) {
 	vars := map[string]string{}

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,19 +12,11 @@ import (
 
 	"github.com/unikfile/unikfile/cache"
 	"github.com/unikfile/unikfile/graph"
-	"github.com/unikfile/unikfile/lang"
-	"github.com/unikfile/unikfile/stages/compile/buildkit"
-	pack "github.com/unikfile/unikfile/stages/package"
+	"github.com/unikfile/unikfile/pipeline"
 )
 
-// The no-op fast path of `build`: after a successful build, a stamp
-// records the metadata of everything the build relied on (the Unikfiles,
-// the folders searched and digested, every file digested, the toolchain's
-// binary and settings file, the kernel tree, the images produced) and what
-// it printed. The next identical build (same arguments, flags, relevant
-// environment and unikfile binary) whose inputs all have the same
-// metadata, outside the racy window, prints the same without loading a
-// Unikfile or running a toolchain. Any doubt means a normal build.
+// Replaying build stamps (pipeline/stamp.go says what a stamp covers):
+// what the stamped build printed is printed again.
 
 // buildStamp is what a stamp replays.
 type buildStamp struct {
@@ -50,27 +37,13 @@ func (c *cli) openDigests() (*cache.Store, error) {
 	return cs, nil
 }
 
-// stampPath is where the stamp of this exact build invocation lives: every
-// flag's value (local and global, set or not) is part of it, so a new flag
-// can never replay an output made without it.
+// stampPath is where the stamp of this exact build invocation lives.
 func (c *cli) stampPath(cs *cache.Store, cmd *cobra.Command, args []string) string {
-	h := sha256.New()
 	wd, _ := os.Getwd()
-	fmt.Fprintf(h, "tool %s\ncmd %s\nargs %q\nwd %q\n", toolVersionFrom(c.digests), cmd.CommandPath(), args, wd)
-	cmd.Flags().VisitAll(func(f *pflag.Flag) { fmt.Fprintf(h, "flag %s=%q\n", f.Name, f.Value.String()) })
-	cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) { fmt.Fprintf(h, "global %s=%q\n", f.Name, f.Value.String()) })
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(name, "GO"), strings.HasPrefix(name, "CGO_"), strings.HasPrefix(name, "UNIKFILE_"),
-			name == "PATH", name == "HOME", strings.HasPrefix(name, "XDG_"):
-			env = append(env, kv)
-		}
-	}
-	sort.Strings(env)
-	fmt.Fprintf(h, "env %q\n", env)
-	return filepath.Join(cs.Dir(), "stamps", hex.EncodeToString(h.Sum(nil)))
+	inv := pipeline.Invocation{Tool: toolVersionFrom(c.digests), Command: cmd.CommandPath(), Args: args, Dir: wd, Environ: os.Environ()}
+	cmd.Flags().VisitAll(func(f *pflag.Flag) { inv.Flags = append(inv.Flags, f.Name+"="+f.Value.String()) })
+	cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) { inv.Flags = append(inv.Flags, "global "+f.Name+"="+f.Value.String()) })
+	return pipeline.StampPath(cs.Dir(), inv)
 }
 
 // replayStamp prints what the stamped build printed, if the stamp holds.
@@ -99,62 +72,14 @@ func (c *cli) replayStamp(path string, rf *runFlags) bool {
 	return true
 }
 
-// sawToolchain records the Go toolchain's binary and its settings file,
-// which `go env` answers from (stamps are written for Go apps only).
-func (c *cli) sawToolchain() {
-	if p, err := exec.LookPath("go"); err == nil {
-		c.digests.Saw(p)
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			c.digests.Saw(real)
-		}
-	}
-	if p := os.Getenv("GOENV"); p != "" && p != "off" {
-		c.digests.Saw(p)
-	} else if dir, err := os.UserConfigDir(); err == nil {
-		c.digests.Saw(filepath.Join(dir, "go", "env"))
-	}
-}
-
-// stampable says whether a stamp would cover everything this build relied
-// on: Go apps (whose toolchain and settings the stamp records), compiled
-// locally (a builder image's tag can move on a registry), into
-// kernel+initrd images (the disk tools are not recorded). Other builds
-// record no stamp; they still skip unchanged work through the cache.
-func (c *cli) stampable(apps []lang.ProjectApp, format string) bool {
-	if format != pack.FormatKernelInitrd || (c.executor != "" && c.executor != "local") || os.Getenv(buildkit.HostEnv) != "" {
-		return false
-	}
-	for _, pa := range apps {
-		if pa.App.Language != "go" {
-			return false
-		}
-		if e := pa.Project.Build.Executor; e != "" && e != "local" {
-			return false
-		}
-	}
-	return true
-}
-
 // writeStamp records a successful build's inputs and output.
 func (c *cli) writeStamp(path string, g *graph.Graph, multi bool, stdout string, imageDirs []string) {
-	for _, dir := range imageDirs {
-		c.digests.Saw(dir)
-		if ents, err := os.ReadDir(dir); err == nil {
-			for _, e := range ents {
-				c.digests.Saw(filepath.Join(dir, e.Name()))
-			}
-		}
-	}
-	snap, ok := c.digests.Snapshot()
-	if !ok {
-		return
-	}
 	st := buildStamp{Stdout: stdout, Multi: multi}
 	for _, n := range g.Nodes() {
 		st.Nodes = append(st.Nodes, n.ID)
 	}
 	payload, _ := json.Marshal(st)
-	if err := cache.WriteStamp(path, snap, payload); err != nil {
+	if err := pipeline.RecordStamp(c.digests, path, imageDirs, payload); err != nil {
 		fmt.Fprintf(c.stderr, "warning: %v\n", err)
 	}
 }

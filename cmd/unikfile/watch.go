@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/unikfile/unikfile/devloop"
-	"github.com/unikfile/unikfile/stages/deploy/providers"
+	"github.com/unikfile/unikfile/stages/registry"
 )
 
 // watchFlags are the settings `watch` and `up --watch` share.
@@ -97,7 +97,7 @@ func (c *cli) runWatch(ctx context.Context, target string, f watchFlags, timeout
 	}
 	err = devloop.Run(ctx, devloop.Options{
 		File: path, Vars: vars, Target: target,
-		Env: env, Registry: providers.Registry(), Jobs: c.jobs,
+		Env: env, Registry: registry.Providers(), Catalog: registry.Catalog(), Jobs: c.jobs,
 		Quiet: f.quiet, Drain: f.drain, Timeout: f.timeout,
 		Exclude: []string{env.Cache.Dir(), env.StateDir},
 		OnEvent: render, Console: console,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/unikfile/unikfile/address"
 	"github.com/unikfile/unikfile/graph"
 	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/registry"
 )
 
 // workspace is what build, up and graph work on: the Unikfiles the
@@ -96,7 +96,7 @@ func (c *cli) readWorkspace(args []string) (*workspace, lang.Sources, hcl.Diagno
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	w, src, diags := lang.LoadWorkspace(ws.base, files, lang.Options{Vars: vars})
+	w, src, diags := lang.LoadWorkspace(ws.base, files, lang.Options{Vars: vars, Catalog: registry.Catalog()})
 	ws.w = w
 	return ws, src, diags, nil
 }
@@ -110,25 +110,6 @@ func hasPlain(addrs []address.Address) bool {
 	return false
 }
 
-// onlyChanged keeps the apps that the changes since rev affect.
-func (c *cli) onlyChanged(ctx context.Context, ws *workspace, apps []lang.ProjectApp, rev string) ([]lang.ProjectApp, error) {
-	files, err := address.ChangedFiles(ctx, ws.base, rev)
-	if err != nil {
-		return nil, err
-	}
-	affected, err := address.Affected(apps, files)
-	if err != nil {
-		return nil, err
-	}
-	var out []lang.ProjectApp
-	for _, pa := range apps {
-		if affected[pa.App] {
-			out = append(out, pa)
-		}
-	}
-	return out, nil
-}
-
 // summarize prints the end-of-run summary as f asks.
 func (c *cli) summarize(f *runFlags, multi bool, g *graph.Graph, results map[string]*graph.Result, elapsed time.Duration) error {
 	mode := f.summary
@@ -138,68 +119,18 @@ func (c *cli) summarize(f *runFlags, multi bool, g *graph.Graph, results map[str
 			mode = "text"
 		}
 	}
-	s := newSummary(g, results, elapsed)
+	s := graph.Summarize(g, results, elapsed)
 	switch mode {
 	case "text":
-		return s.writeText(c.stderr)
+		return writeSummary(c.stderr, s)
 	case "json":
 		return writeJSON(c.stdout, s)
 	}
 	return nil
 }
 
-// summary is every node's outcome, as --summary json prints it.
-type summary struct {
-	Nodes      []summaryNode `json:"nodes"`
-	Built      int           `json:"built"`
-	Cached     int           `json:"cached"`
-	Failed     int           `json:"failed"`
-	Skipped    int           `json:"skipped"`
-	DurationMS int64         `json:"duration_ms"`
-}
-
-type summaryNode struct {
-	ID         string `json:"id"`
-	Status     string `json:"status"` // built | cached | failed | skipped
-	DurationMS int64  `json:"duration_ms"`
-	Error      string `json:"error,omitempty"`
-}
-
-func newSummary(g *graph.Graph, results map[string]*graph.Result, elapsed time.Duration) *summary {
-	s := &summary{Nodes: []summaryNode{}, DurationMS: elapsed.Milliseconds()}
-	for _, n := range g.Nodes() {
-		r := results[n.ID]
-		sn := summaryNode{ID: n.ID, Status: "skipped"}
-		if r != nil {
-			sn.DurationMS = r.Duration.Milliseconds()
-			switch r.Status {
-			case graph.StatusBuilt:
-				sn.Status = "built"
-			case graph.StatusCached:
-				sn.Status = "cached"
-			case graph.StatusFailed:
-				sn.Status = "failed"
-			}
-			if r.Err != nil {
-				sn.Error = firstLine(r.Err.Error())
-			}
-		}
-		switch sn.Status {
-		case "built":
-			s.Built++
-		case "cached":
-			s.Cached++
-		case "failed":
-			s.Failed++
-		default:
-			s.Skipped++
-		}
-		s.Nodes = append(s.Nodes, sn)
-	}
-	return s
-}
-
-func (s *summary) writeText(w io.Writer) error {
+// writeSummary prints s as a table, one node a line.
+func writeSummary(w io.Writer, s *graph.Summary) error {
 	fmt.Fprintf(w, "\nSummary: %d node(s) in %s: %d built, %d cached, %d failed, %d skipped\n",
 		len(s.Nodes), round(time.Duration(s.DurationMS)*time.Millisecond), s.Built, s.Cached, s.Failed, s.Skipped)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -218,31 +149,4 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
-}
-
-// changedTargets keeps the targets that run an app the changes since rev
-// affect.
-func (c *cli) changedTargets(ctx context.Context, ws *workspace, targets []lang.ProjectTarget, rev string) ([]lang.ProjectTarget, error) {
-	var apps []lang.ProjectApp
-	for _, pt := range targets {
-		apps = append(apps, ws.w.TargetApps(pt.Project, pt.Target)...)
-	}
-	changed, err := c.onlyChanged(ctx, ws, apps, rev)
-	if err != nil {
-		return nil, err
-	}
-	hit := map[*lang.App]bool{}
-	for _, pa := range changed {
-		hit[pa.App] = true
-	}
-	var out []lang.ProjectTarget
-	for _, pt := range targets {
-		for _, pa := range ws.w.TargetApps(pt.Project, pt.Target) {
-			if hit[pa.App] {
-				out = append(out, pt)
-				break
-			}
-		}
-	}
-	return out, nil
 }

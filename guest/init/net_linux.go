@@ -117,6 +117,8 @@ func setupNetwork(log *logger, cfg *guest.Config, host string) (*ipv4Config, err
 		return nil, err
 	}
 	log.stepf("%s %s", ifname, c)
+	ones, _ := c.Mask.Size()
+	log.line(fmt.Sprintf("%s%s/%d via %s", guest.AddressMarker, c.IP, ones, c.Source))
 	if len(c.DNS) > 0 {
 		if err := writeFile("/etc/resolv.conf", resolvConf(c)); err != nil {
 			return c, err

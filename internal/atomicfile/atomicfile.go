@@ -14,6 +14,12 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
+	return replace(path, data, func(tmp *os.File) error { return tmp.Chmod(perm) })
+}
+
+// replace writes data into a temporary file in path's folder, lets prepare
+// set its mode (and owner), syncs it and renames it over path.
+func replace(path string, data []byte, prepare func(tmp *os.File) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
 	if err != nil {
 		return err
@@ -21,7 +27,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	defer os.Remove(tmp.Name()) // after the rename this finds nothing
 	_, err = tmp.Write(data)
 	if err == nil {
-		err = tmp.Chmod(perm)
+		err = prepare(tmp)
 	}
 	if err == nil {
 		err = tmp.Sync()

@@ -182,3 +182,15 @@ func Environ(overrides ...string) []string {
 	}
 	return env
 }
+
+// Getenv is the value of key in environ (KEY=value entries), the last one
+// winning as it does for a process; "" when it is not there.
+func Getenv(environ []string, key string) string {
+	v := ""
+	for _, e := range environ {
+		if rest, ok := strings.CutPrefix(e, key+"="); ok {
+			v = rest
+		}
+	}
+	return v
+}

@@ -97,12 +97,7 @@ func Lookup(name string) (Language, error) {
 	if l, ok := languages[name]; ok {
 		return l, nil
 	}
-	var names []string
-	for n := range languages {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return nil, &UnsupportedError{Language: name, Supported: names}
+	return nil, &UnsupportedError{Language: name, Supported: Languages()}
 }
 
 // UnsupportedError is returned for a language the Unikfile accepts but this
@@ -133,6 +128,10 @@ type Options struct {
 	Digests *cache.StatCache
 	// Memo, if set, asks each toolchain for its identity once per run.
 	Memo *Memo
+	// Progress receives one-line notes of an executor that compiles
+	// elsewhere (BuildKit's display, a step found in its cache); nil
+	// discards them.
+	Progress func(line string)
 }
 
 // Compile builds app, or returns the cached bundle when nothing it depends

@@ -165,3 +165,21 @@ func compilerOutput(err error) string {
 	}
 	return err.Error()
 }
+
+// GoModulePath is the module path declared by the go.mod in dir, for
+// `unikfile init`; the error says what to do when there is none.
+func GoModulePath(dir string) (string, error) {
+	path := filepath.Join(dir, "go.mod")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("no go.mod in %s: `unikfile init` scaffolds a Unikfile for a Go module (run `go mod init` first)", dir)
+	}
+	if err != nil {
+		return "", err
+	}
+	mp := modfile.ModulePath(data)
+	if mp == "" {
+		return "", fmt.Errorf("%s declares no module path (a `module example.com/app` line); fix it, or run `go mod init`", path)
+	}
+	return mp, nil
+}

@@ -2,8 +2,8 @@ package compile
 
 import (
 	"context"
-	"sync"
 
+	"github.com/unikfile/unikfile/internal/memo"
 	"github.com/unikfile/unikfile/lang"
 )
 
@@ -20,17 +20,11 @@ type scoper interface {
 // Memo remembers toolchain identities for one run (one command): pass the
 // same Memo in every Options of the run. The zero value is ready to use.
 type Memo struct {
-	mu sync.Mutex
-	m  map[string]*toolchainResult
+	g memo.Group[string]
 }
 
-type toolchainResult struct {
-	once sync.Once
-	tc   string
-	err  error
-}
-
-// toolchain returns l.Toolchain(app), asked once per scope.
+// toolchain returns l.Toolchain(app), asked once per scope; a failure (a
+// cancelled context, say) is not remembered.
 func (m *Memo) toolchain(ctx context.Context, name string, l Language, app *lang.App) (string, error) {
 	s, isScoper := l.(scoper)
 	if m == nil || !isScoper {
@@ -40,25 +34,5 @@ func (m *Memo) toolchain(ctx context.Context, name string, l Language, app *lang
 	if !ok {
 		return l.Toolchain(ctx, app)
 	}
-	key := name + "\x00" + scope
-	m.mu.Lock()
-	if m.m == nil {
-		m.m = map[string]*toolchainResult{}
-	}
-	r, have := m.m[key]
-	if !have {
-		r = &toolchainResult{}
-		m.m[key] = r
-	}
-	m.mu.Unlock()
-	r.once.Do(func() { r.tc, r.err = l.Toolchain(ctx, app) })
-	if r.err != nil {
-		// A failure (a cancelled context, say) is not remembered.
-		m.mu.Lock()
-		if m.m[key] == r {
-			delete(m.m, key)
-		}
-		m.mu.Unlock()
-	}
-	return r.tc, r.err
+	return m.g.Do(name+"\x00"+scope, func() (string, error) { return l.Toolchain(ctx, app) })
 }

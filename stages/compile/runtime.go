@@ -232,7 +232,15 @@ func mainFile(app *lang.App, def ...string) (string, error) {
 		if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
 			return "", fmt.Errorf("main = %q must be a path inside the app's source", c)
 		}
-		if fi, err := os.Stat(filepath.Join(app.Source, filepath.FromSlash(rel))); err == nil && fi.Mode().IsRegular() {
+		full := filepath.Join(app.Source, filepath.FromSlash(rel))
+		if fi, err := os.Stat(full); err == nil && fi.Mode().IsRegular() {
+			// Through a symlink it must still be a file of the source: the
+			// image holds the source, not the host.
+			realSrc, err1 := filepath.EvalSymlinks(app.Source)
+			realMain, err2 := filepath.EvalSymlinks(full)
+			if r, err := filepath.Rel(realSrc, realMain); err1 != nil || err2 != nil || err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+				return "", fmt.Errorf("main = %q is a symlink to %s, outside the app's source; put the program itself in the source", c, realMain)
+			}
 			return rel, nil
 		}
 	}

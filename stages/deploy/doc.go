@@ -3,7 +3,7 @@
 // owns the reconciler behind `unikfile up`, `down` and `ps`: which instances
 // of a project exist, which are up to date, which to boot, replace or remove.
 // Each provider lives in a subpackage (qemu today) and is one entry in the
-// table that stages/deploy/providers builds.
+// table in stages/registry.
 //
 // It must not build or package images (it receives finished ones), nor know
 // how any particular hypervisor or cloud works: everything provider-specific

@@ -24,6 +24,11 @@ type Spec struct {
 	// Image is what to boot; its files are relative to ImageDir.
 	Image    *pack.Image
 	ImageDir string
+	// Forwards are the host addresses the app's guest ports are served
+	// on, for providers that forward (Target.Settings says; the reconciler
+	// fills them with Forwards, watch with its internal ports). A provider
+	// that reaches guests at their own address ignores them.
+	Forwards []lang.Forward
 	// RunDir is this instance's own directory (console log, sockets, pid
 	// file, config). The provider creates it; a failed Boot removes it unless
 	// it returns an instance (see Boot).
@@ -60,6 +65,23 @@ func (s *Spec) AppName() string {
 		return s.Image.App
 	}
 	return ""
+}
+
+// Forwards are the forwards of app's guest ports through t's provider:
+// the image's ports (what the guest listens on), else the app's. ok is
+// false when the provider reaches apps at their own address.
+func Forwards(t *lang.Target, a *lang.App, img *pack.Image) ([]lang.Forward, bool) {
+	if t == nil || t.Settings == nil {
+		return nil, false
+	}
+	var ports []int
+	switch {
+	case img != nil && len(img.Ports) > 0:
+		ports = img.Ports
+	case a != nil:
+		ports = a.Ports
+	}
+	return t.Settings.Forwards(ports)
 }
 
 // Say sends a progress message, if anyone listens.
@@ -100,7 +122,7 @@ type Env struct {
 type NewFunc func(env Env) (Provider, error)
 
 // Registry maps provider names, as written in a target's `provider`
-// attribute, to their constructors. stages/deploy/providers builds the
+// attribute, to their constructors. stages/registry builds the
 // table of every provider; tests build their own.
 type Registry map[string]NewFunc
 

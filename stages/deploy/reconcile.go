@@ -169,13 +169,20 @@ func remove(ctx context.Context, store *state.Store, ps *providers, inst *state.
 	if err != nil {
 		return fmt.Errorf("instance %s: %w", inst.ID, err)
 	}
+	return Remove(ctx, store, p, inst)
+}
+
+// Remove stops inst through its provider p and deletes its run directory
+// and record (a record already gone is not an error). The reconciler and
+// the watch loop remove instances with it.
+func Remove(ctx context.Context, store *state.Store, p Provider, inst *state.Instance) error {
 	if err := p.Stop(ctx, inst); err != nil {
 		return fmt.Errorf("instance %s: stop: %w", inst.ID, err)
 	}
 	if err := removeRunDir(inst); err != nil {
 		return err
 	}
-	if err := store.Delete(inst.ID); err != nil {
+	if err := store.Delete(inst.ID); err != nil && !errors.Is(err, state.ErrNotFound) {
 		return fmt.Errorf("instance %s: %w", inst.ID, err)
 	}
 	return nil

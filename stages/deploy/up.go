@@ -185,7 +185,8 @@ func upApp(ctx context.Context, store *state.Store, ps *providers, req *UpReques
 	if len(errs) > 0 {
 		return fail(errors.Join(errs...))
 	}
-	settings := SettingsDigest(req.Target, req.Apps[name])
+	forwards, _ := Forwards(req.Target, req.Apps[name], img.Image)
+	settings := SettingsDigest(req.Target, req.Apps[name], forwards)
 	for _, inst := range existing {
 		if inst.State == state.Running && inst.Provider == req.Target.Provider &&
 			inst.ImageDigest == img.Image.Digest && inst.SettingsDigest == settings {
@@ -238,7 +239,7 @@ func upApp(ctx context.Context, store *state.Store, ps *providers, req *UpReques
 	var bootStart time.Time
 	spec := Spec{
 		Project: req.Project, Target: req.Target, App: req.Apps[name], Image: img.Image, ImageDir: img.Dir,
-		RunDir: inst.RunDir, ID: id, Timeout: req.Timeout,
+		Forwards: forwards, RunDir: inst.RunDir, ID: id, Timeout: req.Timeout,
 		Attach: req.Attach, Console: console, Progress: req.Progress,
 		Replaces: alive(existing),
 		Ready: func(ready *state.Instance) error {
@@ -360,25 +361,24 @@ func portHolder(store *state.Store, port int) string {
 }
 
 // SettingsDigest digests what of the target and app shapes the app's
-// running instance besides its image: the provider, the accelerator, CPUs,
-// bind address, the app's own port forwards, and its memory. Settings of
-// the target that concern other apps (their host ports) are left out, so
-// changing them does not restart this one.
-func SettingsDigest(t *lang.Target, a *lang.App) string {
+// running instance besides its image: the provider, what its settings say
+// shapes every instance (TargetSettings.Redeploy), the app's memory, and
+// forwards, the host addresses of the app's ports (nil when something
+// else owns them, as watch's forwarder does). Settings of the target that
+// concern other apps (their host ports) are left out, so changing them
+// does not restart this one. up and watch both decide with it.
+func SettingsDigest(t *lang.Target, a *lang.App, forwards []lang.Forward) string {
 	v := struct {
-		Provider, Accel, Bind string
-		CPUs, MemoryMiB       int
-		Forwards              [][2]int // guest, host
-	}{Provider: t.Provider, Accel: t.QEMU.Accel, Bind: t.QEMU.Bind, CPUs: t.QEMU.CPUs}
+		Provider  string
+		Settings  any
+		MemoryMiB int
+		Forwards  []lang.Forward
+	}{Provider: t.Provider, Forwards: forwards}
+	if t.Settings != nil {
+		v.Settings = t.Settings.Redeploy()
+	}
 	if a != nil {
 		v.MemoryMiB = a.MemoryMiB
-		for _, g := range a.Ports {
-			h, ok := t.QEMU.HostPorts[g]
-			if !ok {
-				h = g
-			}
-			v.Forwards = append(v.Forwards, [2]int{g, h})
-		}
 	}
 	b, _ := json.Marshal(v)
 	sum := sha256.Sum256(b)

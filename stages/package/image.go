@@ -1,12 +1,14 @@
 package pack
 
+import "github.com/unikfile/unikfile/lang"
+
 // ImageFile is the file in an image directory that describes the image.
 const ImageFile = "image.json"
 
 // FormatKernelInitrd is the direct-boot format: a kernel and an initramfs
 // that a hypervisor loads itself (QEMU's -kernel). Every other format is a
 // disk image (see stages/package/disk and stages/package/format).
-const FormatKernelInitrd = "kernel+initrd"
+const FormatKernelInitrd = lang.FormatKernelInitrd
 
 // Image is a bootable image: what the package stage writes into an image
 // directory and what deploy providers boot.

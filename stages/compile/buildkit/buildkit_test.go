@@ -156,7 +156,7 @@ func TestBuildKitBundleMatchesLocal(t *testing.T) {
 	ctx := context.Background()
 	var lines []string
 	var mu sync.Mutex
-	out, err := ex.Compile(ctx, app, Options{Cache: openCache(t), ToolVersion: "test", Progress: func(l string) {
+	out, err := ex.CompileOutcome(ctx, app, Options{Cache: openCache(t), ToolVersion: "test", Progress: func(l string) {
 		mu.Lock()
 		lines = append(lines, l)
 		mu.Unlock()
@@ -185,7 +185,7 @@ func TestBuildKitBundleMatchesLocal(t *testing.T) {
 		t.Fatalf("BuildKit's binary (%d bytes) differs from the local executor's (%d bytes)", len(bkBin), len(localBin))
 	}
 	// The ignored folder never reached buildkitd, so the key is the local one's source digest.
-	again, err := ex.Compile(ctx, app, Options{Cache: openCache(t), ToolVersion: "test"})
+	again, err := ex.CompileOutcome(ctx, app, Options{Cache: openCache(t), ToolVersion: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestBuildKitParallelSolves(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := ex.Compile(context.Background(), app, Options{Cache: store, ToolVersion: "test"})
+			out, err := ex.CompileOutcome(context.Background(), app, Options{Cache: store, ToolVersion: "test"})
 			if err == nil && !bytes.Contains(program(t, out.Result), []byte(fmt.Sprintf("hello %d", i))) {
 				err = fmt.Errorf("app%d's binary does not hold its own message", i)
 			}
@@ -225,7 +225,7 @@ func TestBuildKitCompileErrorShowsCompilerOutput(t *testing.T) {
 	needDaemons(t)
 	app := helloApp(t, "package main\n\nfunc main() {\n\tundefinedThing()\n}\n")
 	ex := selectBuildKit(t, Settings{Host: bk.Addr})
-	_, err := ex.Compile(context.Background(), app, Options{Cache: openCache(t), ToolVersion: "test"})
+	_, err := ex.CompileOutcome(context.Background(), app, Options{Cache: openCache(t), ToolVersion: "test"})
 	if err == nil {
 		t.Fatal("compile of broken source succeeded")
 	}
@@ -242,7 +242,7 @@ func TestBuildKitMissingBuilderImage(t *testing.T) {
 	app := helloApp(t, helloMain)
 	app.Builder = registry.Addr + "/unikfile/no-such-image:1"
 	ex := selectBuildKit(t, Settings{Host: bk.Addr})
-	_, err := ex.Compile(context.Background(), app, Options{Cache: openCache(t), ToolVersion: "test"})
+	_, err := ex.CompileOutcome(context.Background(), app, Options{Cache: openCache(t), ToolVersion: "test"})
 	if err == nil {
 		t.Fatal("compile with a missing builder image succeeded")
 	}
@@ -314,7 +314,7 @@ func TestRemoteCacheAcrossMachines(t *testing.T) {
 		{Type: "registry", Attrs: map[string]string{"ref": ref, "mode": "max", "registry.insecure": "true"}},
 		{Type: "local", Attrs: map[string]string{"dest": localCache, "mode": "max"}},
 	}})
-	out1, err := first.Compile(ctx, app, Options{Cache: openCache(t), ToolVersion: "test"})
+	out1, err := first.CompileOutcome(ctx, app, Options{Cache: openCache(t), ToolVersion: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestRemoteCacheAcrossMachines(t *testing.T) {
 			t.Fatal(err)
 		}
 		ex := selectBuildKit(t, Settings{Host: own.Addr, CacheFrom: []lang.CacheSpec{from}})
-		out, err := ex.Compile(ctx, app, Options{Cache: openCache(t), ToolVersion: "test"})
+		out, err := ex.CompileOutcome(ctx, app, Options{Cache: openCache(t), ToolVersion: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,13 @@ import (
 // DefaultHost is buildkitd's default address when it runs as root.
 const DefaultHost = "unix:///run/buildkit/buildkitd.sock"
 
+// Name is the executor's name in a build block's executor attribute;
+// Auto chooses it when a buildkitd answers, else the local executor.
+const (
+	Name = "buildkit"
+	Auto = "auto"
+)
+
 // HostEnv names the environment variable that points unikfile at a
 // buildkitd; it wins over the Unikfile's buildkit_host and, when the
 // Unikfile names no executor, selects the buildkit executor.

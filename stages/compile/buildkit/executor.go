@@ -62,11 +62,11 @@ type Outcome struct {
 	StepCached bool
 }
 
-// Compile builds app in its builder image on buildkitd and stores the
+// CompileOutcome builds app in its builder image on buildkitd and stores the
 // bundle in opts.Cache, or returns the cached bundle when nothing it
 // depends on changed (the source, the builder image's digest, the entry
 // point, unikfile's version).
-func (e *Executor) Compile(ctx context.Context, app *lang.App, opts Options) (*Outcome, error) {
+func (e *Executor) CompileOutcome(ctx context.Context, app *lang.App, opts Options) (*Outcome, error) {
 	ll, ok := languages[app.Language]
 	if !ok {
 		return nil, fmt.Errorf("app %s: language %q cannot be compiled by the buildkit executor yet (supported: go); use --executor local", app.Name, app.Language)
@@ -354,3 +354,24 @@ func (w *lineWriter) Flush() {
 }
 
 var _ io.Writer = (*lineWriter)(nil)
+
+var _ compile.Executor = (*Executor)(nil)
+
+// Name is "buildkit".
+func (e *Executor) Name() string { return Name }
+
+// Supports reports whether BuildKit has a builder for language.
+func (e *Executor) Supports(language string) bool { return Supports(language) }
+
+// Compile compiles app on buildkitd as CompileOutcome does, and says on
+// opts.Progress when BuildKit found the compile step in its cache.
+func (e *Executor) Compile(ctx context.Context, app *lang.App, opts compile.Options) (*compile.Result, error) {
+	out, err := e.CompileOutcome(ctx, app, Options{Cache: opts.Cache, ToolVersion: opts.ToolVersion, Digests: opts.Digests, Progress: opts.Progress})
+	if err != nil {
+		return nil, err
+	}
+	if out.StepCached && opts.Progress != nil {
+		opts.Progress(fmt.Sprintf("compile step found in BuildKit's cache (%s): the compiler did not run", out.Builder))
+	}
+	return out.Result, nil
+}

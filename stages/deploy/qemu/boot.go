@@ -52,7 +52,8 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 	if err != nil {
 		return nil, err
 	}
-	accel, warning, err := p.resolveAccel(ctx, spec.Target.QEMU.Accel, bin)
+	settings := SettingsOf(spec.Target)
+	accel, warning, err := p.resolveAccel(ctx, settings.Accel, bin)
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", app, err)
 	}
@@ -61,7 +62,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 	}
 	cfg := defaultPaths(spec.RunDir)
 	cfg.Binary, cfg.Machine, cfg.Accel = bin, MachinePC, accel
-	cfg.MemoryMiB, cfg.CPUs = memoryMiB(&spec), max(spec.Target.QEMU.CPUs, 1)
+	cfg.MemoryMiB, cfg.CPUs = memoryMiB(&spec), max(settings.CPUs, 1)
 	if isDisk(spec.Image) {
 		if err := p.setDisk(&cfg, &spec); err != nil {
 			return nil, fmt.Errorf("app %s: %w", app, err)
@@ -108,10 +109,12 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 	}
 	b := &booting{
 		p: p, spec: &spec, app: app, cfg: cfg, final: final, timeout: timeout,
-		con: &consoleFollower{path: cfg.Console, out: spec.Console, errs: func(msg string) { spec.Say("%s: guest %s", spec.AppName(), msg) }},
+		con: &consoleFollower{path: cfg.Console},
 	}
-	if !spec.Attach {
-		b.con.out = nil
+	if spec.Attach && spec.Console != nil {
+		b.con.Out = spec.Console
+	} else {
+		b.con.OnError = func(msg string) { spec.Say("%s: guest %s", spec.AppName(), msg) }
 	}
 	if err := b.start(); err != nil {
 		_ = os.RemoveAll(spec.RunDir)
@@ -253,10 +256,10 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 	defer tick.Stop()
 	for {
 		b.con.poll()
-		if b.con.exit != nil {
+		if b.con.Exit() != nil {
 			return b.exitedEarly(ctx)
 		}
-		if b.con.ready && b.portsAnswer(b.cfg.Forwards) == nil {
+		if b.con.Ready() && b.portsAnswer(b.cfg.Forwards) == nil {
 			return nil, nil
 		}
 		select {
@@ -265,8 +268,8 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 			return nil, ctx.Err()
 		case <-b.exited:
 			b.con.poll()
-			b.con.flush()
-			if b.con.exit != nil {
+			b.con.Flush()
+			if b.con.Exit() != nil {
 				return b.exitedEarly(ctx)
 			}
 			err := fmt.Errorf("app %s: qemu exited (%v) before the app was ready\ncommand: %s\n%s",
@@ -275,7 +278,7 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 			return nil, err
 		case <-timer.C:
 			why := "the guest did not print that it was ready"
-			if b.con.ready {
+			if b.con.Ready() {
 				why = fmt.Sprintf("the guest is ready but the forwarded host port does not answer: %v", b.portsAnswer(b.cfg.Forwards))
 			}
 			err := fmt.Errorf("app %s was not ready after %s (accel %s): %s\n%s", b.app, b.timeout, b.cfg.Accel, why, b.quote())
@@ -309,9 +312,9 @@ func (b *booting) exitedEarly(ctx context.Context) (*state.Instance, error) {
 	_ = stopProcess(context.WithoutCancel(ctx), b.cmd.Process.Pid, b.spec.RunDir, b.cfg.QMP, "")
 	b.waitReaped()
 	b.con.poll()
-	b.con.flush()
-	b.inst.State, b.inst.ExitStatus = state.Exited, b.con.exit
-	return b.inst, fmt.Errorf("app %s exited with status %d before it was ready; last console lines:\n%s", b.app, *b.con.exit, b.con.tail())
+	b.con.Flush()
+	b.inst.State, b.inst.ExitStatus = state.Exited, b.con.Exit()
+	return b.inst, fmt.Errorf("app %s exited with status %d before it was ready; last console lines:\n%s", b.app, *b.con.Exit(), b.con.Tail())
 }
 
 // quote is the tail of QEMU's own log and of the console, for errors.
@@ -320,7 +323,7 @@ func (b *booting) quote() string {
 	if t := strings.TrimSpace(fileTail(b.cfg.Log, 10)); t != "" {
 		fmt.Fprintf(&s, "qemu's output (%s):\n%s\n", b.cfg.Log, t)
 	}
-	fmt.Fprintf(&s, "last console lines:\n%s", b.con.tail())
+	fmt.Fprintf(&s, "last console lines:\n%s", b.con.Tail())
 	return s.String()
 }
 
@@ -423,18 +426,18 @@ func (b *booting) follow(ctx context.Context) (*state.Instance, error) {
 			_ = stopProcess(context.WithoutCancel(ctx), b.cmd.Process.Pid, b.spec.RunDir, b.cfg.QMP, b.cfg.Console)
 			b.waitReaped()
 			b.con.poll()
-			b.con.flush()
-			if b.con.exit != nil {
-				b.inst.State, b.inst.ExitStatus = state.Exited, b.con.exit
+			b.con.Flush()
+			if b.con.Exit() != nil {
+				b.inst.State, b.inst.ExitStatus = state.Exited, b.con.Exit()
 			} else {
 				b.inst.State = state.Stopped
 			}
 			return b.inst, nil
 		case <-b.exited:
 			b.con.poll()
-			b.con.flush()
-			if b.con.exit != nil {
-				b.inst.State, b.inst.ExitStatus = state.Exited, b.con.exit
+			b.con.Flush()
+			if b.con.Exit() != nil {
+				b.inst.State, b.inst.ExitStatus = state.Exited, b.con.Exit()
 				return b.inst, nil
 			}
 			b.inst.State = state.Failed

@@ -35,12 +35,12 @@ func TestConsoleExitReadsMarkersAtLineStartOnly(t *testing.T) {
 
 func TestConsoleFollowerReadyAtLineStartOnly(t *testing.T) {
 	c := &consoleFollower{}
-	c.feed([]byte("echo " + guest.ReadyMarker + "\n"))
-	if c.ready {
+	c.Write([]byte("echo " + guest.ReadyMarker + "\n"))
+	if c.Ready() {
 		t.Fatal("a ready marker inside a line counted")
 	}
-	c.feed([]byte(guest.ReadyMarker + "\r\n"))
-	if !c.ready {
+	c.Write([]byte(guest.ReadyMarker + "\r\n"))
+	if !c.Ready() {
 		t.Fatal("the ready marker was missed")
 	}
 }

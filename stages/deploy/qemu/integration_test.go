@@ -92,13 +92,14 @@ func testTarget(t *testing.T) *lang.Target {
 		t.Fatal(err)
 	}
 	return &lang.Target{Name: "dev", Provider: Name, Apps: []string{"hello"},
-		QEMU: lang.QEMUSettings{Accel: AccelTCG, HostPorts: map[int]int{8080: port}}}
+		Settings: &Settings{Accel: AccelTCG, CPUs: 1, Bind: DefaultBind, HostPorts: map[int]int{8080: port}}}
 }
 
 func testSpec(t *testing.T, dir string, target *lang.Target, img *pack.Image, imgDir string) deploy.Spec {
 	id := state.NewID("hello")
+	fw, _ := deploy.Forwards(target, nil, img)
 	return deploy.Spec{
-		Project: "/project", Target: target, Image: img, ImageDir: imgDir,
+		Project: "/project", Target: target, Image: img, ImageDir: imgDir, Forwards: fw,
 		RunDir: filepath.Join(dir, "instances", id), ID: id, Timeout: 90 * time.Second,
 		Progress: func(msg string) { t.Log("progress: " + msg) },
 	}
@@ -170,7 +171,7 @@ func TestIntegrationQEMUBootRefreshLogsStop(t *testing.T) {
 	if readyCalls != 1 || inst.State != state.Running || inst.PID == 0 {
 		t.Errorf("after Boot: ready calls %d, %+v", readyCalls, inst)
 	}
-	port := target.QEMU.HostPorts[8080]
+	port := SettingsOf(target).HostPorts[8080]
 	if len(inst.Ports) != 1 || inst.Ports[0] != (state.Port{Bind: "127.0.0.1", Host: port, Guest: 8080}) {
 		t.Errorf("ports = %+v", inst.Ports)
 	}
@@ -381,12 +382,15 @@ func TestIntegrationQEMUAttachCancelStops(t *testing.T) {
 const detachHelperEnv = "UNIKFILE_QEMU_TEST_DETACH"
 
 type detachRequest struct {
-	Target   *lang.Target
-	Image    *pack.Image
-	ImageDir string
-	RunDir   string
-	ID       string
-	State    string
+	// The target travels as its name and qemu settings (Target.Settings
+	// is an interface, which JSON cannot decode).
+	TargetName string
+	Settings   *Settings
+	Image      *pack.Image
+	ImageDir   string
+	RunDir     string
+	ID         string
+	State      string
 }
 
 func detachHelper(req string) int {
@@ -395,7 +399,9 @@ func detachHelper(req string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	spec := deploy.Spec{Project: "/project", Target: r.Target, Image: r.Image, ImageDir: r.ImageDir, RunDir: r.RunDir, ID: r.ID}
+	target := &lang.Target{Name: r.TargetName, Provider: Name, Settings: r.Settings}
+	fw, _ := deploy.Forwards(target, nil, r.Image)
+	spec := deploy.Spec{Project: "/project", Target: target, Image: r.Image, ImageDir: r.ImageDir, Forwards: fw, RunDir: r.RunDir, ID: r.ID}
 	inst, err := NewProvider(deploy.Env{StateDir: r.State}).Boot(context.Background(), spec)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -415,7 +421,7 @@ func TestIntegrationQEMUDetachedOutlivesBooter(t *testing.T) {
 	img, imgDir := b.image(t, "serve", "testmsg=detached")
 	target := testTarget(t)
 	spec := testSpec(t, dir, target, img, imgDir)
-	req, err := json.Marshal(detachRequest{Target: target, Image: img, ImageDir: imgDir, RunDir: spec.RunDir, ID: spec.ID, State: dir})
+	req, err := json.Marshal(detachRequest{TargetName: target.Name, Settings: SettingsOf(target), Image: img, ImageDir: imgDir, RunDir: spec.RunDir, ID: spec.ID, State: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,7 +442,7 @@ func TestIntegrationQEMUDetachedOutlivesBooter(t *testing.T) {
 	if err := p.Refresh(context.Background(), &inst); err != nil || inst.State != state.Running {
 		t.Fatalf("after the booter exited: %s, %v", inst.State, err)
 	}
-	if got := httpGet(t, target.QEMU.HostPorts[8080]); got != "hello detached\n" {
+	if got := httpGet(t, SettingsOf(target).HostPorts[8080]); got != "hello detached\n" {
 		t.Errorf("HTTP answer %q", got)
 	}
 	if err := p.Stop(context.Background(), &inst); err != nil {

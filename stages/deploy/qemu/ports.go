@@ -13,58 +13,34 @@ import (
 // DefaultBind is where port forwards listen unless the target says otherwise.
 const DefaultBind = "127.0.0.1"
 
-// guestPorts are the ports the app listens on: the image's, else the app's.
-func guestPorts(spec *deploy.Spec) []int {
-	if spec.Image != nil && len(spec.Image.Ports) > 0 {
-		return spec.Image.Ports
-	}
-	if spec.App != nil {
-		return spec.App.Ports
-	}
-	return nil
-}
-
-// planForwards maps the app's guest ports to host ports (the target's
-// host_ports, else the same number) on the target's bind address. final is
-// where the instance ends up; boot is what QEMU starts with. They differ for
-// ports that an instance being replaced holds: the new instance boots on a
-// free port instead and takes the real one over after the old instance has
-// stopped. A port held by anything else is a PortInUseError.
+// planForwards returns spec's forwards: final is where the instance ends
+// up; boot is what QEMU starts with. They differ for ports that an
+// instance being replaced holds: the new instance boots on a free port
+// instead and takes the real one over after the old instance has stopped.
+// A port held by anything else is a PortInUseError.
 func planForwards(spec *deploy.Spec) (final, boot []Forward, err error) {
 	app := spec.AppName()
-	bind := DefaultBind
-	var hostPorts map[int]int
-	if spec.Target != nil {
-		if spec.Target.QEMU.Bind != "" {
-			bind = spec.Target.QEMU.Bind
-		}
-		hostPorts = spec.Target.QEMU.HostPorts
-	}
-	if err := validBind(bind); err != nil {
-		return nil, nil, fmt.Errorf("app %s: %w", app, err)
-	}
 	seen := map[int]int{}
-	for _, guest := range guestPorts(spec) {
-		host := guest
-		if h, ok := hostPorts[guest]; ok {
-			host = h
+	for _, f := range spec.Forwards {
+		if err := validBind(f.Bind); err != nil {
+			return nil, nil, fmt.Errorf("app %s: %w", app, err)
 		}
-		if g, dup := seen[host]; dup {
-			return nil, nil, fmt.Errorf("app %s: guest ports %d and %d are both forwarded from host port %d", app, g, guest, host)
+		if g, dup := seen[f.Host]; dup {
+			return nil, nil, fmt.Errorf("app %s: guest ports %d and %d are both forwarded from host port %d", app, g, f.Guest, f.Host)
 		}
-		seen[host] = guest
-		f := Forward{Bind: bind, Host: host, Guest: guest}
-		final = append(final, f)
-		if heldByReplaced(spec.Replaces, host) {
-			tmp, err := freePort(bind)
+		seen[f.Host] = f.Guest
+		fw := Forward{Bind: f.Bind, Host: f.Host, Guest: f.Guest}
+		final = append(final, fw)
+		if heldByReplaced(spec.Replaces, f.Host) {
+			tmp, err := freePort(f.Bind)
 			if err != nil {
 				return nil, nil, fmt.Errorf("app %s: pick a temporary host port: %w", app, err)
 			}
-			f.Host = tmp
-		} else if err := checkFree(bind, host); err != nil {
-			return nil, nil, &deploy.PortInUseError{App: app, Bind: bind, Port: host, Guest: guest, Err: err}
+			fw.Host = tmp
+		} else if err := checkFree(f.Bind, f.Host); err != nil {
+			return nil, nil, &deploy.PortInUseError{App: app, Bind: f.Bind, Port: f.Host, Guest: f.Guest, Err: err}
 		}
-		boot = append(boot, f)
+		boot = append(boot, fw)
 	}
 	return final, boot, nil
 }

@@ -13,12 +13,23 @@ import (
 	"github.com/unikfile/unikfile/state"
 )
 
+// target is a qemu target with settings s.
+func target(s *Settings) *lang.Target {
+	return &lang.Target{Name: "dev", Provider: Name, Settings: s}
+}
+
+// planned fills spec's forwards from its target, as the reconciler does.
+func planned(spec *deploy.Spec) {
+	spec.Forwards, _ = deploy.Forwards(spec.Target, spec.App, spec.Image)
+}
+
 func TestPlanForwards(t *testing.T) {
 	free1, _ := freePort("127.0.0.1")
 	spec := &deploy.Spec{
-		Target: &lang.Target{Name: "dev", QEMU: lang.QEMUSettings{HostPorts: map[int]int{8080: free1}}},
+		Target: target(&Settings{Bind: DefaultBind, HostPorts: map[int]int{8080: free1}}),
 		Image:  &pack.Image{App: "api", Ports: []int{8080}},
 	}
+	planned(spec)
 	final, boot, err := planForwards(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -37,9 +48,10 @@ func TestPortConflictMessage(t *testing.T) {
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
 	spec := &deploy.Spec{
-		Target: &lang.Target{Name: "dev", QEMU: lang.QEMUSettings{HostPorts: map[int]int{8080: port}}},
+		Target: target(&Settings{Bind: DefaultBind, HostPorts: map[int]int{8080: port}}),
 		Image:  &pack.Image{App: "api", Ports: []int{8080}},
 	}
+	planned(spec)
 	_, _, err = planForwards(spec)
 	var pe *deploy.PortInUseError
 	if !errors.As(err, &pe) {
@@ -70,16 +82,18 @@ func TestPortConflictMessage(t *testing.T) {
 
 func TestPlanForwardsRejects(t *testing.T) {
 	spec := &deploy.Spec{
-		Target: &lang.Target{QEMU: lang.QEMUSettings{Bind: "::1"}},
+		Target: target(&Settings{Bind: "::1"}),
 		Image:  &pack.Image{App: "api", Ports: []int{8080}},
 	}
+	planned(spec)
 	if _, _, err := planForwards(spec); err == nil || !strings.Contains(err.Error(), "IPv4") {
 		t.Errorf("IPv6 bind: %v", err)
 	}
 	spec = &deploy.Spec{
-		Target: &lang.Target{QEMU: lang.QEMUSettings{HostPorts: map[int]int{80: 9000, 81: 9000}}},
+		Target: target(&Settings{Bind: DefaultBind, HostPorts: map[int]int{80: 9000, 81: 9000}}),
 		Image:  &pack.Image{App: "api", Ports: []int{80, 81}},
 	}
+	planned(spec)
 	if _, _, err := planForwards(spec); err == nil || !strings.Contains(err.Error(), "both forwarded from host port 9000") {
 		t.Errorf("duplicate host port: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/unikfile/unikfile/stages/deploy"
+	"github.com/unikfile/unikfile/stages/deploy/console"
 	"github.com/unikfile/unikfile/state"
 )
 
@@ -200,7 +201,7 @@ func (p *Provider) Logs(ctx context.Context, inst *state.Instance, follow bool, 
 		return fmt.Errorf("instance %s: no console log: %w", inst.ID, err)
 	}
 	defer f.Close()
-	out := crStripper{w}
+	out := console.StripCR{W: w}
 	if _, err := io.Copy(out, f); err != nil || !follow {
 		return err
 	}

@@ -46,7 +46,7 @@ func TestIntegrationDeployUpUnchangedReplaceDown(t *testing.T) {
 	}
 	project := filepath.Join(dir, "project")
 	target := testTarget(t)
-	port := target.QEMU.HostPorts[8080]
+	port := SettingsOf(target).HostPorts[8080]
 	imgA, dirA := b.image(t, "a", "testmsg=a")
 	imgB, dirB := b.image(t, "b", "testmsg=b")
 	ctx := context.Background()

@@ -131,8 +131,8 @@ func main() {
 }
 `
 
-// buildInit builds the guest init once per test binary run.
-func buildInit(ctx context.Context, t *testing.T, goBin string) string {
+// testInit builds the guest init for a test.
+func testInit(ctx context.Context, t *testing.T, goBin string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "init")
 	if err := guest.Build(ctx, goBin, out); err != nil {
@@ -264,7 +264,7 @@ func TestBootQEMUHTTP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bundle := buildGoApp(ctx, t, goBin, httpServerSrc)
-	initBin := buildInit(ctx, t, goBin)
+	initBin := testInit(ctx, t, goBin)
 	extra := os.Getenv("UNIKFILE_TEST_CMDLINE") // e.g. unikfile.verbose, for measurements
 
 	for _, compression := range []string{CompressionNone, CompressionGzip} {
@@ -298,6 +298,11 @@ func TestBootQEMUHTTP(t *testing.T) {
 			if strings.Contains(v.console(), "unikfile-init: error") {
 				t.Errorf("the init printed an error:\n%s", v.console())
 			}
+			// QEMU's user network answers DHCP with 10.0.2.15; the init says
+			// where the guest is, for providers that reach it there.
+			if want := guest.AddressMarker + "10.0.2.15/24 via dhcp"; !strings.Contains(v.console(), want) {
+				t.Errorf("the console lacks %q:\n%s", want, v.console())
+			}
 		})
 	}
 }
@@ -307,7 +312,7 @@ func TestBootQEMUExitStatus(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bundle := buildGoApp(ctx, t, goBin, exit3Src)
-	initBin := buildInit(ctx, t, goBin)
+	initBin := testInit(ctx, t, goBin)
 	for _, tc := range []struct {
 		name    string
 		argv    []string

@@ -2,6 +2,7 @@ package linux
 
 import (
 	"fmt"
+	"github.com/unikfile/unikfile/internal/run"
 	"os"
 	"path/filepath"
 	"sort"
@@ -73,7 +74,7 @@ func ResolveKernelWith(explicit, cacheDir string, environ []string, digest Diges
 	if explicit != "" {
 		return namedKernelWith(explicit, "linux { kernel } in the Unikfile", digest)
 	}
-	if p := lookupEnv(environ, KernelEnv); p != "" {
+	if p := run.Getenv(environ, KernelEnv); p != "" {
 		return namedKernelWith(p, "$"+KernelEnv, digest)
 	}
 	var looked []string
@@ -170,20 +171,8 @@ func kernelVersionFromName(p string) string {
 	return v
 }
 
-func lookupEnv(environ []string, key string) string {
-	v := ""
-	for _, e := range environ {
-		if rest, ok := strings.CutPrefix(e, key+"="); ok {
-			v = rest // the last one wins, as in os/exec
-		}
-	}
-	return v
-}
-
-// VersionLess orders kernel and package versions the way `sort -V` does:
-// runs of digits compare as numbers, everything else byte by byte.
-func VersionLess(a, b string) bool { return versionLess(a, b) }
-
+// versionLess orders kernel versions the way `sort -V` does: runs of digits
+// compare as numbers, everything else byte by byte.
 func versionLess(a, b string) bool {
 	for a != "" && b != "" {
 		ai, bi := chunk(a), chunk(b)

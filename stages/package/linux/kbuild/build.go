@@ -18,7 +18,6 @@ import (
 	"github.com/unikfile/unikfile/cache"
 	"github.com/unikfile/unikfile/internal/run"
 	pack "github.com/unikfile/unikfile/stages/package"
-	"github.com/unikfile/unikfile/stages/package/linux"
 )
 
 // DirEnv overrides where kernels are built and kept (Dir's default is
@@ -91,16 +90,6 @@ const (
 
 // Path is the kernel image's path.
 func (k *Kernel) Path() string { return filepath.Join(k.Dir, k.File) }
-
-// Linux is the kernel as the linux base's image builder takes it: no
-// modules (every driver is built in).
-func (k *Kernel) Linux() *linux.Kernel {
-	lk := &linux.Kernel{Path: k.Path(), Version: k.Release, Digest: k.Digest, Entry: k.Entry, Bus: k.Bus}
-	if (Needs{Features: k.Features}).Has("root-disk") {
-		lk.RootFS = linux.RootFSEROFS
-	}
-	return lk
-}
 
 // Name is how messages name the kernel: its release, features and key.
 func (k *Kernel) Name() string {

@@ -2,6 +2,8 @@ package kbuild
 
 import (
 	"fmt"
+
+	pack "github.com/unikfile/unikfile/stages/package"
 	"slices"
 	"sort"
 	"strings"
@@ -25,21 +27,11 @@ func (n Needs) Has(f string) bool {
 // `unikfile kernel ls` name a kernel.
 func (n Needs) String() string { return strings.Join(n.Features, ",") }
 
-// Platform is where an image boots: the target's provider ("" means the
-// local default, qemu), its image format ("" means kernel+initrd) and, for
-// disks, the firmware ("bios" or "uefi").
-type Platform struct {
-	Provider string
-	Format   string
-	Boot     string
-}
-
-// Direct reports whether the platform boots the kernel file itself
-// (kernel+initrd) rather than from a disk through firmware.
-func (p Platform) Direct() bool { return p.Format == "" || p.Format == FormatKernelInitrd }
+// Platform is where an image boots (stages/package's).
+type Platform = pack.Platform
 
 // FormatKernelInitrd is the direct-boot format (stages/package's name).
-const FormatKernelInitrd = "kernel+initrd"
+const FormatKernelInitrd = pack.FormatKernelInitrd
 
 // Features every kernel has: what the guest init and a Go program need
 // (the init is a static Go program: futex, epoll, eventfd, timers, /proc,

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/unikfile/unikfile/internal/run"
-	"github.com/unikfile/unikfile/stages/package/linux"
 )
 
 // SourcePackage is the Debian package the kernels are built from: the
@@ -55,7 +54,7 @@ func LatestSource(root string) (*Source, error) {
 	if len(versions) == 0 {
 		return nil, nil
 	}
-	sort.Slice(versions, func(i, j int) bool { return linux.VersionLess(versions[j], versions[i]) })
+	sort.Slice(versions, func(i, j int) bool { return versionLess(versions[j], versions[i]) })
 	return &Source{Version: versions[0], Dir: filepath.Join(srcRoot(root), versions[0])}, nil
 }
 

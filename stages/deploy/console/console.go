@@ -1,0 +1,149 @@
+package console
+
+import (
+	"bytes"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/unikfile/unikfile/guest"
+)
+
+// TailLines is how many console lines an error quotes.
+const TailLines = 20
+
+// Scanner reads a guest's console as it arrives (it is an io.Writer) and
+// records what the guest init's markers say. Markers count only at the
+// start of a line, so that an app echoing one in its own output does not
+// fake it. It is not safe for concurrent use.
+type Scanner struct {
+	// Out, if set, receives every complete line (without carriage
+	// returns).
+	Out io.Writer
+	// OnError, if set, receives each of the init's error lines (without
+	// the "unikfile-init: " prefix) as it appears.
+	OnError func(line string)
+
+	partial []byte
+	last    []string // the last TailLines complete lines
+	ready   bool
+	exit    *int
+	address string
+}
+
+// Write feeds console bytes; it never fails.
+func (s *Scanner) Write(b []byte) (int, error) {
+	s.partial = append(s.partial, b...)
+	for {
+		i := bytes.IndexByte(s.partial, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		s.line(strings.TrimRight(string(s.partial[:i]), "\r"))
+		s.partial = s.partial[i+1:]
+	}
+}
+
+// Flush treats an unterminated last line as complete (the guest is gone).
+func (s *Scanner) Flush() {
+	if len(s.partial) > 0 {
+		s.line(strings.TrimRight(string(s.partial), "\r"))
+		s.partial = nil
+	}
+}
+
+func (s *Scanner) line(l string) {
+	if s.Out != nil {
+		_, _ = io.WriteString(s.Out, l+"\n")
+	}
+	s.last = append(s.last, l)
+	if len(s.last) > TailLines {
+		s.last = s.last[len(s.last)-TailLines:]
+	}
+	if strings.HasPrefix(l, guest.ReadyMarker) {
+		s.ready = true
+	}
+	if s.OnError != nil && strings.HasPrefix(l, guest.ErrorPrefix) {
+		s.OnError(strings.TrimPrefix(l, "unikfile-init: "))
+	}
+	if st, ok := ExitStatus(l); ok && s.exit == nil {
+		s.exit = &st
+	}
+	if a, ok := Address(l); ok {
+		s.address = a
+	}
+}
+
+// Ready says the guest printed guest.ReadyMarker: every declared port
+// listens.
+func (s *Scanner) Ready() bool { return s.ready }
+
+// Exit is the app's exit status once the guest printed it, else nil.
+func (s *Scanner) Exit() *int { return s.exit }
+
+// Address is the guest's IPv4 address as its init last printed it
+// (guest.AddressMarker), or "".
+func (s *Scanner) Address() string { return s.address }
+
+// Tail is the last console lines, for error messages.
+func (s *Scanner) Tail() string {
+	if len(s.last) == 0 {
+		return "(the console is empty)"
+	}
+	return strings.Join(s.last, "\n")
+}
+
+// ExitStatus parses a line holding guest.ExitMarker and a decimal status.
+func ExitStatus(line string) (int, bool) {
+	rest, ok := strings.CutPrefix(line, guest.ExitMarker)
+	if !ok {
+		return 0, false
+	}
+	end := 0
+	for end < len(rest) && (rest[end] >= '0' && rest[end] <= '9' || end == 0 && rest[end] == '-') {
+		end++
+	}
+	n, err := strconv.Atoi(rest[:end])
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// Address parses a line holding guest.AddressMarker: the guest's address
+// without its prefix length ("10.0.2.15" of "10.0.2.15/24 via dhcp").
+func Address(line string) (string, bool) {
+	rest, ok := strings.CutPrefix(line, guest.AddressMarker)
+	if !ok {
+		return "", false
+	}
+	addr, _, _ := strings.Cut(rest, " ")
+	addr, _, _ = strings.Cut(addr, "/")
+	return addr, addr != ""
+}
+
+// LastExit is the app's exit status printed in text (the end of a
+// console), the last one if there are several, else nil.
+func LastExit(text []byte) *int {
+	lines := strings.Split(string(text), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if st, ok := ExitStatus(strings.TrimRight(lines[i], "\r")); ok {
+			return &st
+		}
+	}
+	return nil
+}
+
+// StripCR is a writer that drops carriage returns: serial consoles end
+// lines with CRLF.
+type StripCR struct{ W io.Writer }
+
+func (s StripCR) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, '\r') < 0 {
+		return s.W.Write(p)
+	}
+	if _, err := s.W.Write(bytes.ReplaceAll(p, []byte{'\r'}, nil)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
