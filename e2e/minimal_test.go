@@ -167,8 +167,8 @@ target "disk" {
 	})
 	// One kernel node for both apps.
 	g := p.ok("graph", "a", "b", "--json")
-	if n := strings.Count(g.stdout, `"id": "build kernel (pvh virtio-mmio)"`); n != 1 {
-		t.Fatalf("graph of a and b: %d kernel nodes named build kernel (pvh virtio-mmio), want 1:\n%s", n, g.stdout)
+	if n := strings.Count(g.stdout, `"id": "build kernel (pvh root-disk virtio-mmio)"`); n != 1 {
+		t.Fatalf("graph of a and b: %d kernel nodes named build kernel (pvh root-disk virtio-mmio), want 1:\n%s", n, g.stdout)
 	}
 	built := parseBuilt(t, p.runLong("build", "a", "b", "--json").stdout)
 	a, b := built["a"], built["b"]

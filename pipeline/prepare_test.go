@@ -41,9 +41,9 @@ func TestKernelNodesPerNeeds(t *testing.T) {
 	}
 	slices.Sort(kernels)
 	want := []string{
-		"build kernel (ipv6 libc pvh root-disk virtio-mmio)",
+		"build kernel (libc pvh root-disk virtio-mmio)",
 		"build kernel (pci virtio-pci)",
-		"build kernel (pvh virtio-mmio)",
+		"build kernel (pvh root-disk virtio-mmio)",
 	}
 	if !slices.Equal(kernels, want) {
 		t.Fatalf("kernel nodes %v, want %v", kernels, want)
@@ -111,11 +111,11 @@ func TestWorkspaceSharesKernels(t *testing.T) {
 	for _, node := range pl.Graph.Nodes() {
 		if strings.HasPrefix(node.ID, linux.KernelIDPrefix) {
 			n++
-			if node.ID != "build kernel (pvh virtio-mmio)" {
+			if node.ID != "build kernel (pvh root-disk virtio-mmio)" {
 				t.Errorf("kernel node %q", node.ID)
 			}
 		}
-		if strings.HasPrefix(node.ID, "package ") && !slices.Contains(node.Deps, "build kernel (pvh virtio-mmio)") {
+		if strings.HasPrefix(node.ID, "package ") && !slices.Contains(node.Deps, "build kernel (pvh root-disk virtio-mmio)") {
 			t.Errorf("%s does not depend on the shared kernel: %v", node.ID, node.Deps)
 		}
 	}
@@ -126,7 +126,7 @@ func TestWorkspaceSharesKernels(t *testing.T) {
 	for _, node := range PreparedGraph(pl).Nodes() {
 		ids = append(ids, node.ID)
 	}
-	if !slices.Equal(ids, []string{"build kernel (pvh virtio-mmio)"}) {
+	if !slices.Equal(ids, []string{"build kernel (pvh root-disk virtio-mmio)"}) {
 		t.Errorf("PreparedGraph: %v", ids)
 	}
 }

@@ -41,7 +41,7 @@ func minimalKernel(s Settings, environ []string) bool {
 
 // Prepare is the node that builds app a's minimal kernel for platform p,
 // nil when a boots a kernel file. Its ID names the kernel's needs beyond
-// those of every kernel ("build kernel (pvh virtio-mmio)"), so every app
+// those of every kernel ("build kernel (pvh root-disk virtio-mmio)"), so every app
 // with the same needs shares it.
 func (Base) Prepare(a *lang.App, p pack.Platform, env *pack.Env) (*pack.Shared, string) {
 	if !minimalKernel(SettingsOf(a), env.Environ) {

@@ -36,16 +36,16 @@ const FormatKernelInitrd = pack.FormatKernelInitrd
 // Features every kernel has: what the guest init and a Go program need
 // (the init is a static Go program: futex, epoll, eventfd, timers, /proc,
 // /sys, devtmpfs, tmpfs), the serial console, an initramfs of the
-// uncompressed cpio the linux base writes, IPv4 and unix sockets, the
-// virtio NIC, and the ACPI power button the init stops the app on.
-var baseFeatures = []string{"base", "console", "initramfs", "net", "virtio-net", "power-button"}
+// uncompressed cpio the linux base writes, IPv4, IPv6 and unix sockets,
+// the virtio NIC and disk, and the ACPI power button the init stops the
+// app on.
+var baseFeatures = []string{"base", "console", "initramfs", "net", "ipv6", "virtio-net", "virtio-blk", "power-button"}
 
 // languageFeatures is what each language's runtime needs beyond
 // baseFeatures. Go programs need nothing more (the init is one). Programs
 // on a C library (and the interpreters and JVM, which are such programs)
 // may use System V IPC and POSIX message queues, asynchronous I/O,
-// membarrier and rseq (glibc registers it), and IPv6 sockets (many
-// servers listen on [::] by default). A language missing here gets
+// membarrier and rseq (glibc registers it). A language missing here gets
 // libcFeatures: an unknown program gets the general set.
 var languageFeatures = map[string][]string{
 	"go":     nil,
@@ -58,7 +58,7 @@ var languageFeatures = map[string][]string{
 	"java":   libcFeatures,
 }
 
-var libcFeatures = []string{"libc", "ipv6"}
+var libcFeatures = []string{"libc"}
 
 // providerFeatures are the devices of each provider's machines beyond
 // virtio's. A provider with none (qemu) boots kernel+initrd images on a
@@ -107,13 +107,10 @@ func NeedsFor(language string, p Platform) (Needs, error) {
 	// uncompressed ELF kernel. Everything else is a PC: firmware (or the
 	// provider) loads a bzImage, the devices are on PCI.
 	if p.Direct() && len(pf) == 0 {
-		add([]string{"virtio-mmio", "pvh"})
-		if set["libc"] {
-			// Interpreters and JVMs make large bundles: their images
-			// keep the app on a read-only disk the kernel reads on
-			// demand instead of an initramfs it unpacks at every boot.
-			add([]string{"root-disk"})
-		}
+		// Large bundles (interpreters, JVMs) stay on a read-only disk
+		// the kernel reads on demand, instead of in an initramfs it
+		// unpacks at every boot.
+		add([]string{"virtio-mmio", "pvh", "root-disk"})
 	} else {
 		add([]string{"pci", "virtio-pci"})
 	}
