@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/unikfile/unikfile/stages/package/linux/kbuild"
 )
 
 var fastbootBoots = flag.Int("fastboot-runtime-boots", 3, "boots per runtime and kernel in the fastboot suite's before/after table")
@@ -27,7 +29,10 @@ var fastbootBoots = flag.Int("fastboot-runtime-boots", 3, "boots per runtime and
 //     command line on the same machine type;
 //   - edit to new version under `unikfile watch` with that kernel;
 //   - the kernel's size, and how long building it took (cold, and the
-//     incremental build of a second configuration in the same tree);
+//     incremental build of a second configuration in the same tree), as
+//     kernel.json recorded it: the kernels are the machine's (built once
+//     per machine, as by scripts/install-deps --test), not built again
+//     for each run;
 //   - Python, Node.js and Java from `up` of a built image to the first
 //     answer with Debian's cloud kernel (before) and the minimal kernel
 //     (after), and where the time goes with each (console timestamps of
@@ -42,6 +47,11 @@ func benchFastboot() error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	// The machine's minimal kernels, shared with `unikfile kernel build`
+	// and the tests, whatever cache the runs below use.
+	if os.Getenv(kbuild.DirEnv) == "" {
+		os.Setenv(kbuild.DirEnv, kbuild.Dir(userCacheDir(), os.Environ()))
+	}
 	debian, err := findKernel()
 	if err != nil {
 		return err
@@ -236,7 +246,7 @@ type plainRun struct {
 		Kernel    string `json:"kernel"`
 		Initrd    string `json:"initrd"`
 		Cmdline   string `json:"cmdline"`
-		Root      string `json:"root"`
+		RootDisk  string `json:"root_disk"`
 	}
 }
 
@@ -281,8 +291,8 @@ func (pb *plainRun) boot(timeline bool) (time.Duration, string, error) {
 	args := []string{"-M", machine, "-accel", *accel, "-cpu", "max", "-m", strconv.Itoa(max(pb.cfg.MemoryMiB, 256)),
 		"-nodefaults", "-no-user-config", "-display", "none", "-serial", "file:" + console,
 		"-kernel", pb.cfg.Kernel, "-initrd", pb.cfg.Initrd, "-append", cmdline}
-	if pb.cfg.Root != "" {
-		args = append(args, "-drive", "file="+pb.cfg.Root+",format=raw,if=none,id=root,readonly=on", "-device", blk+",drive=root")
+	if pb.cfg.RootDisk != "" {
+		args = append(args, "-drive", "file="+pb.cfg.RootDisk+",if=none,id=rootfs,format=raw,readonly=on", "-device", blk+",drive=rootfs")
 	}
 	args = append(args, "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:"+strconv.Itoa(port)+"-:8080", "-device", nic)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

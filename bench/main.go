@@ -346,16 +346,20 @@ func repoRoot() (string, error) {
 	}
 }
 
+// userCacheDir is unikfile's cache of the user running the benchmarks.
+func userCacheDir() string {
+	if base := os.Getenv("UNIKFILE_CACHE_DIR"); base != "" {
+		return base
+	}
+	c, _ := os.UserCacheDir()
+	return filepath.Join(c, "unikfile")
+}
+
 func findKernel() (string, error) {
 	if *kernel != "" {
 		return *kernel, nil
 	}
-	base := os.Getenv("UNIKFILE_CACHE_DIR")
-	if base == "" {
-		c, _ := os.UserCacheDir()
-		base = filepath.Join(c, "unikfile")
-	}
-	k, err := linux.ResolveKernel("", base, os.Environ())
+	k, err := linux.ResolveKernel("", userCacheDir(), os.Environ())
 	if err != nil {
 		return "", err
 	}

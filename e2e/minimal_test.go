@@ -54,7 +54,7 @@ type minimalImage struct {
 		Kernel      string `json:"kernel"`
 		KernelEntry string `json:"kernel_entry"`
 		Bus         string `json:"bus"`
-		Root        string `json:"root"`
+		RootDisk    string `json:"root_disk"`
 		Source      string `json:"source"`
 	}
 }
@@ -95,8 +95,8 @@ func (p *project) qemuMachines() map[string]string {
 	var insts []struct {
 		App    string `json:"app"`
 		Config struct {
-			Machine string `json:"machine"`
-			Root    string `json:"root"`
+			Machine  string `json:"machine"`
+			RootDisk string `json:"root_disk"`
 		} `json:"config"`
 	}
 	r := p.ok("ps", "--json")
@@ -265,7 +265,7 @@ func TestMinimalKernelPythonOnARootDisk(t *testing.T) {
 	if img == nil {
 		t.Fatalf("build --json: %v", built)
 	}
-	if img.image.Root == "" {
+	if img.image.RootDisk == "" {
 		t.Fatal("the Python image has no root disk")
 	}
 	if fi, err := os.Stat(filepath.Join(img.Dir, "initrd")); err != nil || fi.Size() > 4<<20 {

@@ -38,10 +38,12 @@ type Image struct {
 	// provider boots the image on a machine that fits both.
 	KernelEntry string `json:"kernel_entry,omitempty"`
 	Bus         string `json:"bus,omitempty"`
-	// Root is, when set, the file of a read-only root disk (EROFS) the
-	// guest's init mounts as its root: the provider attaches it as the
-	// first virtio disk.
-	Root string `json:"root,omitempty"`
+	// RootDisk, in a direct-boot image, is a disk (file name inside the
+	// image directory, raw) that the guest reads its root file system
+	// from (the linux base's EROFS disk beside its init-only initramfs):
+	// the hypervisor attaches it read-only as the first virtio block
+	// device, on the machine's bus.
+	RootDisk string `json:"root_disk,omitempty"`
 
 	// Disk images only.
 	Disk string `json:"disk,omitempty"` // file name inside the image directory

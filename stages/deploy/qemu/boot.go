@@ -72,8 +72,8 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		if spec.Image.Initrd != "" {
 			cfg.Initrd = filepath.Join(spec.ImageDir, spec.Image.Initrd)
 		}
-		if spec.Image.Root != "" {
-			cfg.Root = filepath.Join(spec.ImageDir, spec.Image.Root)
+		if spec.Image.RootDisk != "" {
+			cfg.RootDisk = filepath.Join(spec.ImageDir, spec.Image.RootDisk)
 		}
 		cfg.Machine = machineFor(spec.Image)
 		cfg.Cmdline = p.machineCmdline(cfg, spec.Image.Cmdline)
@@ -155,7 +155,7 @@ func checkSpec(spec *deploy.Spec) error {
 		}
 		spec.ImageDir = abs
 	}
-	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd, spec.Image.Disk, spec.Image.Root} {
+	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd, spec.Image.Disk, spec.Image.RootDisk} {
 		if f == "" {
 			continue
 		}

@@ -25,9 +25,9 @@ type Config struct {
 	Kernel    string `json:"kernel,omitempty"` // absolute paths
 	Initrd    string `json:"initrd,omitempty"`
 	Cmdline   string `json:"cmdline,omitempty"`
-	// Root is a kernel+initrd image's read-only root disk (absolute
+	// RootDisk is a kernel+initrd image's read-only root disk (absolute
 	// path), attached as the first virtio disk.
-	Root string `json:"root,omitempty"`
+	RootDisk string `json:"root_disk,omitempty"`
 	// A disk image boots from Disk (absolute path; DiskFormat is QEMU's
 	// name for its format) through the firmware instead of -kernel.
 	// Writes go to a temporary overlay (snapshot=on): the image in the
@@ -101,7 +101,7 @@ func (c Config) Args() []string {
 			args = append(args, "-initrd", c.Initrd)
 		}
 		args = append(args, "-append", c.Cmdline)
-		if c.Root != "" {
+		if c.RootDisk != "" {
 			args = append(args, c.rootArgs()...)
 		}
 	}
@@ -146,7 +146,7 @@ func (c Config) Validate() error {
 	if len(c.QMP) > maxSocketPath {
 		return fmt.Errorf("QMP socket path %q is longer than %d bytes, the limit of unix sockets; use a shorter state directory (UNIKFILE_STATE_DIR)", c.QMP, maxSocketPath)
 	}
-	for _, p := range []string{c.Disk, c.OVMFCode, c.OVMFVars, c.Root} {
+	for _, p := range []string{c.Disk, c.OVMFCode, c.OVMFVars, c.RootDisk} {
 		if strings.Contains(p, ",") {
 			return fmt.Errorf("path %q contains a comma, which QEMU's -drive syntax cannot carry; use a cache and state directory without commas", p)
 		}

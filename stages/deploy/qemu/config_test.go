@@ -51,7 +51,7 @@ func TestArgsGolden(t *testing.T) {
 	bios.Kernel, bios.Initrd, bios.Cmdline = "", "", ""
 	bios.Disk, bios.DiskFormat = "/images/hello/disk.vmdk", "vmdk"
 	micro := base
-	micro.Machine, micro.Kernel, micro.Root = MachineMicroVM, "/images/py/kernel", "/images/py/root.erofs"
+	micro.Machine, micro.Kernel, micro.RootDisk = MachineMicroVM, "/images/py/kernel", "/images/py/root.erofs"
 	micro.Cmdline += TCGMicroVMCmdline(2300000)
 	var b strings.Builder
 	for _, c := range []struct {

@@ -88,7 +88,7 @@ func (c Config) rootArgs() []string {
 		dev = "virtio-blk-device"
 	}
 	return []string{
-		"-drive", "file=" + c.Root + ",format=raw,if=none,id=root,readonly=on",
-		"-device", dev + ",drive=root",
+		"-drive", "file=" + c.RootDisk + ",if=none,id=rootfs,format=raw,readonly=on",
+		"-device", dev + ",drive=rootfs",
 	}
 }

@@ -249,7 +249,7 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 		Bus:           in.Kernel.Bus,
 	}
 	if root != nil {
-		img.Root = RootFile
+		img.RootDisk = RootFile
 	}
 	js, err := json.MarshalIndent(img, "", "  ")
 	if err != nil {

@@ -27,8 +27,8 @@ func TestLargeBundleGoesOnARootDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.Root != RootFile {
-		t.Fatalf("image root %q, want %q", img.Root, RootFile)
+	if img.RootDisk != RootFile {
+		t.Fatalf("image root %q, want %q", img.RootDisk, RootFile)
 	}
 	ents := readImageCPIO(t, out)
 	for _, want := range []string{"init", "etc/unikfile/init.json", "dev/console", "proc", "sys", "dev", "tmp", "run"} {
@@ -81,8 +81,8 @@ func TestLargeBundleGoesOnARootDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img3.Root != "" || img3.Digest == img.Digest {
-		t.Errorf("without RootFS: root %q, digest equal %v", img3.Root, img3.Digest == img.Digest)
+	if img3.RootDisk != "" || img3.Digest == img.Digest {
+		t.Errorf("without RootFS: root %q, digest equal %v", img3.RootDisk, img3.Digest == img.Digest)
 	}
 	if _, ok := readImageCPIO(t, plain)["srv/big.bin"]; !ok {
 		t.Error("without RootFS the bundle is not in the initramfs")
@@ -97,7 +97,7 @@ func TestSmallBundleStaysInTheInitramfs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.Root != "" {
+	if img.RootDisk != "" {
 		t.Errorf("a small bundle got a root disk")
 	}
 	if _, ok := readImageCPIO(t, out)["app"]; !ok {
