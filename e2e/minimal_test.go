@@ -225,9 +225,9 @@ target "disk" {
 	var micro, pc string
 	for f, path := range byFeatures {
 		switch {
-		case strings.Contains(f, "pvh") && !strings.Contains(f, "libc"):
+		case strings.Contains(f, "pvh"):
 			micro = path
-		case strings.Contains(f, "virtio-pci") && !strings.Contains(f, "libc") && !strings.Contains(f, "efi-stub"):
+		case strings.Contains(f, "virtio-pci") && !strings.Contains(f, "efi-stub"):
 			pc = path
 		}
 	}

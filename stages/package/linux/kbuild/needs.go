@@ -35,30 +35,35 @@ const FormatKernelInitrd = pack.FormatKernelInitrd
 
 // Features every kernel has: what the guest init and a Go program need
 // (the init is a static Go program: futex, epoll, eventfd, timers, /proc,
-// /sys, devtmpfs, tmpfs), the serial console, an initramfs of the
-// uncompressed cpio the linux base writes, IPv4, IPv6 and unix sockets,
-// the virtio NIC and disk, and the ACPI power button the init stops the
-// app on.
-var baseFeatures = []string{"base", "console", "initramfs", "net", "ipv6", "virtio-net", "virtio-blk", "power-button"}
+// /sys, devtmpfs, tmpfs), what programs on a C library need (the
+// interpreters and the JVM are such programs: System V IPC and POSIX
+// message queues, asynchronous I/O, membarrier, rseq, which glibc
+// registers), the serial console, an initramfs of the uncompressed cpio
+// the linux base writes, IPv4, IPv6 and unix sockets, the virtio NIC and
+// disk, and the ACPI power button the init stops the app on.
+//
+// The C library's needs cost a Go kernel about 40 KiB; having them in
+// every kernel makes the kernels of a platform one for every language,
+// so a machine builds one kernel per platform instead of one per
+// platform and kind of runtime (a kernel build is minutes on two cores;
+// the test command builds the tests' kernels on a cold CI machine).
+var baseFeatures = []string{"base", "console", "initramfs", "net", "ipv6", "virtio-net", "virtio-blk", "power-button", "libc"}
 
 // languageFeatures is what each language's runtime needs beyond
-// baseFeatures. Go programs need nothing more (the init is one). Programs
-// on a C library (and the interpreters and JVM, which are such programs)
-// may use System V IPC and POSIX message queues, asynchronous I/O,
-// membarrier and rseq (glibc registers it). A language missing here gets
-// libcFeatures: an unknown program gets the general set.
+// baseFeatures: nothing today for any of them (the C library's needs are
+// in every kernel, see above). A language whose runtime needs more (say,
+// huge pages or another system call family) names those features here;
+// a language missing here needs nothing more.
 var languageFeatures = map[string][]string{
 	"go":     nil,
-	"c":      libcFeatures,
-	"cpp":    libcFeatures,
-	"rust":   libcFeatures,
-	"elf":    libcFeatures,
-	"python": libcFeatures,
-	"node":   libcFeatures,
-	"java":   libcFeatures,
+	"c":      nil,
+	"cpp":    nil,
+	"rust":   nil,
+	"elf":    nil,
+	"python": nil,
+	"node":   nil,
+	"java":   nil,
 }
-
-var libcFeatures = []string{"libc"}
 
 // providerFeatures are the devices of each provider's machines beyond
 // virtio's. A provider with none (qemu) boots kernel+initrd images on a
@@ -88,11 +93,7 @@ func NeedsFor(language string, p Platform) (Needs, error) {
 		}
 	}
 	add(baseFeatures)
-	lf, ok := languageFeatures[language]
-	if !ok {
-		lf = libcFeatures
-	}
-	add(lf)
+	add(languageFeatures[language])
 	provider := p.Provider
 	if provider == "" {
 		provider = "qemu"
