@@ -42,7 +42,7 @@ const FormatKernelInitrd = pack.FormatKernelInitrd
 // the linux base writes, IPv4, IPv6 and unix sockets, the virtio NIC and
 // disk, and the ACPI power button the init stops the app on.
 //
-// The C library's needs cost a Go kernel about 40 KiB; having them in
+// The C library's needs add little to a Go kernel; having them in
 // every kernel makes the kernels of a platform one for every language,
 // so a machine builds one kernel per platform instead of one per
 // platform and kind of runtime (a kernel build is minutes on two cores;
