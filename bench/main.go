@@ -30,8 +30,12 @@ var (
 	boots  = flag.Int("boots", 9, "boots on each side of the boot comparison; TCG boot times vary by ±15% from run to run, so it takes several")
 	accel  = flag.String("accel", "tcg", "QEMU accelerator for both sides of the boot comparison")
 	kernel = flag.String("kernel", "", "vmlinuz (default: $UNIKFILE_KERNEL or the newest in the cache)")
-	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), fastboot (the minimal kernel: boot, watch, size, interpreted runtimes before and after)")
+	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block), osv (boot and watch on the osv base against linux), fastboot (the minimal kernel: boot, watch, size, interpreted runtimes before and after)")
 	apps   = flag.Int("apps", 100, "apps in the monorepo benchmark's generated tree (two per Unikfile)")
+	// profileDir passes UNIKFILE_PROFILE to the unikfile runs of the
+	// monorepo suite: Go's CPU, block and mutex profiles and an execution
+	// trace of each, for finding where a build waits.
+	profileDir = flag.String("profile", "", "write Go's profiles of every unikfile run of the monorepo suite into this folder (UNIKFILE_PROFILE)")
 )
 
 func main() {
@@ -40,10 +44,16 @@ func main() {
 	if *suite == "all" || *suite == "hello" {
 		err = benchmark()
 	}
-	if err == nil && (*suite == "all" || *suite == "monorepo") {
+	if err == nil && (*suite == "all" || *suite == "monorepo") && !*gceOnly {
 		err = runMonorepo()
 	}
-	if err == nil && (*suite == "all" || *suite == "fastboot") {
+	if err == nil && (*suite == "all" || *suite == "aws") && !*gceOnly {
+		err = benchAWS()
+	}
+	if err == nil && (*suite == "all" || *suite == "osv") && !*gceOnly {
+		err = benchOSv()
+	}
+	if err == nil && (*suite == "all" || *suite == "fastboot") && !*gceOnly {
 		err = benchFastboot()
 	}
 	if err != nil {
@@ -55,6 +65,9 @@ func main() {
 type env struct {
 	tmp, bin, project, cache, state, kernel string
 	port                                    int
+	// osvKernel is the OSv kernel folder for apps on the osv base
+	// (UNIKFILE_OSV_KERNEL); base is the hello app's base ("" is linux).
+	osvKernel, base string
 }
 
 func benchmark() error {
@@ -94,6 +107,10 @@ func benchmark() error {
 	}
 	if *watchOnly {
 		return benchWatch(e)
+	}
+	if *gceOnly {
+		e.cache = filepath.Join(tmp, "cache-gce")
+		return benchGCE(e)
 	}
 
 	// 1. Cold build against the bare steps.
@@ -159,11 +176,15 @@ func benchmark() error {
 	report("boot to first response: unikfile up", median(upBoot), "plain qemu command line", median(plainBoot))
 	report("  same, fastest of each side", minimum(upBoot), "plain qemu command line", minimum(plainBoot))
 
-	// 4. Edit to new version under watch, against go build + boot.
+	// 4. The gce tarball of a 1 GiB disk, now and before (bench/gce.go).
+	if err := benchGCE(e); err != nil {
+		return err
+	}
+	// 5. Edit to new version under watch, against go build + boot.
 	if err := benchWatch(e); err != nil {
 		return err
 	}
-	// 5. The BuildKit executor against the local one (bench/buildkit.go).
+	// 6. The BuildKit executor against the local one (bench/buildkit.go).
 	return buildkitBench(e, root)
 }
 
@@ -175,8 +196,7 @@ func report(name string, got time.Duration, baseName string, base time.Duration)
 func (e *env) unikfile(args ...string) error {
 	cmd := exec.Command(e.bin, args...)
 	cmd.Dir = e.project
-	cmd.Env = append(os.Environ(), "UNIKFILE_CACHE_DIR="+e.cache, "UNIKFILE_STATE_DIR="+e.state,
-		"UNIKFILE_KERNEL="+e.kernel, "UNIKFILE_VAR_port="+strconv.Itoa(e.port))
+	cmd.Env = append(e.environ(), "UNIKFILE_VAR_port="+strconv.Itoa(e.port))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -185,11 +205,24 @@ func (e *env) unikfile(args ...string) error {
 	return nil
 }
 
+// environ is the environment unikfile runs with.
+func (e *env) environ() []string {
+	env := append(os.Environ(), "UNIKFILE_CACHE_DIR="+e.cache, "UNIKFILE_STATE_DIR="+e.state, "UNIKFILE_KERNEL="+e.kernel)
+	if e.osvKernel != "" {
+		env = append(env, "UNIKFILE_OSV_KERNEL="+e.osvKernel)
+	}
+	return env
+}
+
 // imageDir asks unikfile where the hello image is.
-func (e *env) imageDir() (string, error) {
-	cmd := exec.Command(e.bin, "build", "--json")
+func (e *env) imageDir() (string, error) { return e.imageDirArgs() }
+
+// imageDirArgs asks unikfile where the hello image of a build with args
+// is.
+func (e *env) imageDirArgs(args ...string) (string, error) {
+	cmd := exec.Command(e.bin, append([]string{"build", "--json"}, args...)...)
 	cmd.Dir = e.project
-	cmd.Env = append(os.Environ(), "UNIKFILE_CACHE_DIR="+e.cache, "UNIKFILE_STATE_DIR="+e.state, "UNIKFILE_KERNEL="+e.kernel)
+	cmd.Env = e.environ()
 	out, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("build --json: %v", err)
@@ -228,9 +261,13 @@ func bareBuild(e *env, i int) error {
 	return bareInitramfs(e, dir, initBin)
 }
 
-// plainQEMU boots the image's kernel and initrd with a plain command line and
-// returns the time to the first HTTP response.
+// plainQEMU boots the image's kernel and initrd (or, for an OSv image, its
+// kernel and root disk) with a plain command line and returns the time to
+// the first HTTP response.
 func plainQEMU(e *env, imageDir string) (time.Duration, error) {
+	if img, err := pack.ReadImage(imageDir); err == nil && img.RootDisk != "" {
+		return plainOSv(imageDir, img)
+	}
 	cmdline, err := os.ReadFile(filepath.Join(imageDir, "cmdline"))
 	if err != nil {
 		cmdline, err = imageCmdline(imageDir)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -59,14 +60,19 @@ func monorepoBench(root, kernel string) error {
 		cacheN++
 		cacheDir = filepath.Join(tmp, "cache-"+strconv.Itoa(cacheN))
 	}
+	var stdout bytes.Buffer // the last unikfile run's standard output
 	unikfile := func(args ...string) error {
 		cmd := exec.Command(bin, args...)
 		cmd.Dir = tree
 		cmd.Env = append(os.Environ(), "UNIKFILE_CACHE_DIR="+cacheDir, "UNIKFILE_STATE_DIR="+filepath.Join(tmp, "state"), "UNIKFILE_KERNEL="+kernel)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		if *profileDir != "" {
+			cmd.Env = append(cmd.Env, "UNIKFILE_PROFILE="+*profileDir)
+		}
+		var stderr bytes.Buffer
+		stdout.Reset()
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("unikfile %s: %v\n%s", strings.Join(args, " "), err, tail(out.String()))
+			return fmt.Errorf("unikfile %s: %v\n%s", strings.Join(args, " "), err, tail(stdout.String()+stderr.String()))
 		}
 		return nil
 	}
@@ -82,7 +88,7 @@ func monorepoBench(root, kernel string) error {
 	}
 	cleanMake := func() { os.RemoveAll(filepath.Join(tree, "out")) }
 
-	fmt.Printf("monorepo bench: %d apps in %d Unikfiles, %s, %d CPUs, load average %s\n\n", *apps, *apps/2, runtime.Version(), runtime.NumCPU(), loadavg())
+	fmt.Printf("monorepo bench: %d apps in %d Unikfiles, %s, %s, load average %s\n\n", *apps, *apps/2, runtime.Version(), machine(), loadavg())
 
 	// Warm Go's own build cache for both sides (it is shared).
 	freshCache()
@@ -90,12 +96,19 @@ func monorepoBench(root, kernel string) error {
 		return err
 	}
 
-	// 1. Cold builds at -j1 and -j2.
+	// 1. Cold builds at -j1 and -j2. unikfile prints its summary as JSON,
+	// which is the graph's own account of what ran when.
 	cold := map[string][2]time.Duration{}
+	stages := map[string][]stageTime{}
+	loads := map[string]string{}
 	for _, j := range []string{"1", "2"} {
 		freshCache()
-		du, err := timeIt(func() error { return unikfile("build", "./...", "-j", j) })
+		loads[j] = loadavg()
+		du, err := timeIt(func() error { return unikfile("build", "./...", "-j", j, "--summary", "json") })
 		if err != nil {
+			return err
+		}
+		if stages[j], err = readStages(stdout.Bytes()); err != nil {
 			return err
 		}
 		cleanMake()
@@ -105,15 +118,32 @@ func monorepoBench(root, kernel string) error {
 		}
 		cold[j] = [2]time.Duration{du, dm}
 	}
-	report("cold build -j1: unikfile build ./...", cold["1"][0], "make -j1", cold["1"][1])
-	report("cold build -j2: unikfile build ./...", cold["2"][0], "make -j2", cold["2"][1])
-	fmt.Printf("%-40s %9.2fx\n%-40s %9.2fx\n\n", "parallel speed-up -j1/-j2: unikfile", float64(cold["1"][0])/float64(cold["2"][0]),
-		"  make", float64(cold["1"][1])/float64(cold["2"][1]))
+	for _, j := range []string{"1", "2"} {
+		report("cold build -j"+j+": unikfile build ./...", cold[j][0], "make -j"+j, cold[j][1])
+		fmt.Printf("  load average before: %s; unikfile's stages (work summed over nodes, when they ran):\n", loads[j])
+		for _, st := range stages[j] {
+			fmt.Printf("    %-8s %4d nodes  work %9s  wait for a slot %8s per node  ran %s to %s\n", st.Stage, st.Nodes,
+				round(ms(st.WallMS)), round(ms(st.QueueMS/int64(max(st.Nodes, 1)))), round(ms(st.FirstMS)), round(ms(st.LastMS)))
+		}
+		fmt.Println()
+	}
+	speedU := float64(cold["1"][0]) / float64(cold["2"][0])
+	speedM := float64(cold["1"][1]) / float64(cold["2"][1])
+	fmt.Printf("%-40s %9.2fx\n%-40s %9.2fx\n\n", "parallel speed-up -j1/-j2: unikfile", speedU, "  make", speedM)
 
 	// 2. No-op: both sides are up to date after the -j2 builds. The
 	// files were written seconds ago: wait out the window in which their
-	// metadata is not trusted, as any later build would.
+	// metadata is not trusted, as any later build would. One untimed
+	// build each first: unikfile's -j2 build printed its summary as JSON,
+	// which records no build stamp.
 	time.Sleep(2500 * time.Millisecond)
+	if err := unikfile("build", "./..."); err != nil {
+		return err
+	}
+	if err := mk(); err != nil {
+		return err
+	}
+	noopLoad := loadavg()
 	var noopU, noopM []time.Duration
 	for i := 0; i < *runs*2; i++ {
 		d, err := timeIt(func() error { return unikfile("build", "./...") })
@@ -128,8 +158,10 @@ func monorepoBench(root, kernel string) error {
 		noopM = append(noopM, d)
 	}
 	report("no-op: unikfile build ./...", median(noopU), "make", median(noopM))
+	fmt.Printf("  load average before: %s\n\n", noopLoad)
 
 	// 3. One app changed (a new version of its source each time).
+	oneLoad := loadavg()
 	var oneU, oneM []time.Duration
 	for i := 0; i < *runs; i++ {
 		if err := os.WriteFile(changed, []byte(appSource(fmt.Sprintf("changed %d", i))), 0o644); err != nil {
@@ -147,8 +179,68 @@ func monorepoBench(root, kernel string) error {
 		oneM = append(oneM, d)
 	}
 	report("one app changed: unikfile build ./...", median(oneU), "make", median(oneM))
+	fmt.Printf("  load average before: %s\n\n", oneLoad)
+
+	// The goals of issue 22, from this run's ratios.
+	ratio := func(u, m time.Duration) float64 { return float64(u) / float64(m) }
+	fmt.Println("goals:")
+	goal("cold build -j2 <= 1.0x make -j2", ratio(cold["2"][0], cold["2"][1]) <= 1.0, fmt.Sprintf("%.2fx", ratio(cold["2"][0], cold["2"][1])))
+	goal("parallel speed-up -j1/-j2 >= make's", speedU >= speedM, fmt.Sprintf("%.2fx against %.2fx", speedU, speedM))
+	goal("no-op <= 0.5x make", ratio(median(noopU), median(noopM)) <= 0.5, fmt.Sprintf("%.2fx", ratio(median(noopU), median(noopM))))
+	goal("one app changed <= 1.0x make", ratio(median(oneU), median(oneM)) <= 1.0, fmt.Sprintf("%.2fx", ratio(median(oneU), median(oneM))))
 	fmt.Printf("load average at the end: %s\n", loadavg())
 	return nil
+}
+
+func goal(name string, met bool, got string) {
+	verdict := "met"
+	if !met {
+		verdict = "MISSED"
+	}
+	fmt.Printf("  %-40s %-7s (%s)\n", name, verdict, got)
+}
+
+// stageTime is one stage of `unikfile build --summary json`.
+type stageTime struct {
+	Stage   string `json:"stage"`
+	Nodes   int    `json:"nodes"`
+	WallMS  int64  `json:"wall_ms"`
+	QueueMS int64  `json:"queue_ms"`
+	FirstMS int64  `json:"first_start_ms"`
+	LastMS  int64  `json:"last_end_ms"`
+}
+
+func readStages(summary []byte) ([]stageTime, error) {
+	var s struct {
+		Stages []stageTime `json:"stages"`
+	}
+	if err := json.Unmarshal(summary, &s); err != nil {
+		return nil, fmt.Errorf("unikfile --summary json: %v\n%s", err, tail(string(summary)))
+	}
+	return s.Stages, nil
+}
+
+func ms(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+
+// machine describes the CPUs and memory the run had.
+func machine() string {
+	model := "?"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			mem = fmt.Sprintf(", %d GiB", (kb+1<<19)>>20)
+		}
+	}
+	return fmt.Sprintf("%d CPUs (%s)%s", runtime.NumCPU(), model, mem)
 }
 
 // writeMonorepo writes n apps, two per services/sNN/Unikfile, and the

@@ -9,9 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/unikfile/unikfile/internal/atomicfile"
@@ -126,6 +129,8 @@ func WriteStamp(path string, snap Snapshot, payload []byte) error {
 // path it lists still has the metadata it had, and had not changed within
 // RacyWindow of when it was recorded; sc supplies the comparison rules.
 // Any doubt (a missing or unreadable stamp, one changed path) is false.
+// The paths are checked on every CPU at once: a stamp of a large tree
+// lists thousands, and the answer is on the critical path of a no-op.
 func (sc *StatCache) CheckStamp(path string) ([]byte, int, bool) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -139,46 +144,72 @@ func (sc *StatCache) CheckStamp(path string) ([]byte, int, bool) {
 	if err != nil {
 		return nil, 0, false
 	}
-	n := 0
-	for _, l := range lines[2:] {
-		if l == "" {
-			continue
-		}
-		f := strings.Split(l, "\t")
-		if len(f) != 8 {
-			return nil, 0, false
-		}
-		var want statEntry
-		var errs [7]error
-		want.size, errs[0] = strconv.ParseInt(f[1], 10, 64)
-		want.mtime, errs[1] = strconv.ParseInt(f[2], 10, 64)
-		want.ctime, errs[2] = strconv.ParseInt(f[3], 10, 64)
-		want.ino, errs[3] = strconv.ParseUint(f[4], 10, 64)
-		want.dev, errs[4] = strconv.ParseUint(f[5], 10, 64)
-		mode, err := strconv.ParseUint(f[6], 10, 32)
-		errs[5] = err
-		want.mode = uint32(mode)
-		want.recorded, errs[6] = strconv.ParseInt(f[7], 10, 64)
-		if errors.Join(errs[:]...) != nil {
-			return nil, 0, false
-		}
-		fi, err := os.Stat(f[0])
-		if want.mode == absentMode {
-			if !errors.Is(err, fs.ErrNotExist) {
-				return nil, 0, false
+	lines = lines[2:]
+	workers := min(runtime.GOMAXPROCS(0), (len(lines)+stampChunk-1)/stampChunk)
+	var failed atomic.Bool
+	var checked atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := 0
+			// Worker w takes chunks w, w+workers, ...: each gets near
+			// and far paths alike.
+			for lo := w * stampChunk; lo < len(lines) && !failed.Load(); lo += workers * stampChunk {
+				for _, l := range lines[lo:min(lo+stampChunk, len(lines))] {
+					if l == "" {
+						continue
+					}
+					if !sc.stampLineHolds(l) {
+						failed.Store(true)
+						return
+					}
+					n++
+				}
 			}
-			n++
-			continue
-		}
-		if err != nil {
-			return nil, 0, false
-		}
-		got, ok := sc.meta(fi)
-		if !ok || got.size != want.size || got.mtime != want.mtime || got.ctime != want.ctime ||
-			got.ino != want.ino || got.dev != want.dev || got.mode != want.mode || sc.racy(want) {
-			return nil, 0, false
-		}
-		n++
+			checked.Add(int64(n))
+		}()
 	}
-	return payload, n, true
+	wg.Wait()
+	if failed.Load() {
+		return nil, 0, false
+	}
+	return payload, int(checked.Load()), true
+}
+
+// stampChunk is how many stamp lines a worker checks at a time.
+const stampChunk = 64
+
+// stampLineHolds reports whether the path of one stamp line still has the
+// metadata recorded there.
+func (sc *StatCache) stampLineHolds(l string) bool {
+	f := strings.Split(l, "\t")
+	if len(f) != 8 {
+		return false
+	}
+	var want statEntry
+	var errs [7]error
+	want.size, errs[0] = strconv.ParseInt(f[1], 10, 64)
+	want.mtime, errs[1] = strconv.ParseInt(f[2], 10, 64)
+	want.ctime, errs[2] = strconv.ParseInt(f[3], 10, 64)
+	want.ino, errs[3] = strconv.ParseUint(f[4], 10, 64)
+	want.dev, errs[4] = strconv.ParseUint(f[5], 10, 64)
+	mode, err := strconv.ParseUint(f[6], 10, 32)
+	errs[5] = err
+	want.mode = uint32(mode)
+	want.recorded, errs[6] = strconv.ParseInt(f[7], 10, 64)
+	if errors.Join(errs[:]...) != nil {
+		return false
+	}
+	fi, err := os.Stat(f[0])
+	if want.mode == absentMode {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	if err != nil {
+		return false
+	}
+	got, ok := sc.meta(fi)
+	return ok && got.size == want.size && got.mtime == want.mtime && got.ctime == want.ctime &&
+		got.ino == want.ino && got.dev == want.dev && got.mode == want.mode && !sc.racy(want)
 }

@@ -104,6 +104,34 @@ type Forward struct {
 	Guest int    `json:"guest"`
 }
 
+// HostForwards forwards each of ports from bind on the host: from the port
+// hostPorts maps it to, else from the same number. It is what providers
+// that forward ports (qemu, libvirt's user networking) return from
+// TargetSettings.Forwards.
+func HostForwards(bind string, hostPorts map[int]int, ports []int) []Forward {
+	fw := make([]Forward, 0, len(ports))
+	for _, g := range ports {
+		h, ok := hostPorts[g]
+		if !ok {
+			h = g
+		}
+		fw = append(fw, Forward{Bind: bind, Host: h, Guest: g})
+	}
+	return fw
+}
+
+// SettingsOf returns t's settings as the provider's own type S, or def()
+// for a target without settings of that type (one decoded elsewhere, a
+// test's).
+func SettingsOf[S TargetSettings](t *Target, def func() S) S {
+	if t != nil {
+		if s, ok := t.Settings.(S); ok {
+			return s
+		}
+	}
+	return def()
+}
+
 // Forwards are the host addresses app a is reached on through t's
 // provider; ok is false when the provider reaches apps at their own
 // address.
@@ -224,6 +252,30 @@ func (b *Block) Int(name string, def, lo, hi int) (int, *hcl.Attribute) {
 		return def, attr
 	}
 	return n, attr
+}
+
+// Bool returns the boolean attribute name, or def.
+func (b *Block) Bool(name string, def bool) (bool, *hcl.Attribute) {
+	v, attr, ok := b.value(name, cty.Bool)
+	if !ok {
+		return def, attr
+	}
+	return v.True(), attr
+}
+
+// Memory returns the memory size attribute name ("512MiB", "1GiB"), as an
+// app's memory is written, in MiB; def when it is absent.
+func (b *Block) Memory(name string, def int) (int, *hcl.Attribute) {
+	s, attr := b.str(name, "")
+	if attr == nil || s == "" {
+		return def, attr
+	}
+	mib, err := parseMemory(s)
+	if err != nil {
+		b.errorf(attr.Expr.Range(), "Invalid memory size", "%s.", err)
+		return def, attr
+	}
+	return mib, attr
 }
 
 // Strings returns the list(string) attribute name; never nil.

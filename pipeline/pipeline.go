@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/unikfile/unikfile/cache"
@@ -202,4 +203,15 @@ func (r *planner) addPackage(g *graph.Graph, p *lang.Project, a *lang.App, plat 
 		return &Image{App: a.Name, Dir: b.Dir, Image: b.Image}, b.Cached, nil
 	}})
 	return id
+}
+
+// Stage names the stage a node of these graphs belongs to, for timings by
+// stage: "compile", "package" (disks and formats too) or "deploy", and a
+// base's shared work by its own ID ("build guest init").
+func Stage(id string) string {
+	if isShared(id) {
+		return id
+	}
+	verb, _, _ := strings.Cut(id, " ")
+	return verb
 }

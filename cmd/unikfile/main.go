@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/unikfile/unikfile/internal/profile"
 	"github.com/unikfile/unikfile/lang"
 )
 
@@ -35,7 +36,10 @@ func main() {
 		stop()
 		fmt.Fprintln(os.Stderr, "stopping; interrupt again to quit at once")
 	}()
-	os.Exit(execute(ctx, os.Args[1:]))
+	stopProfile := profile.Start() // UNIKFILE_PROFILE=DIR: Go's profiles of this process
+	code := execute(ctx, os.Args[1:])
+	stopProfile()
+	os.Exit(code)
 }
 
 func execute(ctx context.Context, args []string) int {

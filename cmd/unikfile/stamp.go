@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -59,12 +60,14 @@ func (c *cli) replayStamp(path string, rf *runFlags) bool {
 	}
 	g := graph.New()
 	results := map[string]*graph.Result{}
+	var lines bytes.Buffer // one write: a line per write costs more than the check
 	for _, id := range st.Nodes {
 		g.Add(&graph.Node{ID: id})
 		results[id] = &graph.Result{ID: id, Status: graph.StatusCached}
-		fmt.Fprintf(c.stderr, "%s: up to date\n", id)
+		fmt.Fprintf(&lines, "%s: up to date\n", id)
 	}
-	fmt.Fprintf(c.stderr, "Nothing changed since the last identical build (%d inputs checked by their metadata).\n", n)
+	fmt.Fprintf(&lines, "Nothing changed since the last identical build (%d inputs checked by their metadata).\n", n)
+	c.stderr.Write(lines.Bytes())
 	if err := c.summarize(rf, st.Multi, g, results, time.Since(start)); err != nil {
 		return false
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/unikfile/unikfile/address"
 	"github.com/unikfile/unikfile/graph"
 	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/pipeline"
 	"github.com/unikfile/unikfile/stages/registry"
 )
 
@@ -120,26 +122,44 @@ func (c *cli) summarize(f *runFlags, multi bool, g *graph.Graph, results map[str
 		}
 	}
 	s := graph.Summarize(g, results, elapsed)
+	s.Stages = graph.SummarizeStages(g, results, pipeline.Stage)
 	switch mode {
 	case "text":
-		return writeSummary(c.stderr, s)
+		var b bytes.Buffer // one write, not one per cell
+		if err := writeSummary(&b, s); err != nil {
+			return err
+		}
+		_, err := c.stderr.Write(b.Bytes())
+		return err
 	case "json":
 		return writeJSON(c.stdout, s)
 	}
 	return nil
 }
 
-// writeSummary prints s as a table, one node a line.
+// writeSummary prints s as two tables: one stage a line, one node a line.
 func writeSummary(w io.Writer, s *graph.Summary) error {
 	fmt.Fprintf(w, "\nSummary: %d node(s) in %s: %d built, %d cached, %d failed, %d skipped\n",
 		len(s.Nodes), round(time.Duration(s.DurationMS)*time.Millisecond), s.Built, s.Cached, s.Failed, s.Skipped)
+	ms := func(v int64) string { return round(time.Duration(v) * time.Millisecond).String() }
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, n := range s.Nodes {
-		d := "-"
-		if n.Status != "skipped" {
-			d = round(time.Duration(n.DurationMS) * time.Millisecond).String()
+	fmt.Fprintf(tw, "  stage\tnodes\twork\twait for a slot\tran\n")
+	for _, st := range s.Stages {
+		wait, ran := "-", "-"
+		if st.WallMS > 0 || st.LastMS > 0 {
+			wait = ms(st.QueueMS/int64(st.Nodes)) + " per node"
+			ran = ms(st.FirstMS) + " to " + ms(st.LastMS)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", n.Status, d, n.ID)
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", st.Stage, st.Nodes, ms(st.WallMS), wait, ran)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "  status\ttook\twaited\tnode\n")
+	for _, n := range s.Nodes {
+		d, q := "-", "-"
+		if n.Status != "skipped" {
+			d, q = ms(n.DurationMS), ms(n.QueueMS)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", n.Status, d, q, n.ID)
 	}
 	return tw.Flush()
 }

@@ -13,16 +13,26 @@ const FormatKernelInitrd = lang.FormatKernelInitrd
 // Image is a bootable image: what the package stage writes into an image
 // directory and what deploy providers boot.
 //
-// A kernel+initrd image names its Kernel and Initrd files. A disk image
+// A kernel+initrd image names its Kernel and Initrd files, or, for a base
+// whose kernel reads its root file system from a disk (osv), its Kernel
+// and RootDisk; the linux base names all three when a large bundle is on
+// a root disk. A disk image
 // (raw, qcow2, vmdk, ...) names its Disk file and the Boot firmware it
 // needs; it was made from the kernel+initrd image whose digest is Source,
 // and keeps that image's Cmdline, KernelVersion, MemoryMiB and Ports.
 type Image struct {
-	App           string `json:"app"`
-	Base          string `json:"base"`
-	Format        string `json:"format"`           // FormatKernelInitrd, or a disk format
-	Kernel        string `json:"kernel,omitempty"` // file name inside the image directory
-	Initrd        string `json:"initrd,omitempty"` // file name inside the image directory
+	App    string `json:"app"`
+	Base   string `json:"base"`
+	Format string `json:"format"`           // FormatKernelInitrd, or a disk format
+	Kernel string `json:"kernel,omitempty"` // file name inside the image directory
+	Initrd string `json:"initrd,omitempty"` // file name inside the image directory
+	// RootDisk, in a direct-boot image, is a disk (file name inside the
+	// image directory, raw) that the guest reads its root file system
+	// from: OSv's ROFS disk, or the linux base's EROFS disk beside an
+	// initramfs of the init alone. The hypervisor attaches it read-only as
+	// the first virtio block device, on the machine's bus (PCI, or
+	// virtio-mmio on a microVM).
+	RootDisk      string `json:"root_disk,omitempty"`
 	Cmdline       string `json:"cmdline"`
 	KernelVersion string `json:"kernel_version"`
 	// Digest is, for kernel+initrd, sha256 over the kernel, initrd and
@@ -38,12 +48,10 @@ type Image struct {
 	// provider boots the image on a machine that fits both.
 	KernelEntry string `json:"kernel_entry,omitempty"`
 	Bus         string `json:"bus,omitempty"`
-	// RootDisk, in a direct-boot image, is a disk (file name inside the
-	// image directory, raw) that the guest reads its root file system
-	// from (the linux base's EROFS disk beside its init-only initramfs):
-	// the hypervisor attaches it read-only as the first virtio block
-	// device, on the machine's bus.
-	RootDisk string `json:"root_disk,omitempty"`
+	// Console is how the guest reports on its serial console when it is
+	// not unikfile's guest init (nil: guest.ReadyMarker and
+	// guest.ExitMarker). Disk images keep their source's.
+	Console *ConsoleProtocol `json:"console,omitempty"`
 
 	// Disk images only.
 	Disk string `json:"disk,omitempty"` // file name inside the image directory

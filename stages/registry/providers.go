@@ -3,7 +3,11 @@ package registry
 import (
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/deploy"
+	"github.com/unikfile/unikfile/stages/deploy/aws"
+	"github.com/unikfile/unikfile/stages/deploy/gcp"
+	"github.com/unikfile/unikfile/stages/deploy/libvirt"
 	"github.com/unikfile/unikfile/stages/deploy/qemu"
+	"github.com/unikfile/unikfile/stages/deploy/vsphere"
 )
 
 // provider is one line of the table: its constructor, and its settings
@@ -16,7 +20,11 @@ type provider struct {
 // providers is the table of providers, by the name a target's `provider`
 // attribute uses.
 var providers = map[string]provider{
-	qemu.Name: {qemu.New, qemu.Schema{}},
+	qemu.Name:    {qemu.New, qemu.Schema{}},
+	vsphere.Name: {vsphere.New, vsphere.Schema{}},
+	libvirt.Name: {libvirt.New, libvirt.Schema{}},
+	aws.Name:     {aws.New, aws.Schema{}},
+	gcp.Name:     {gcp.New, gcp.Schema{}},
 }
 
 // Providers returns the constructor of every provider.

@@ -53,11 +53,13 @@ func TestArgsGolden(t *testing.T) {
 	micro := base
 	micro.Machine, micro.Kernel, micro.RootDisk = MachineMicroVM, "/images/py/kernel", "/images/py/root.erofs"
 	micro.Cmdline += TCGMicroVMCmdline(2300000)
+	rootDisk := base
+	rootDisk.Initrd, rootDisk.RootDisk, rootDisk.Cmdline = "", "/images/osv/rootfs.img", "--rootfs=rofs /app/main"
 	var b strings.Builder
 	for _, c := range []struct {
 		name string
 		cfg  Config
-	}{{"tcg, two forwards", base}, {"kvm, no forwards, no initrd", kvm}, {"qcow2 disk, uefi", uefi}, {"vmdk disk, bios", bios}, {"microvm, root disk", micro}} {
+	}{{"tcg, two forwards", base}, {"kvm, no forwards, no initrd", kvm}, {"qcow2 disk, uefi", uefi}, {"vmdk disk, bios", bios}, {"microvm, root disk", micro}, {"kernel and a read-only root disk (osv)", rootDisk}} {
 		if err := c.cfg.Validate(); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 		}

@@ -74,6 +74,10 @@ func NewProvider(env deploy.Env) *Provider {
 
 var _ deploy.Provider = (*Provider)(nil)
 
+// BootsForeignGuests: the qemu provider applies an image's console
+// protocol and attaches its root disk (deploy.ForeignGuests).
+func (p *Provider) BootsForeignGuests() {}
+
 func (p *Provider) binary() string {
 	if p.Binary != "" {
 		return p.Binary
@@ -141,7 +145,7 @@ func (p *Provider) Refresh(ctx context.Context, inst *state.Instance) error {
 		return err
 	}
 	pid := pidOf(inst, c)
-	exit := consoleExit(c.Console)
+	exit := consoleExit(c.Console, c.GuestConsole)
 	switch {
 	case exit != nil:
 		inst.State, inst.ExitStatus = state.Exited, exit
@@ -173,7 +177,7 @@ func (p *Provider) Stop(ctx context.Context, inst *state.Instance) error {
 	if err := stopProcess(ctx, pidOf(inst, c), inst.RunDir, c.QMP, c.Console); err != nil {
 		return fmt.Errorf("instance %s: %w", inst.ID, err)
 	}
-	if exit := consoleExit(c.Console); exit != nil {
+	if exit := consoleExit(c.Console, c.GuestConsole); exit != nil {
 		inst.State, inst.ExitStatus = state.Exited, exit
 	} else if inst.State != state.Exited {
 		inst.State = state.Stopped

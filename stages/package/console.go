@@ -1,0 +1,32 @@
+package pack
+
+// ConsoleProtocol is how a guest that does not run unikfile's init (OSv,
+// say) reports on its serial console, as data a provider can apply
+// without knowing the base: each rule is matched against whole console
+// lines (carriage returns removed).
+type ConsoleProtocol struct {
+	// Boot is the prefix of the first line of every boot; a console file
+	// may hold several, and only the last one's lines count.
+	Boot string `json:"boot"`
+	// Ready is the prefix of the line the guest prints once the app is
+	// ready: every declared port listens (or, without ports, the app has
+	// started).
+	Ready string `json:"ready"`
+	// Exits are the lines that say the app ended, in the order they are
+	// tried on each line; the first line that matches one gives the exit
+	// status.
+	Exits []ExitLine `json:"exits,omitempty"`
+	// Address is a regular expression whose first group is the guest's
+	// IPv4 address; "" when the console does not tell.
+	Address string `json:"address,omitempty"`
+}
+
+// ExitLine is a console line that ends the app.
+type ExitLine struct {
+	// Pattern is a regular expression (RE2) matched against the whole
+	// line. Its first group, if it has one, is the exit status (taken
+	// modulo 256, as a Linux exit status).
+	Pattern string `json:"pattern"`
+	// Status is the exit status of a Pattern without a group.
+	Status int `json:"status,omitempty"`
+}
