@@ -34,6 +34,10 @@ var ErrNotCached = errors.New("not in the cache")
 // redo?" (unikfile graph) by running the same key computations.
 func (s *Store) LookupOnly() *Store { return &Store{dir: s.dir, lookupOnly: true} }
 
+// IsLookupOnly says whether the store is a LookupOnly view: stages whose
+// outputs live outside it (built kernels) look up without building then.
+func (s *Store) IsLookupOnly() bool { return s.lookupOnly }
+
 type entryMeta struct {
 	Kind  string            `json:"kind"`
 	Key   string            `json:"key"`

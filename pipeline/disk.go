@@ -46,7 +46,7 @@ func CheckFormat(fmtName, boot string) error {
 // (app, boot mode) derives from one raw disk node, which derives from the
 // app's one kernel+initrd node.
 func (r *planner) addImage(g *graph.Graph, p *lang.Project, a *lang.App, fmtName, boot string) string {
-	pkg := r.addPackage(g, p, a)
+	pkg := r.addPackage(g, p, a, pack.Platform{Format: fmtName, Boot: boot})
 	if imageID(a, fmtName, boot) == pkg {
 		return pkg
 	}

@@ -61,7 +61,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		spec.Say("%s", warning)
 	}
 	cfg := defaultPaths(spec.RunDir)
-	cfg.Binary, cfg.Machine, cfg.Accel = bin, "pc", accel
+	cfg.Binary, cfg.Machine, cfg.Accel = bin, MachinePC, accel
 	cfg.MemoryMiB, cfg.CPUs = memoryMiB(&spec), max(settings.CPUs, 1)
 	if isDisk(spec.Image) {
 		if err := p.setDisk(&cfg, &spec); err != nil {
@@ -72,10 +72,11 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		if spec.Image.Initrd != "" {
 			cfg.Initrd = filepath.Join(spec.ImageDir, spec.Image.Initrd)
 		}
-		cfg.Cmdline = spec.Image.Cmdline
 		if spec.Image.RootDisk != "" {
 			cfg.RootDisk = filepath.Join(spec.ImageDir, spec.Image.RootDisk)
 		}
+		cfg.Machine = machineFor(spec.Image)
+		cfg.Cmdline = p.machineCmdline(cfg, spec.Image.Cmdline)
 	}
 	cfg.GuestConsole = spec.Image.Console
 	cfg.Forwards = bootFw

@@ -20,7 +20,7 @@ const (
 // instance (state.Instance.Config) and Args turns it into the command line.
 type Config struct {
 	Binary    string `json:"binary"`  // absolute path of qemu-system-x86_64
-	Machine   string `json:"machine"` // "pc"
+	Machine   string `json:"machine"` // MachinePC, MachineQ35 or MachineMicroVM
 	Accel     string `json:"accel"`   // "tcg" or "kvm", never "auto"
 	MemoryMiB int    `json:"memory_mib"`
 	CPUs      int    `json:"cpus"`
@@ -93,7 +93,7 @@ func (c Config) Args() []string {
 		netdev += ",hostfwd=" + f.Rule()
 	}
 	args := []string{
-		"-M", c.Machine,
+		"-M", c.machineArg(),
 		"-accel", c.Accel,
 		"-cpu", c.CPU(),
 		"-m", strconv.Itoa(c.MemoryMiB),
@@ -118,16 +118,12 @@ func (c Config) Args() []string {
 		if c.RootDisk != "" {
 			// Read-only and shared: the file system is never written,
 			// and every instance of the image reads the cached file.
-			args = append(args,
-				"-drive", "file="+c.RootDisk+",if=none,id=rootfs,format=raw,readonly=on",
-				"-device", "virtio-blk-pci,drive=rootfs")
+			args = append(args, c.rootArgs()...)
 		}
 	}
 	args = append(args,
 		"-netdev", netdev,
-		// romfile= drops the NIC's iPXE option ROM: nothing boots from the
-		// network, and loading it costs time under TCG.
-		"-device", "virtio-net-pci,netdev="+netdevID+",romfile=",
+		"-device", c.nicArg(),
 		"-qmp", "unix:"+c.QMP+",server=on,wait=off",
 		"-pidfile", c.PIDFile,
 	)

@@ -2,6 +2,8 @@ package qemu
 
 import (
 	"flag"
+
+	pack "github.com/unikfile/unikfile/stages/package"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,13 +51,16 @@ func TestArgsGolden(t *testing.T) {
 	bios := base
 	bios.Kernel, bios.Initrd, bios.Cmdline = "", "", ""
 	bios.Disk, bios.DiskFormat = "/images/hello/disk.vmdk", "vmdk"
+	micro := base
+	micro.Machine, micro.Kernel, micro.RootDisk = MachineMicroVM, "/images/py/kernel", "/images/py/root.erofs"
+	micro.Cmdline += TCGMicroVMCmdline(2300000)
 	rootDisk := base
 	rootDisk.Initrd, rootDisk.RootDisk, rootDisk.Cmdline = "", "/images/osv/rootfs.img", "--rootfs=rofs /app/main"
 	var b strings.Builder
 	for _, c := range []struct {
 		name string
 		cfg  Config
-	}{{"tcg, two forwards", base}, {"kvm, no forwards, no initrd", kvm}, {"qcow2 disk, uefi", uefi}, {"vmdk disk, bios", bios}, {"kernel and a read-only root disk (osv)", rootDisk}} {
+	}{{"tcg, two forwards", base}, {"kvm, no forwards, no initrd", kvm}, {"qcow2 disk, uefi", uefi}, {"vmdk disk, bios", bios}, {"microvm, root disk", micro}, {"kernel and a read-only root disk (osv)", rootDisk}} {
 		if err := c.cfg.Validate(); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 		}
@@ -93,5 +98,21 @@ func TestValidate(t *testing.T) {
 	}
 	if err := ok.Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestMachineFor(t *testing.T) {
+	for _, c := range []struct {
+		img  pack.Image
+		want string
+	}{
+		{pack.Image{KernelEntry: pack.KernelEntryPVH, Bus: pack.BusVirtioMMIO}, MachineMicroVM},
+		{pack.Image{KernelEntry: pack.KernelEntryPVH}, MachinePC}, // a PVH kernel with PCI devices
+		{pack.Image{Bus: pack.BusVirtioMMIO}, MachinePC},          // a bzImage: no PVH entry for microvm
+		{pack.Image{}, MachinePC},
+	} {
+		if got := machineFor(&c.img); got != c.want {
+			t.Errorf("machineFor(%+v) = %s, want %s", c.img, got, c.want)
+		}
 	}
 }

@@ -61,6 +61,7 @@ type Provider struct {
 
 	stateDir string
 	probeMu  sync.Mutex
+	tsc      tscOnce
 }
 
 // New is the registry's constructor.
