@@ -67,11 +67,11 @@ tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
 			if err != nil {
 				return err
 			}
-			stamp := ""
-			if rf.changedSince == "" {
-				stamp = c.stampPath(cs, cmd, args)
-				if c.replayStamp(stamp, &rf) {
-					return nil
+			inv, stamped := c.stampInvocation()
+			stamped = stamped && rf.changedSince == ""
+			if stamped {
+				if replayed, err := c.replayStamp(cs, inv); replayed {
+					return err
 				}
 				for _, f := range pipeline.ToolchainFiles(os.Environ()) {
 					c.digests.Saw(f)
@@ -144,7 +144,7 @@ tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
 			if _, err := c.stdout.Write(stdout.Bytes()); err != nil {
 				return err
 			}
-			if runErr == nil && stamp != "" && rf.summary != "json" && pipeline.Stampable(apps, format, c.executor, os.Environ()) {
+			if runErr == nil && stamped && rf.summary != "json" && pipeline.Stampable(apps, format, c.executor, os.Environ()) {
 				for _, p := range ws.w.Projects {
 					c.digests.Saw(p.File)
 				}
@@ -152,7 +152,7 @@ tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
 				for _, i := range out {
 					dirs = append(dirs, i.Dir)
 				}
-				c.writeStamp(stamp, plan.Graph, multi, stdout.String(), dirs)
+				c.writeStamp(cs, inv, &rf, plan.Graph, multi, stdout.String(), dirs)
 			}
 			return runErr
 		},

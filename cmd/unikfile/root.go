@@ -33,6 +33,9 @@ type cli struct {
 	executor string
 	stdout   io.Writer
 	stderr   io.Writer
+	// args are the command's arguments as given (build stamps are keyed
+	// by them); nil in a cli that no command line made.
+	args []string
 
 	// keepGoing is set by build and up (--keep-going) for runGraph.
 	keepGoing bool
