@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -120,19 +121,12 @@ func (sc *StatCache) CheckStamp(path, key string) (stamp.Replay, int, bool) {
 // StampedPaths lists the paths a stamp file records (what its build relied
 // on and produced), for a prune to keep what stamps name.
 func StampedPaths(path string) ([]string, error) {
-	data, err := os.ReadFile(path)
+	paths, ok, err := stamp.Paths(path)
 	if err != nil {
 		return nil, err
 	}
-	lines := strings.Split(string(data), "\n")
-	if len(lines) < 2 || lines[0] != stampHeader {
+	if !ok {
 		return nil, fmt.Errorf("%s: not a stamp", path)
 	}
-	var out []string
-	for _, l := range lines[2:] {
-		if p, _, ok := strings.Cut(l, "\t"); ok {
-			out = append(out, p)
-		}
-	}
-	return out, nil
+	return paths, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/unikfile/unikfile/cache"
+	"github.com/unikfile/unikfile/internal/stamp"
 	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/state"
 )
@@ -153,7 +154,7 @@ func TestPruneKeepsStampedImagesAndDropsStaleStamps(t *testing.T) {
 		sc2 := cache.OpenStatCache(filepath.Join(t.TempDir(), "sc"))
 		sc2.Saw(dir)
 		snap, _ := sc2.Snapshot()
-		if err := cache.WriteStamp(filepath.Join(stamps, name), snap, []byte("{}")); err != nil {
+		if err := cache.WriteStamp(filepath.Join(stamps, name), "key", snap, stamp.Replay{Stdout: []byte("{}")}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -295,3 +295,22 @@ func lineHolds(l string, granularity time.Duration) bool {
 	got, ok := Meta(fi, granularity)
 	return ok && got.Same(want) && !want.Racy(granularity)
 }
+
+// Paths lists the paths the stamp at path records (what its build relied
+// on and produced); ok is false when the file is not a stamp.
+func Paths(path string) (paths []string, ok bool, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, false, err
+	}
+	lines := strings.Split(string(data), "\n")
+	if len(lines) < 4 || lines[0] != header {
+		return nil, false, nil
+	}
+	for _, l := range lines[4:] {
+		if p, _, found := strings.Cut(l, "\t"); found {
+			paths = append(paths, p)
+		}
+	}
+	return paths, true, nil
+}
