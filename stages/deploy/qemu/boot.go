@@ -61,7 +61,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		spec.Say("%s", warning)
 	}
 	cfg := defaultPaths(spec.RunDir)
-	cfg.Binary, cfg.Machine, cfg.Accel = bin, "pc", accel
+	cfg.Binary, cfg.Machine, cfg.Accel = bin, MachinePC, accel
 	cfg.MemoryMiB, cfg.CPUs = memoryMiB(&spec), max(settings.CPUs, 1)
 	if isDisk(spec.Image) {
 		if err := p.setDisk(&cfg, &spec); err != nil {
@@ -72,13 +72,15 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		if spec.Image.Initrd != "" {
 			cfg.Initrd = filepath.Join(spec.ImageDir, spec.Image.Initrd)
 		}
-		cfg.Cmdline = spec.Image.Cmdline
 		if spec.Image.RootDisk != "" {
 			cfg.RootDisk = filepath.Join(spec.ImageDir, spec.Image.RootDisk)
 		}
+		cfg.Machine = machineFor(spec.Image)
+		cfg.Cmdline = p.machineCmdline(cfg, spec.Image.Cmdline)
 	}
 	cfg.GuestConsole = spec.Image.Console
 	cfg.Forwards = bootFw
+	cfg.ConsoleRotates = true
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("app %s: %w", app, err)
 	}
@@ -111,6 +113,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		p: p, spec: &spec, app: app, cfg: cfg, final: final, timeout: timeout,
 		con: &consoleFollower{path: cfg.Console},
 	}
+	defer b.con.close()
 	b.con.Protocol = cfg.GuestConsole
 	if spec.Attach && spec.Console != nil {
 		b.con.Out = spec.Console
@@ -279,6 +282,9 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 			return nil, err
 		case <-timer.C:
 			why := "the guest did not print that it was ready"
+			if errs := b.con.Errors(); len(errs) > 0 {
+				why += "; its init said: " + strings.Join(errs, "; ")
+			}
 			if b.con.Ready() {
 				why = fmt.Sprintf("the guest is ready but the forwarded host port does not answer: %v", b.portsAnswer(b.cfg.Forwards))
 			}
@@ -429,6 +435,7 @@ func (b *booting) follow(ctx context.Context) (*state.Instance, error) {
 	tick := time.NewTicker(b.p.poll())
 	defer tick.Stop()
 	for {
+		_ = rotateConsole(ctx, b.cfg, b.p.consoleMax())
 		b.con.poll()
 		if b.con.Exit() != nil && b.halts() {
 			// The app ended and the guest halted: stop its QEMU.

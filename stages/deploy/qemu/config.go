@@ -20,7 +20,7 @@ const (
 // instance (state.Instance.Config) and Args turns it into the command line.
 type Config struct {
 	Binary    string `json:"binary"`  // absolute path of qemu-system-x86_64
-	Machine   string `json:"machine"` // "pc"
+	Machine   string `json:"machine"` // MachinePC, MachineQ35 or MachineMicroVM
 	Accel     string `json:"accel"`   // "tcg" or "kvm", never "auto"
 	MemoryMiB int    `json:"memory_mib"`
 	CPUs      int    `json:"cpus"`
@@ -49,9 +49,13 @@ type Config struct {
 	// replacement took over an old instance's ports, the instance's Ports
 	// say where they are now.
 	Forwards []Forward `json:"forwards,omitempty"`
-	Console  string    `json:"console"`  // the serial console's file
-	QMP      string    `json:"qmp"`      // the QMP unix socket
-	PIDFile  string    `json:"pid_file"` // written by QEMU
+	Console  string    `json:"console"` // the serial console's file
+	// ConsoleRotates says the console is the chardev consoleID, which
+	// rotateConsole can point at a new file; instances started before
+	// consoles rotated have a plain -serial file.
+	ConsoleRotates bool   `json:"console_rotates,omitempty"`
+	QMP            string `json:"qmp"`      // the QMP unix socket
+	PIDFile        string `json:"pid_file"` // written by QEMU
 	// Log receives QEMU's own standard output and error; it is not an
 	// argument but where they were redirected.
 	Log string `json:"log"`
@@ -89,7 +93,7 @@ func (c Config) Args() []string {
 		netdev += ",hostfwd=" + f.Rule()
 	}
 	args := []string{
-		"-M", c.Machine,
+		"-M", c.machineArg(),
 		"-accel", c.Accel,
 		"-cpu", c.CPU(),
 		"-m", strconv.Itoa(c.MemoryMiB),
@@ -97,7 +101,11 @@ func (c Config) Args() []string {
 		"-nodefaults", "-no-user-config",
 		"-display", "none",
 		"-no-reboot",
-		"-serial", "file:" + c.Console,
+	}
+	if c.ConsoleRotates {
+		args = append(args, "-chardev", "file,id="+consoleID+",path="+c.Console+",append=on", "-serial", "chardev:"+consoleID)
+	} else {
+		args = append(args, "-serial", "file:"+c.Console)
 	}
 	if c.Disk != "" {
 		args = append(args, c.diskArgs()...)
@@ -110,16 +118,12 @@ func (c Config) Args() []string {
 		if c.RootDisk != "" {
 			// Read-only and shared: the file system is never written,
 			// and every instance of the image reads the cached file.
-			args = append(args,
-				"-drive", "file="+c.RootDisk+",if=none,id=rootfs,format=raw,readonly=on",
-				"-device", "virtio-blk-pci,drive=rootfs")
+			args = append(args, c.rootArgs()...)
 		}
 	}
 	args = append(args,
 		"-netdev", netdev,
-		// romfile= drops the NIC's iPXE option ROM: nothing boots from the
-		// network, and loading it costs time under TCG.
-		"-device", "virtio-net-pci,netdev="+netdevID+",romfile=",
+		"-device", c.nicArg(),
 		"-qmp", "unix:"+c.QMP+",server=on,wait=off",
 		"-pidfile", c.PIDFile,
 	)
@@ -152,7 +156,7 @@ func (c Config) Validate() error {
 	if c.MemoryMiB <= 0 || c.CPUs <= 0 {
 		return fmt.Errorf("memory %d MiB and %d CPUs: both must be positive", c.MemoryMiB, c.CPUs)
 	}
-	if strings.Contains(c.QMP, ",") {
+	if strings.Contains(c.QMP, ",") || strings.Contains(c.Console, ",") {
 		return fmt.Errorf("QMP socket path %q contains a comma, which QEMU's option syntax cannot carry; use a state directory without commas", c.QMP)
 	}
 	if len(c.QMP) > maxSocketPath {

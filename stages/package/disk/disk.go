@@ -73,6 +73,9 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 	if src.Multiboot && in.Boot != pack.BootBIOS {
 		return fail(fmt.Errorf("the kernel is a multiboot kernel (base %s), which disks boot by BIOS only (SYSLINUX's mboot.c32): use boot = \"bios\"", src.Base))
 	}
+	if src.RootDisk != "" || src.KernelEntry != "" {
+		return fail(errors.New("the source image is made for direct boot (a PVH kernel or a root disk beside the initramfs); a disk needs a kernel+initrd image made for disks (a bzImage, everything in the initramfs)"))
+	}
 	tools, err := in.Tools.resolve(in.Boot, src.Multiboot)
 	if err != nil {
 		return fail(err)
