@@ -279,7 +279,7 @@ func bareBuild(e *env, i int) error {
 func plainQEMU(e *env, imageDir string) (time.Duration, error) {
 	if img, err := pack.ReadImage(imageDir); err == nil && img.RootDisk != "" {
 		return plainOSv(imageDir, img)
-	} else if err == nil && img.Multiboot {
+	} else if err == nil && img.KernelEntry == pack.KernelEntryMultiboot {
 		return plainMultiboot(imageDir, img)
 	}
 	cmdline, err := os.ReadFile(filepath.Join(imageDir, "cmdline"))

@@ -96,7 +96,7 @@ func (r *planner) makeDisk(ctx context.Context, a *lang.App, src *Image, boot st
 	env := r.env
 	tools := disk.Tools{}
 	digest := tools.Digest
-	if src.Image.Multiboot {
+	if src.Image.KernelEntry == pack.KernelEntryMultiboot {
 		digest = tools.MultibootDigest
 	}
 	toolsDigest, err := digest(boot)

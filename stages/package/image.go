@@ -32,11 +32,7 @@ type Image struct {
 	// initramfs of the init alone. The hypervisor attaches it read-only as
 	// the first virtio block device, on the machine's bus (PCI, or
 	// virtio-mmio on a microVM).
-	RootDisk string `json:"root_disk,omitempty"`
-	// Multiboot says Kernel is a multiboot kernel (rump) rather than a
-	// Linux one: QEMU's -kernel loads either, disks boot it through
-	// SYSLINUX's mboot.c32 (BIOS only). Disk images keep their source's.
-	Multiboot     bool   `json:"multiboot,omitempty"`
+	RootDisk      string `json:"root_disk,omitempty"`
 	Cmdline       string `json:"cmdline"`
 	KernelVersion string `json:"kernel_version"`
 	// Digest is, for kernel+initrd, sha256 over the kernel, initrd and
@@ -47,7 +43,9 @@ type Image struct {
 	Ports     []int  `json:"ports,omitempty"`
 	// KernelEntry is how a hypervisor enters the kernel file: "" for a
 	// bzImage (the Linux boot protocol), KernelEntryPVH for an ELF vmlinux
-	// with a PVH entry note. Bus is where the kernel finds its virtio
+	// with a PVH entry note, KernelEntryMultiboot for a multiboot kernel
+	// (rump's; QEMU's -kernel loads it as it loads a bzImage, and disks
+	// boot it through SYSLINUX's mboot.c32, by BIOS only). Bus is where the kernel finds its virtio
 	// devices: "" for PCI, BusVirtioMMIO for a microVM without PCI. A
 	// provider boots the image on a machine that fits both.
 	KernelEntry string `json:"kernel_entry,omitempty"`
@@ -73,8 +71,9 @@ type Image struct {
 
 // Kernel entry points and device buses of kernel+initrd images.
 const (
-	KernelEntryPVH = "pvh"
-	BusVirtioMMIO  = "virtio-mmio"
+	KernelEntryPVH       = "pvh"
+	KernelEntryMultiboot = "multiboot"
+	BusVirtioMMIO        = "virtio-mmio"
 )
 
 // Boot modes of disk images.

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	pack "github.com/unikfile/unikfile/stages/package"
 )
 
 // mbrCodeSize is the boot code area of an MBR, before the disk signature
@@ -41,7 +43,7 @@ func (b *builder) bios(ctx context.Context) error {
 		return fmt.Errorf("format: %w", err)
 	}
 	conf := syslinuxConfig(img.Initrd != "", img.Cmdline)
-	if img.Multiboot {
+	if img.KernelEntry == pack.KernelEntryMultiboot {
 		conf = multibootConfig(img.Cmdline)
 		for name, f := range map[string]string{"MBOOT.C32": or(b.in.Tools.MBoot, DefaultMBoot), "LIBCOM32.C32": b.in.Tools.libcom32()} {
 			if err := b.copyIn(ctx, b.tools[f], name); err != nil {

@@ -21,7 +21,7 @@ func multibootImage(t *testing.T) (string, *pack.Image) {
 	if err := os.WriteFile(filepath.Join(dir, "rumprun.bin"), []byte("multiboot kernel"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return dir, &pack.Image{App: "a", Base: "rump", Format: pack.FormatKernelInitrd, Kernel: "rumprun.bin", Multiboot: true,
+	return dir, &pack.Image{App: "a", Base: "rump", Format: pack.FormatKernelInitrd, Kernel: "rumprun.bin", KernelEntry: pack.KernelEntryMultiboot,
 		Digest: "d", Cmdline: `{"net":{"if":"vioif0","type":"inet","method":"dhcp"},"cmdline":"a 8080"}`,
 		Console: &pack.ConsoleProtocol{Boot: "rump kernel", Ready: "=== calling", Halts: true}}
 }
@@ -68,7 +68,7 @@ func TestMultibootDiskLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Multiboot || got.Console == nil || !got.Console.Halts || got.Cmdline != img.Cmdline {
+	if got.Console == nil || !got.Console.Halts || got.Cmdline != img.Cmdline {
 		t.Errorf("disk image: %+v", got)
 	}
 	fat := filepath.Join(out, File) + "@@" + strconv.Itoa(partStart)

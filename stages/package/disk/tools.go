@@ -152,7 +152,7 @@ func (t Tools) resolve(boot string, multiboot bool) (resolved, error) {
 func (t Tools) Digest(boot string) (string, error) { return t.digest(boot, false) }
 
 // MultibootDigest is Digest for the disks of multiboot kernels
-// (pack.Image.Multiboot), which also need mboot.c32.
+// (pack.KernelEntryMultiboot), which also need mboot.c32.
 func (t Tools) MultibootDigest(boot string) (string, error) { return t.digest(boot, true) }
 
 func (t Tools) digest(boot string, multiboot bool) (string, error) {

@@ -228,7 +228,7 @@ func TestBootQEMUExamples(t *testing.T) {
 			name := map[string]string{"c": "C", "cpp": "C++"}[tc.language]
 			a := f.app(t, tc.language+"-app", tc.language, tc.dir, []string{"8080"}, map[string]string{"GREETING": "greet Rumprun with " + name})
 			img := f.image(ctx, t, a)
-			if !img.Image.Multiboot || img.Image.Console == nil || !img.Image.Console.Halts || img.Image.Initrd != "" {
+			if img.Image.KernelEntry != pack.KernelEntryMultiboot || img.Image.Console == nil || !img.Image.Console.Halts || img.Image.Initrd != "" {
 				t.Errorf("image %+v", img.Image)
 			}
 			port := freePort(t)
@@ -381,7 +381,7 @@ func TestBootQEMUBIOSDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(raw.Image.Cmdline, `"method":"dhcp"`) || raw.Image.Console == nil || !raw.Image.Multiboot {
+	if !strings.Contains(raw.Image.Cmdline, `"method":"dhcp"`) || raw.Image.Console == nil {
 		t.Errorf("disk image %+v", raw.Image)
 	}
 	disks := map[string]string{"raw": filepath.Join(raw.Dir, raw.Image.Disk)}
@@ -391,7 +391,7 @@ func TestBootQEMUBIOSDisk(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if q.Console == nil || !q.Multiboot {
+		if q.Console == nil {
 			t.Errorf("the qcow2 image lost the console protocol: %+v", q)
 		}
 		disks["qcow2"] = filepath.Join(qDir, q.Disk)

@@ -68,7 +68,7 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 		Base:          Name,
 		Format:        pack.FormatKernelInitrd,
 		Kernel:        KernelFile,
-		Multiboot:     true,
+		KernelEntry:   pack.KernelEntryMultiboot,
 		Cmdline:       in.Config,
 		KernelVersion: version,
 		Digest:        ImageDigest(kernelDigest, in.Config),
