@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/unikfile/unikfile/guest"
+	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/stages/package/linux"
 )
 
@@ -28,7 +29,7 @@ var (
 	boots  = flag.Int("boots", 9, "boots on each side of the boot comparison; TCG boot times vary by ±15% from run to run, so it takes several")
 	accel  = flag.String("accel", "tcg", "QEMU accelerator for both sides of the boot comparison")
 	kernel = flag.String("kernel", "", "vmlinuz (default: $UNIKFILE_KERNEL or the newest in the cache)")
-	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block)")
+	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block), osv (boot and watch on the osv base against linux)")
 	apps   = flag.Int("apps", 100, "apps in the monorepo benchmark's generated tree (two per Unikfile)")
 	// profileDir passes UNIKFILE_PROFILE to the unikfile runs of the
 	// monorepo suite: Go's CPU, block and mutex profiles and an execution
@@ -48,6 +49,9 @@ func main() {
 	if err == nil && (*suite == "all" || *suite == "aws") {
 		err = benchAWS()
 	}
+	if err == nil && (*suite == "all" || *suite == "osv") {
+		err = benchOSv()
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -57,6 +61,9 @@ func main() {
 type env struct {
 	tmp, bin, project, cache, state, kernel string
 	port                                    int
+	// osvKernel is the OSv kernel folder for apps on the osv base
+	// (UNIKFILE_OSV_KERNEL); base is the hello app's base ("" is linux).
+	osvKernel, base string
 }
 
 func benchmark() error {
@@ -177,8 +184,7 @@ func report(name string, got time.Duration, baseName string, base time.Duration)
 func (e *env) unikfile(args ...string) error {
 	cmd := exec.Command(e.bin, args...)
 	cmd.Dir = e.project
-	cmd.Env = append(os.Environ(), "UNIKFILE_CACHE_DIR="+e.cache, "UNIKFILE_STATE_DIR="+e.state,
-		"UNIKFILE_KERNEL="+e.kernel, "UNIKFILE_VAR_port="+strconv.Itoa(e.port))
+	cmd.Env = append(e.environ(), "UNIKFILE_VAR_port="+strconv.Itoa(e.port))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -187,11 +193,20 @@ func (e *env) unikfile(args ...string) error {
 	return nil
 }
 
+// environ is the environment unikfile runs with.
+func (e *env) environ() []string {
+	env := append(os.Environ(), "UNIKFILE_CACHE_DIR="+e.cache, "UNIKFILE_STATE_DIR="+e.state, "UNIKFILE_KERNEL="+e.kernel)
+	if e.osvKernel != "" {
+		env = append(env, "UNIKFILE_OSV_KERNEL="+e.osvKernel)
+	}
+	return env
+}
+
 // imageDir asks unikfile where the hello image is.
 func (e *env) imageDir() (string, error) {
 	cmd := exec.Command(e.bin, "build", "--json")
 	cmd.Dir = e.project
-	cmd.Env = append(os.Environ(), "UNIKFILE_CACHE_DIR="+e.cache, "UNIKFILE_STATE_DIR="+e.state, "UNIKFILE_KERNEL="+e.kernel)
+	cmd.Env = e.environ()
 	out, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("build --json: %v", err)
@@ -230,9 +245,13 @@ func bareBuild(e *env, i int) error {
 	return bareInitramfs(e, dir, initBin)
 }
 
-// plainQEMU boots the image's kernel and initrd with a plain command line and
-// returns the time to the first HTTP response.
+// plainQEMU boots the image's kernel and initrd (or, for an OSv image, its
+// kernel and root disk) with a plain command line and returns the time to
+// the first HTTP response.
 func plainQEMU(e *env, imageDir string) (time.Duration, error) {
+	if img, err := pack.ReadImage(imageDir); err == nil && img.RootDisk != "" {
+		return plainOSv(imageDir, img)
+	}
 	cmdline, err := os.ReadFile(filepath.Join(imageDir, "cmdline"))
 	if err != nil {
 		cmdline, err = imageCmdline(imageDir)

@@ -38,8 +38,7 @@ func benchWatch(e *env) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e.bin, "watch")
 	cmd.Dir = e.project
-	cmd.Env = append(os.Environ(), "UNIKFILE_CACHE_DIR="+e.cache, "UNIKFILE_STATE_DIR="+e.state,
-		"UNIKFILE_KERNEL="+e.kernel, "UNIKFILE_VAR_port="+strconv.Itoa(e.port))
+	cmd.Env = append(e.environ(), "UNIKFILE_VAR_port="+strconv.Itoa(e.port))
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
 	cmd.WaitDelay = time.Minute
 	stderr, _ := cmd.StderrPipe()
@@ -96,9 +95,15 @@ func benchWatch(e *env) error {
 			return err
 		}
 		b, err := timeIt(func() error {
-			c := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-buildid=", "-o", filepath.Join(e.tmp, "floor-app"), ".")
+			args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-buildid=", "-o", filepath.Join(e.tmp, "floor-app"), "."}
+			cgo := "CGO_ENABLED=0"
+			if e.base == "osv" { // OSv runs Go as an externally linked PIE
+				args = []string{"build", "-trimpath", "-buildvcs=false", "-buildmode=pie", "-ldflags=-buildid= -linkmode=external", "-o", filepath.Join(e.tmp, "floor-app"), "."}
+				cgo = "CGO_ENABLED=1"
+			}
+			c := exec.Command("go", args...)
 			c.Dir = floorSrc
-			c.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+			c.Env = append(os.Environ(), cgo, "GOOS=linux", "GOARCH=amd64")
 			if out, err := c.CombinedOutput(); err != nil {
 				return fmt.Errorf("go build: %v\n%s", err, out)
 			}

@@ -161,14 +161,20 @@ func (c cLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.W
 			return Launch{}, fmt.Errorf("app %s: no %s sources in %s: add a Makefile, a CMakeLists.txt or source files", app.Name, lang, app.Source)
 		}
 		bin = filepath.Join(work, "main")
-		// Static: the program then needs nothing from the host at run time.
-		args := append(strings.Fields(flags), "-static", "-o", bin)
+		// Linked as the base wants it: static on linux, so that the
+		// program needs nothing from the host at run time; PIE on OSv.
+		target, err := TargetFor(app.Base)
+		if err != nil {
+			return Launch{}, err
+		}
+		args := append(strings.Fields(flags), target.CLink...)
+		args = append(args, "-o", bin)
 		args = append(args, srcs...)
 		if _, err := run.Run(ctx, run.Cmd{Path: cc, Args: args, Dir: src, Env: env, Stdout: log, Stderr: log, Hint: hint}); err != nil {
 			return fail(name+" "+strings.Join(srcs, " "), err)
 		}
 	}
-	return installProgram(ctx, bin, rootfs)
+	return installProgram(ctx, app, bin, rootfs)
 }
 
 // copySourceTo copies app's source (honouring the ignore files) to dst.
@@ -182,7 +188,7 @@ func copySourceTo(src, dst string) error {
 
 // installProgram puts the built program at /app/main, stripped, with its
 // shared-library closure.
-func installProgram(ctx context.Context, bin, rootfs string) (Launch, error) {
+func installProgram(ctx context.Context, app *lang.App, bin, rootfs string) (Launch, error) {
 	if err := checkExecutable(bin); err != nil {
 		return Launch{}, err
 	}
@@ -193,7 +199,7 @@ func installProgram(ctx context.Context, bin, rootfs string) (Launch, error) {
 	if _, err := run.Run(ctx, run.Cmd{Path: "strip", Args: []string{"--strip-all", out}, Hint: "install binutils: apt-get install binutils"}); err != nil {
 		return Launch{}, fmt.Errorf("strip %s: %w", bin, err)
 	}
-	env, err := closure(rootfs, AppDir+"/main")
+	env, err := closure(app, rootfs, AppDir+"/main")
 	if err != nil {
 		return Launch{}, err
 	}

@@ -141,6 +141,13 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	target, err := TargetFor(app.Base)
+	if err != nil {
+		return nil, fmt.Errorf("app %s: %w", app.Name, err)
+	}
+	if err := CheckBase(app.Base, app.Language); err != nil {
+		return nil, fmt.Errorf("app %s: %w", app.Name, err)
+	}
 	tc, err := opts.Memo.toolchain(ctx, app.Language, l, app)
 	if err != nil {
 		return nil, err
@@ -157,6 +164,7 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 		Add("stage", "compile").
 		Add("tool", opts.ToolVersion).
 		Add("language", app.Language).
+		Add("target", target.Name).
 		Add("toolchain", tc).
 		Add("source", src).
 		Add("main", app.Main).
@@ -175,12 +183,31 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 		if err != nil {
 			return err
 		}
+		if err := checkProgram(target, rootfs, launch, l.Program(app)); err != nil {
+			return fmt.Errorf("app %s: %w", app.Name, err)
+		}
 		return FinishBundle(dir, Manifest{App: app.Name, Language: app.Language, Toolchain: tc, Program: l.Program(app), Key: key}, launch)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return ReadBundle(dir, hit)
+}
+
+// checkProgram runs the target's check on the program the bundle starts
+// (an interpreter, for scripts).
+func checkProgram(t Target, rootfs string, launch Launch, program string) error {
+	if t.CheckProgram == nil {
+		return nil
+	}
+	first := program
+	if len(launch.Argv) > 0 {
+		first = launch.Argv[0]
+	}
+	if err := t.CheckProgram(filepath.Join(rootfs, filepath.FromSlash(first)), first); err != nil {
+		return fmt.Errorf("cannot run on base %s: %w", t.Name, err)
+	}
+	return nil
 }
 
 // ReadBundle reads the bundle in a cache entry. The manifest is always read

@@ -6,7 +6,10 @@
 // and C++, rust.go, python.go, node.go, java.go, elf.go); the local
 // executor runs the host's toolchains, the first in PATH, whose identity
 // is part of every key. Dynamic ELF files get their shared-library
-// closure from elfdeps.
+// closure from elfdeps. How programs are built for each base (Go's link
+// mode, C's link flags, the libraries a base's kernel supplies, the
+// languages it cannot run) is the table of targets in bases.go; the
+// app's base picks its line, whose name is part of the key.
 // The buildkit executor (stages/compile/buildkit) compiles Go in builder
 // images and shares the key and bundle helpers here (SourceDigest,
 // WriteManifest, ReadBundle, the Go build arguments), so both write the

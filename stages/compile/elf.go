@@ -43,7 +43,7 @@ func (l elfLang) Build(ctx context.Context, app *lang.App, rootfs string, log io
 	if err := copySource(app.Source, rootfs); err != nil {
 		return Launch{}, err
 	}
-	env, err := closure(rootfs, AppDir)
+	env, err := closure(app, rootfs, AppDir)
 	if err != nil {
 		return Launch{}, fmt.Errorf("app %s: %w", app.Name, err)
 	}

@@ -22,15 +22,27 @@ import (
 // goHint says how to get the Go toolchain.
 const goHint = "install Go (https://go.dev/doc/install, or apt-get install golang) and put it in PATH"
 
-// goLang builds Go apps as static, reproducible linux/amd64 binaries:
-// CGO_ENABLED=0, -trimpath, no VCS stamp and no build id, so the same source
-// and toolchain give the same bytes.
+// goLang builds Go apps as reproducible linux/amd64 binaries, linked as
+// the app's base wants them (static for linux: CGO_ENABLED=0; an
+// externally linked PIE for OSv): -trimpath, no VCS stamp and no build
+// id, so the same source and toolchain give the same bytes.
 type goLang struct{}
 
-// buildEnv is the environment of every go command for app: a static
-// linux/amd64 build that reads nothing outside the module (no go.work).
-func buildEnv() []string {
-	return run.Environ(GoBuildEnv...)
+// buildEnv is the environment of every go command for app: a
+// linux/amd64 build for its base that reads nothing outside the module
+// (no go.work).
+func buildEnv(app *lang.App) []string {
+	return run.Environ(GoBuildEnvFor(app)...)
+}
+
+// cgo reports whether app's Go build links with the C toolchain.
+func cgo(app *lang.App) bool {
+	for _, kv := range GoBuildEnvFor(app) {
+		if kv == "CGO_ENABLED=1" {
+			return true
+		}
+	}
+	return false
 }
 
 // Toolchain is what `go env` says, in the app's folder and the build's
@@ -42,7 +54,7 @@ func (goLang) Toolchain(ctx context.Context, app *lang.App) (string, error) {
 		Path: "go",
 		Args: []string{"env", "-json", "GOVERSION", "GOROOT", "GOFLAGS", "GOEXPERIMENT", "GOAMD64", "GODEBUG", "GOFIPS140", "GOTOOLCHAIN"},
 		Dir:  app.Source,
-		Env:  buildEnv(),
+		Env:  buildEnv(app),
 		Hint: goHint,
 	})
 	if err != nil {
@@ -52,7 +64,21 @@ func (goLang) Toolchain(ctx context.Context, app *lang.App) (string, error) {
 	if err := json.Compact(&compact, res.Stdout); err != nil {
 		return "", fmt.Errorf("go env -json: %w", err)
 	}
-	return compact.String(), nil
+	id := compact.String()
+	if cgo(app) {
+		// External linking runs the C compiler (CC, default gcc) and the
+		// host's C library and start files go into the program.
+		cc, hint := cLang{}.cc()
+		t, err := toolIdentity(ctx, cc, hint+"; Go programs for this base are linked with it", "--version")
+		if err != nil {
+			return "", err
+		}
+		id += "; " + t
+		for _, v := range []string{"CGO_CFLAGS", "CGO_LDFLAGS"} {
+			id += fmt.Sprintf("; %s=%q", v, os.Getenv(v))
+		}
+	}
+	return id, nil
 }
 
 // ToolchainScope: with GOWORK=off, what `go env` answers in the app's
@@ -69,6 +95,9 @@ func (goLang) ToolchainScope(app *lang.App) (string, bool) {
 		return "", false
 	}
 	scope := "go.mod"
+	if t, err := TargetFor(app.Base); err == nil {
+		scope = "target " + t.Name + "; " + scope
+	}
 	if mf.Go != nil {
 		scope += " go " + mf.Go.Version
 	}
@@ -108,13 +137,29 @@ func (goLang) ExtraInputs(app *lang.App) ([]string, error) {
 // package into out: every executor uses them, so that the same source and
 // toolchain give the same bytes wherever they are compiled.
 func GoBuildArgs(app *lang.App, out string) []string {
-	return []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, goMain(app)}
+	t, err := TargetFor(app.Base)
+	if err != nil {
+		t = targets["linux"] // Compile has refused the base already
+	}
+	args := []string{"build", "-trimpath", "-buildvcs=false"}
+	args = append(args, t.GoFlags...)
+	return append(args, "-ldflags="+t.GoLDFlags, "-o", out, goMain(app))
 }
 
-// GoBuildEnv is the environment the go command runs with (besides PATH,
-// HOME and the caches): a static linux/amd64 build that reads nothing
-// outside the module.
-var GoBuildEnv = []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOWORK=off"}
+// GoBuildEnvFor is the environment the go command runs with for app
+// (besides PATH, HOME and the caches): a linux/amd64 build for the app's
+// base that reads nothing outside the module.
+func GoBuildEnvFor(app *lang.App) []string {
+	t, err := TargetFor(app.Base)
+	if err != nil {
+		t = targets["linux"]
+	}
+	return t.GoEnv
+}
+
+// GoBuildEnv is GoBuildEnvFor's answer for the linux base: a static
+// build.
+var GoBuildEnv = targets["linux"].GoEnv
 
 // goMain is the package to build, as a relative import path.
 func goMain(app *lang.App) string {
@@ -147,7 +192,7 @@ func (g goLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 		Path:   "go",
 		Args:   GoBuildArgs(app, out),
 		Dir:    app.Source,
-		Env:    buildEnv(),
+		Env:    buildEnv(app),
 		Stderr: log,
 		Hint:   goHint,
 	})

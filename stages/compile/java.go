@@ -142,7 +142,7 @@ func (javaLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 	}); err != nil {
 		return fail("jlink", err)
 	}
-	env, err := closure(rootfs, javaRuntime)
+	env, err := closure(app, rootfs, javaRuntime)
 	if err != nil {
 		return Launch{}, fmt.Errorf("app %s: %w", app.Name, err)
 	}

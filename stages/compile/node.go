@@ -111,7 +111,7 @@ func (nodeLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 	} else if err := copySource(app.Source, rootfs); err != nil {
 		return Launch{}, err
 	}
-	env, err := closure(rootfs, node, AppDir)
+	env, err := closure(app, rootfs, node, AppDir)
 	if err != nil {
 		return Launch{}, fmt.Errorf("app %s: %w", app.Name, err)
 	}

@@ -156,7 +156,7 @@ func (l pythonLang) Build(ctx context.Context, app *lang.App, rootfs string, log
 	}); err != nil {
 		return Launch{}, fmt.Errorf("app %s: compiling to byte code failed:\n%s", app.Name, compilerOutput(err))
 	}
-	more, err := closure(rootfs, roots...)
+	more, err := closure(app, rootfs, roots...)
 	if err != nil {
 		return Launch{}, fmt.Errorf("app %s: %w", app.Name, err)
 	}

@@ -151,7 +151,11 @@ func copyHostPath(hostPath, rootfs string, skip func(rel string, isDir bool) boo
 // and the files of /etc that dynamic programs read. It returns the
 // environment the program needs (LD_LIBRARY_PATH when libraries come from
 // directories the loader does not search by itself).
-func closure(rootfs string, roots ...string) ([]string, error) {
+func closure(app *lang.App, rootfs string, roots ...string) ([]string, error) {
+	target, err := TargetFor(app.Base)
+	if err != nil {
+		return nil, err
+	}
 	var files []string
 	for _, r := range roots {
 		fi, err := os.Stat(filepath.Join(rootfs, filepath.FromSlash(r)))
@@ -168,7 +172,7 @@ func closure(rootfs string, roots ...string) ([]string, error) {
 		}
 		files = append(files, elfs...)
 	}
-	res, err := elfdeps.Pack(rootfs, files, elfdeps.Options{})
+	res, err := elfdeps.Pack(rootfs, files, target.Closure)
 	if err != nil {
 		return nil, err
 	}

@@ -102,5 +102,5 @@ func (rustLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 		}
 		return Launch{}, fmt.Errorf("app %s: the package has several binaries (%s); set main = \"NAME\" to the one to run", app.Name, strings.Join(names, ", "))
 	}
-	return installProgram(ctx, bins[0], rootfs)
+	return installProgram(ctx, app, bins[0], rootfs)
 }

@@ -13,16 +13,23 @@ const FormatKernelInitrd = lang.FormatKernelInitrd
 // Image is a bootable image: what the package stage writes into an image
 // directory and what deploy providers boot.
 //
-// A kernel+initrd image names its Kernel and Initrd files. A disk image
+// A kernel+initrd image names its Kernel and Initrd files, or, for a base
+// whose kernel reads its root file system from a disk (osv), its Kernel
+// and RootDisk. A disk image
 // (raw, qcow2, vmdk, ...) names its Disk file and the Boot firmware it
 // needs; it was made from the kernel+initrd image whose digest is Source,
 // and keeps that image's Cmdline, KernelVersion, MemoryMiB and Ports.
 type Image struct {
-	App           string `json:"app"`
-	Base          string `json:"base"`
-	Format        string `json:"format"`           // FormatKernelInitrd, or a disk format
-	Kernel        string `json:"kernel,omitempty"` // file name inside the image directory
-	Initrd        string `json:"initrd,omitempty"` // file name inside the image directory
+	App    string `json:"app"`
+	Base   string `json:"base"`
+	Format string `json:"format"`           // FormatKernelInitrd, or a disk format
+	Kernel string `json:"kernel,omitempty"` // file name inside the image directory
+	Initrd string `json:"initrd,omitempty"` // file name inside the image directory
+	// RootDisk, in a direct-boot image, is a disk (file name inside the
+	// image directory, raw) that the kernel reads its root file system
+	// from; the hypervisor attaches it read-only as the first virtio block
+	// device.
+	RootDisk      string `json:"root_disk,omitempty"`
 	Cmdline       string `json:"cmdline"`
 	KernelVersion string `json:"kernel_version"`
 	// Digest is, for kernel+initrd, sha256 over the kernel, initrd and
@@ -31,6 +38,10 @@ type Image struct {
 	Digest    string `json:"digest"`
 	MemoryMiB int    `json:"memory_mib"`
 	Ports     []int  `json:"ports,omitempty"`
+	// Console is how the guest reports on its serial console when it is
+	// not unikfile's guest init (nil: guest.ReadyMarker and
+	// guest.ExitMarker). Disk images keep their source's.
+	Console *ConsoleProtocol `json:"console,omitempty"`
 
 	// Disk images only.
 	Disk string `json:"disk,omitempty"` // file name inside the image directory

@@ -5,6 +5,7 @@ import (
 
 	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/stages/package/linux"
+	"github.com/unikfile/unikfile/stages/package/osv"
 )
 
 // DefaultBase is an app's base when it names none.
@@ -13,6 +14,7 @@ const DefaultBase = linux.Name
 // bases is the table of bases, by the name an app's `base` attribute uses.
 var bases = map[string]pack.Base{
 	linux.Name: linux.Base{},
+	osv.Name:   osv.Base{},
 }
 
 // Base returns the base called name, or nil.

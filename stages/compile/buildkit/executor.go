@@ -67,6 +67,9 @@ type Outcome struct {
 // depends on changed (the source, the builder image's digest, the entry
 // point, unikfile's version).
 func (e *Executor) CompileOutcome(ctx context.Context, app *lang.App, opts Options) (*Outcome, error) {
+	if t, err := compile.TargetFor(app.Base); err != nil || t.Name != "linux" {
+		return nil, fmt.Errorf("app %s: the buildkit executor compiles for the linux base only, not base %q yet; use --executor local", app.Name, app.Base)
+	}
 	ll, ok := languages[app.Language]
 	if !ok {
 		return nil, fmt.Errorf("app %s: language %q cannot be compiled by the buildkit executor yet (supported: go); use --executor local", app.Name, app.Language)

@@ -62,6 +62,15 @@ type Options struct {
 	// ConfDirs are the directories of the loader's configuration, searched
 	// after DT_RUNPATH and before SystemDirs; nil reads LdSoConf.
 	ConfDirs []string
+	// Provided are the sonames (and loader names, matched by base name)
+	// that the base's kernel supplies itself: they are neither looked up
+	// nor copied, and neither are their dependencies.
+	Provided []string
+	// LinkDir, if set, is the one directory the base's loader searches
+	// besides DT_RUNPATH: every library found outside the DT_RUNPATH
+	// directories gets a symbolic link LinkDir/NAME to where it was put
+	// (NAME as DT_NEEDED says it), and LibraryPath stays empty.
+	LinkDir string
 }
 
 // Pack makes the bundle at root complete for the ELF files named by roots
@@ -77,7 +86,11 @@ func Pack(root string, roots []string, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	p := &packer{root: root, conf: conf, seen: map[string]bool{}, sonames: map[string]bool{}, libPath: map[string]bool{}, res: &Result{}}
+	p := &packer{root: root, conf: conf, seen: map[string]bool{}, sonames: map[string]bool{}, libPath: map[string]bool{}, res: &Result{},
+		provided: map[string]bool{}, linkDir: opts.LinkDir, links: map[string]string{}}
+	for _, n := range opts.Provided {
+		p.provided[n] = true
+	}
 	// Roots may be loaded by the program itself (dlopen, as java loads
 	// libjvm.so) before the libraries that name them in DT_NEEDED; the
 	// loader then matches those names against the sonames it has loaded.
@@ -101,6 +114,9 @@ func Pack(root string, roots []string, opts Options) (*Result, error) {
 		}
 		queue = append(queue, more...)
 	}
+	if err := p.link(); err != nil {
+		return nil, err
+	}
 	sort.Strings(p.res.Added)
 	for d := range p.libPath {
 		p.res.LibraryPath = append(p.res.LibraryPath, d)
@@ -116,6 +132,41 @@ type packer struct {
 	sonames map[string]bool // DT_SONAME of the roots
 	libPath map[string]bool
 	res     *Result
+
+	provided map[string]bool
+	linkDir  string
+	links    map[string]string // LinkDir name -> image path of the library
+}
+
+// link makes the links of LinkDir, in name order; names the bundle
+// already has there are left alone.
+func (p *packer) link() error {
+	if p.linkDir == "" {
+		return nil
+	}
+	names := make([]string, 0, len(p.links))
+	for n := range p.links {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		ip := path.Join(p.linkDir, n)
+		if ip == p.links[n] {
+			continue
+		}
+		dst := filepath.Join(p.root, filepath.FromSlash(ip))
+		if _, err := os.Lstat(dst); err == nil {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink(p.links[n], dst); err != nil {
+			return err
+		}
+		p.res.Added = append(p.res.Added, ip)
+	}
+	return nil
 }
 
 // visit reads one ELF file in the image and returns the image paths of
@@ -154,6 +205,10 @@ func (p *packer) visit(ip string) ([]string, error) {
 		if !path.IsAbs(interp) {
 			return nil, fmt.Errorf("%s: the program interpreter %q is not an absolute path", ip, interp)
 		}
+		if p.provided[path.Base(interp)] {
+			p.res.Dynamic = true
+			continue
+		}
 		if err := p.bring(interp); err != nil {
 			return nil, fmt.Errorf("%s needs the loader %s: %w", ip, interp, err)
 		}
@@ -186,14 +241,17 @@ func (p *packer) visit(ip string) ([]string, error) {
 			next = append(next, name)
 			continue
 		}
-		if p.sonames[name] {
+		if p.sonames[name] || p.provided[name] {
 			continue
 		}
 		found := ""
 		for i, d := range dirs {
 			cand := path.Join(d, name)
 			if p.usable(cand) {
-				if i >= confStart && i < sysStart && !isSystemDir(d) {
+				switch {
+				case i >= confStart && p.linkDir != "":
+					p.links[name] = cand
+				case i >= confStart && i < sysStart && !isSystemDir(d):
 					p.libPath[path.Clean(d)] = true
 				}
 				found = cand

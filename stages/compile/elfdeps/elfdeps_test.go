@@ -170,3 +170,45 @@ func TestEtcFilesKeepTheBundles(t *testing.T) {
 		t.Errorf("nsswitch.conf = %q", ns)
 	}
 }
+
+// A base whose kernel supplies the C library (OSv) gets neither the loader
+// nor libc; a library from an ld.so.conf directory, which such a loader
+// does not search, gets a link in LinkDir instead of LD_LIBRARY_PATH, and
+// one found through RUNPATH needs none.
+func TestProvidedAndLinkDir(t *testing.T) {
+	root := t.TempDir()
+	libDir := filepath.Join(t.TempDir(), "conflib")
+	program(t, root, libDir)
+	opts := Options{
+		ConfDirs: []string{libDir},
+		Provided: []string{"libc.so.6", "ld-linux-x86-64.so.2"},
+		LinkDir:  "/usr/lib",
+	}
+	res, err := Pack(root, []string{"/app/prog"}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Dynamic || len(res.LibraryPath) != 0 || res.LibraryPathEnv() != "" {
+		t.Errorf("result %+v: want dynamic, no LD_LIBRARY_PATH", res)
+	}
+	for _, ip := range []string{"/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"} {
+		if exists(t, root, ip) {
+			t.Errorf("%s was packed, but the base supplies it", ip)
+		}
+	}
+	link, err := os.Readlink(filepath.Join(root, "usr", "lib", "libgreet.so.1"))
+	if err != nil || link != libDir+"/libgreet.so.1" || !exists(t, root, libDir+"/libgreet.so.1") {
+		t.Errorf("/usr/lib/libgreet.so.1 -> %q (%v), want a link to %s/libgreet.so.1, which is packed", link, err, libDir)
+	}
+
+	// Through RUNPATH: no link.
+	root2 := t.TempDir()
+	libDir2 := filepath.Join(t.TempDir(), "rlib")
+	program(t, root2, libDir2, "-Wl,-rpath,"+libDir2)
+	if _, err := Pack(root2, []string{"/app/prog"}, opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(root2, "usr", "lib", "libgreet.so.1")); err == nil {
+		t.Error("a library found through RUNPATH got a link in /usr/lib")
+	}
+}

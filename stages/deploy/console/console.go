@@ -3,10 +3,12 @@ package console
 import (
 	"bytes"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/unikfile/unikfile/guest"
+	pack "github.com/unikfile/unikfile/stages/package"
 )
 
 // TailLines is how many console lines an error quotes.
@@ -23,6 +25,12 @@ type Scanner struct {
 	// OnError, if set, receives each of the init's error lines (without
 	// the "unikfile-init: " prefix) as it appears.
 	OnError func(line string)
+	// Protocol, if set, is the guest's own console protocol (the image's
+	// Console), read instead of the init's markers. Set it before the
+	// first Write.
+	Protocol *pack.ConsoleProtocol
+
+	rules *rules
 
 	partial []byte
 	last    []string // the last TailLines complete lines
@@ -60,6 +68,21 @@ func (s *Scanner) line(l string) {
 	if len(s.last) > TailLines {
 		s.last = s.last[len(s.last)-TailLines:]
 	}
+	if s.Protocol != nil {
+		if s.rules == nil {
+			s.rules = compile(s.Protocol)
+		}
+		if strings.HasPrefix(l, s.Protocol.Started) {
+			s.ready = true
+		}
+		if st, ok := s.rules.exit(l); ok && s.exit == nil {
+			s.exit = &st
+		}
+		if a, ok := s.rules.addr(l); ok {
+			s.address = a
+		}
+		return
+	}
 	if strings.HasPrefix(l, guest.ReadyMarker) {
 		s.ready = true
 	}
@@ -72,6 +95,64 @@ func (s *Scanner) line(l string) {
 	if a, ok := Address(l); ok {
 		s.address = a
 	}
+}
+
+// ProbesPorts reports whether the guest's protocol asks for its ports to be
+// probed before the app counts as ready (it has no check of its own).
+func (s *Scanner) ProbesPorts() bool { return s.Protocol != nil }
+
+// rules is a ConsoleProtocol compiled. A pattern that does not compile
+// matches nothing (images are written by unikfile's bases, whose tests
+// compile them).
+type rules struct {
+	exits  []exitRule
+	addrRe *regexp.Regexp
+}
+
+type exitRule struct {
+	re     *regexp.Regexp
+	status int
+}
+
+func compile(p *pack.ConsoleProtocol) *rules {
+	r := &rules{}
+	for _, e := range p.Exits {
+		if re, err := regexp.Compile("^(?:" + e.Pattern + ")$"); err == nil {
+			r.exits = append(r.exits, exitRule{re, e.Status})
+		}
+	}
+	if p.Address != "" {
+		r.addrRe, _ = regexp.Compile("^(?:" + p.Address + ")$")
+	}
+	return r
+}
+
+func (r *rules) exit(line string) (int, bool) {
+	for _, e := range r.exits {
+		m := e.re.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		if len(m) < 2 {
+			return e.status, true
+		}
+		n, err := strconv.Atoi(m[1])
+		if err != nil {
+			continue
+		}
+		return n & 0xff, true
+	}
+	return 0, false
+}
+
+func (r *rules) addr(line string) (string, bool) {
+	if r.addrRe == nil {
+		return "", false
+	}
+	if m := r.addrRe.FindStringSubmatch(line); len(m) > 1 && m[1] != "" {
+		return m[1], true
+	}
+	return "", false
 }
 
 // Ready says the guest printed guest.ReadyMarker: every declared port
@@ -124,10 +205,31 @@ func Address(line string) (string, bool) {
 
 // LastExit is the app's exit status printed in text (the end of a
 // console), the last one if there are several, else nil.
-func LastExit(text []byte) *int {
+func LastExit(text []byte) *int { return LastExitWith(text, nil) }
+
+// LastExitWith is LastExit for a guest with its own console protocol
+// (nil: the init's markers): the status of the last boot's first exit
+// line.
+func LastExitWith(text []byte, p *pack.ConsoleProtocol) *int {
 	lines := strings.Split(string(text), "\n")
+	if p == nil {
+		for i := len(lines) - 1; i >= 0; i-- {
+			if st, ok := ExitStatus(strings.TrimRight(lines[i], "\r")); ok {
+				return &st
+			}
+		}
+		return nil
+	}
+	r := compile(p)
+	start := 0
 	for i := len(lines) - 1; i >= 0; i-- {
-		if st, ok := ExitStatus(strings.TrimRight(lines[i], "\r")); ok {
+		if strings.HasPrefix(strings.TrimRight(lines[i], "\r"), p.Started) {
+			start = i
+			break
+		}
+	}
+	for _, l := range lines[start:] {
+		if st, ok := r.exit(strings.TrimRight(l, "\r")); ok {
 			return &st
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/unikfile/unikfile/guest"
+	pack "github.com/unikfile/unikfile/stages/package"
 )
 
 func TestScannerMarkersAtLineStartOnly(t *testing.T) {
@@ -59,5 +60,39 @@ func TestLastExit(t *testing.T) {
 	}
 	if st := LastExit([]byte(guest.ExitMarker + "1\nx\n" + guest.ExitMarker + "-2\r\n")); st == nil || *st != -2 {
 		t.Errorf("LastExit = %v, want -2", st)
+	}
+}
+
+// A guest with its own protocol: ready at its start line, exit statuses
+// from its lines (the first one of a boot counts), and no init markers.
+func TestProtocol(t *testing.T) {
+	p := &pack.ConsoleProtocol{
+		Started: "Cmdline: ",
+		Exits: []pack.ExitLine{
+			{Pattern: `program exited with status (-?\d+)`},
+			{Pattern: `Powering off\.`, Status: 0},
+			{Pattern: `\[backtrace\]`, Status: 134},
+		},
+		Address: `eth0: (\d+\.\d+\.\d+\.\d+)`,
+	}
+	s := &Scanner{Protocol: p}
+	s.Write([]byte(guest.ReadyMarker + "\r\neth0: 10.0.2.15\r\n"))
+	if s.Ready() || s.Address() != "10.0.2.15" || !s.ProbesPorts() {
+		t.Errorf("init marker taken, or no address: ready %v, address %q", s.Ready(), s.Address())
+	}
+	s.Write([]byte("Cmdline: /app 8080\r\nprogram exited with status 259\r\nPowering off.\r\n"))
+	if !s.Ready() || s.Exit() == nil || *s.Exit() != 3 {
+		t.Errorf("ready %v, exit %v; want ready and 3 (259 mod 256)", s.Ready(), s.Exit())
+	}
+	for text, want := range map[string]int{
+		"Cmdline: /a\nprogram exited with status 2\nPowering off.\nCmdline: /a\n[backtrace]\n": 134,
+		"Cmdline: /a\nhello\nPowering off.\n":                                                  0,
+	} {
+		if got := LastExitWith([]byte(text), p); got == nil || *got != want {
+			t.Errorf("LastExitWith(%q) = %v, want %d", text, got, want)
+		}
+	}
+	if got := LastExitWith([]byte("Cmdline: /a\nserving\n"), p); got != nil {
+		t.Errorf("a running guest has exit %d", *got)
 	}
 }

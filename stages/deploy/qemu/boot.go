@@ -73,7 +73,11 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 			cfg.Initrd = filepath.Join(spec.ImageDir, spec.Image.Initrd)
 		}
 		cfg.Cmdline = spec.Image.Cmdline
+		if spec.Image.RootDisk != "" {
+			cfg.RootDisk = filepath.Join(spec.ImageDir, spec.Image.RootDisk)
+		}
 	}
+	cfg.GuestConsole = spec.Image.Console
 	cfg.Forwards = bootFw
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("app %s: %w", app, err)
@@ -107,6 +111,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		p: p, spec: &spec, app: app, cfg: cfg, final: final, timeout: timeout,
 		con: &consoleFollower{path: cfg.Console},
 	}
+	b.con.Protocol = cfg.GuestConsole
 	if spec.Attach && spec.Console != nil {
 		b.con.Out = spec.Console
 	} else {
@@ -151,7 +156,7 @@ func checkSpec(spec *deploy.Spec) error {
 		}
 		spec.ImageDir = abs
 	}
-	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd, spec.Image.Disk} {
+	for _, f := range []string{spec.Image.Kernel, spec.Image.Initrd, spec.Image.RootDisk, spec.Image.Disk} {
 		if f == "" {
 			continue
 		}
@@ -255,7 +260,7 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 		if b.con.Exit() != nil {
 			return b.exitedEarly(ctx)
 		}
-		if b.con.Ready() && b.portsAnswer(b.cfg.Forwards) == nil {
+		if b.con.Ready() && b.portsAnswer(b.cfg.Forwards) == nil && (!b.con.ProbesPorts() || b.guestAccepts(b.cfg.Forwards) == nil) {
 			return nil, nil
 		}
 		select {
@@ -274,8 +279,13 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 			return nil, err
 		case <-timer.C:
 			why := "the guest did not print that it was ready"
-			if b.con.Ready() {
+			switch {
+			case b.con.Ready() && b.con.ProbesPorts() && b.portsAnswer(b.cfg.Forwards) == nil:
+				why = fmt.Sprintf("the app started but does not accept connections: %v", b.guestAccepts(b.cfg.Forwards))
+			case b.con.Ready():
 				why = fmt.Sprintf("the guest is ready but the forwarded host port does not answer: %v", b.portsAnswer(b.cfg.Forwards))
+			case b.con.ProbesPorts():
+				why = "the guest did not start the app"
 			}
 			err := fmt.Errorf("app %s was not ready after %s (accel %s): %s\n%s", b.app, b.timeout, b.cfg.Accel, why, b.quote())
 			b.abort(ctx)
@@ -293,6 +303,34 @@ func (b *booting) portsAnswer(fw []Forward) error {
 			return err
 		}
 		_ = c.Close()
+	}
+	return nil
+}
+
+// guestAcceptWait is how long a probe connection through a forward must
+// stay open for the guest to count as listening: QEMU's user network takes
+// the host side at once and closes it within milliseconds when the guest
+// refuses the connection.
+const guestAcceptWait = 150 * time.Millisecond
+
+// guestAccepts says whether the guest itself takes connections on every
+// forwarded port, for guests that cannot report readiness (a
+// pack.ConsoleProtocol): a connection the guest refuses is closed at once,
+// one it accepts stays open (or the app speaks first).
+func (b *booting) guestAccepts(fw []Forward) error {
+	for _, f := range fw {
+		c, err := net.DialTimeout("tcp", dialAddr(f), portDialTimeout)
+		if err != nil {
+			return err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(guestAcceptWait))
+		var one [1]byte
+		_, err = c.Read(one[:])
+		_ = c.Close()
+		var ne net.Error
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			return fmt.Errorf("the guest does not accept connections on port %d yet (%v)", f.Guest, err)
+		}
 	}
 	return nil
 }

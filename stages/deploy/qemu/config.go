@@ -2,6 +2,8 @@ package qemu
 
 import (
 	"fmt"
+
+	pack "github.com/unikfile/unikfile/stages/package"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -25,6 +27,13 @@ type Config struct {
 	Kernel    string `json:"kernel,omitempty"` // absolute paths
 	Initrd    string `json:"initrd,omitempty"`
 	Cmdline   string `json:"cmdline,omitempty"`
+	// RootDisk is the direct-boot image's root file system disk (an
+	// absolute path), attached read-only on virtio-blk.
+	RootDisk string `json:"root_disk,omitempty"`
+	// GuestConsole is the image's console protocol when its guest is not
+	// unikfile's init (pack.Image.Console); kept so that a later command
+	// reads the exit status from the console the same way.
+	GuestConsole *pack.ConsoleProtocol `json:"guest_console,omitempty"`
 	// A disk image boots from Disk (absolute path; DiskFormat is QEMU's
 	// name for its format) through the firmware instead of -kernel.
 	// Writes go to a temporary overlay (snapshot=on): the image in the
@@ -98,6 +107,13 @@ func (c Config) Args() []string {
 			args = append(args, "-initrd", c.Initrd)
 		}
 		args = append(args, "-append", c.Cmdline)
+		if c.RootDisk != "" {
+			// Read-only and shared: the file system is never written,
+			// and every instance of the image reads the cached file.
+			args = append(args,
+				"-drive", "file="+c.RootDisk+",if=none,id=rootfs,format=raw,readonly=on",
+				"-device", "virtio-blk-pci,drive=rootfs")
+		}
 	}
 	args = append(args,
 		"-netdev", netdev,
@@ -142,7 +158,7 @@ func (c Config) Validate() error {
 	if len(c.QMP) > maxSocketPath {
 		return fmt.Errorf("QMP socket path %q is longer than %d bytes, the limit of unix sockets; use a shorter state directory (UNIKFILE_STATE_DIR)", c.QMP, maxSocketPath)
 	}
-	for _, p := range []string{c.Disk, c.OVMFCode, c.OVMFVars} {
+	for _, p := range []string{c.Disk, c.RootDisk, c.OVMFCode, c.OVMFVars} {
 		if strings.Contains(p, ",") {
 			return fmt.Errorf("path %q contains a comma, which QEMU's -drive syntax cannot carry; use a cache and state directory without commas", p)
 		}

@@ -48,11 +48,13 @@ func TestArgsGolden(t *testing.T) {
 	bios := base
 	bios.Kernel, bios.Initrd, bios.Cmdline = "", "", ""
 	bios.Disk, bios.DiskFormat = "/images/hello/disk.vmdk", "vmdk"
+	rootDisk := base
+	rootDisk.Initrd, rootDisk.RootDisk, rootDisk.Cmdline = "", "/images/osv/rootfs.img", "--rootfs=rofs /app/main"
 	var b strings.Builder
 	for _, c := range []struct {
 		name string
 		cfg  Config
-	}{{"tcg, two forwards", base}, {"kvm, no forwards, no initrd", kvm}, {"qcow2 disk, uefi", uefi}, {"vmdk disk, bios", bios}} {
+	}{{"tcg, two forwards", base}, {"kvm, no forwards, no initrd", kvm}, {"qcow2 disk, uefi", uefi}, {"vmdk disk, bios", bios}, {"kernel and a read-only root disk (osv)", rootDisk}} {
 		if err := c.cfg.Validate(); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 		}

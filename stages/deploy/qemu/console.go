@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/unikfile/unikfile/stages/deploy/console"
+	pack "github.com/unikfile/unikfile/stages/package"
 )
 
 // consoleFollower reads a console file as it grows and feeds it to the
@@ -43,7 +44,7 @@ const exitTail = 64 << 10
 
 // consoleExit returns the app's exit status from the end of a console file,
 // or nil. It reads a bounded tail, so a console of any size costs the same.
-func consoleExit(path string) *int {
+func consoleExit(path string, p *pack.ConsoleProtocol) *int {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
@@ -56,7 +57,7 @@ func consoleExit(path string) *int {
 	off := max(fi.Size()-exitTail, 0)
 	buf := make([]byte, fi.Size()-off)
 	n, _ := f.ReadAt(buf, off)
-	return console.LastExit(buf[:n])
+	return console.LastExitWith(buf[:n], p)
 }
 
 // fileTail is the last n lines of a file, or "" when it cannot be read.

@@ -18,17 +18,17 @@ func TestConsoleExitReadsMarkersAtLineStartOnly(t *testing.T) {
 		}
 	}
 	write("app: GET /?q=" + guest.ExitMarker + "0\n")
-	if st := consoleExit(p); st != nil {
+	if st := consoleExit(p, nil); st != nil {
 		t.Fatalf("a marker inside the app's output was taken for the exit: %d", *st)
 	}
 	// A huge console (a progress bar with no newline, then lots of lines)
 	// still yields the status printed at its end.
 	big := strings.Repeat("x", 3<<20) + "\n" + strings.Repeat("line\n", 100000)
 	write(big + guest.ExitMarker + "3\r\nreboot: Power down\n")
-	if st := consoleExit(p); st == nil || *st != 3 {
+	if st := consoleExit(p, nil); st == nil || *st != 3 {
 		t.Fatalf("exit status from the end of a large console: %v", st)
 	}
-	if consoleExit(filepath.Join(dir, "missing")) != nil {
+	if consoleExit(filepath.Join(dir, "missing"), nil) != nil {
 		t.Fatal("a missing console has no exit status")
 	}
 }

@@ -140,7 +140,7 @@ func (p *Provider) Refresh(ctx context.Context, inst *state.Instance) error {
 		return err
 	}
 	pid := pidOf(inst, c)
-	exit := consoleExit(c.Console)
+	exit := consoleExit(c.Console, c.GuestConsole)
 	switch {
 	case exit != nil:
 		inst.State, inst.ExitStatus = state.Exited, exit
@@ -172,7 +172,7 @@ func (p *Provider) Stop(ctx context.Context, inst *state.Instance) error {
 	if err := stopProcess(ctx, pidOf(inst, c), inst.RunDir, c.QMP, c.Console); err != nil {
 		return fmt.Errorf("instance %s: %w", inst.ID, err)
 	}
-	if exit := consoleExit(c.Console); exit != nil {
+	if exit := consoleExit(c.Console, c.GuestConsole); exit != nil {
 		inst.State, inst.ExitStatus = state.Exited, exit
 	} else if inst.State != state.Exited {
 		inst.State = state.Stopped

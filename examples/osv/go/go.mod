@@ -1,0 +1,3 @@
+module example.com/osv-go
+
+go 1.22

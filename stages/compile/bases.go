@@ -1,0 +1,179 @@
+package compile
+
+import (
+	"debug/buildinfo"
+	"debug/elf"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/unikfile/unikfile/stages/compile/elfdeps"
+)
+
+// A Target is how programs are built for one base: what the base's kernel
+// can run decides how Go and C are linked, which shared libraries the
+// kernel supplies itself, and which languages can run at all. The bundle's
+// compile key includes the target's name, so one source compiled for two
+// bases gives two bundles.
+type Target struct {
+	Name string
+	// GoEnv is the environment of go build besides PATH, HOME and the
+	// caches; GoFlags come before -o, and GoLDFlags is the -ldflags value.
+	GoEnv     []string
+	GoFlags   []string
+	GoLDFlags string
+	// CLink are the link flags of a C or C++ program compiled from listed
+	// sources (no Makefile or CMakeLists.txt).
+	CLink []string
+	// Closure tunes the shared-library closure (elfdeps.Pack).
+	Closure elfdeps.Options
+	// Unsupported names the languages this base cannot run, with why.
+	Unsupported map[string]string
+	// CheckProgram, if set, says why the program the bundle starts (file
+	// on the host, name in the image) cannot run on this base.
+	CheckProgram func(file, name string) error
+}
+
+// osvSupplied are the shared libraries OSv's kernel provides itself
+// (core/elf.cc, program::program: the C library, its companions, the C++
+// library and the dynamic loader). A program's DT_NEEDED entries for them
+// resolve to the kernel, so the host's copies are never loaded.
+var osvSupplied = []string{
+	"ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
+	"libresolv.so.2", "libstdc++.so.6", "libaio.so.1", "libxenstore.so.3.0", "libcrypt.so.1", "libutil.so",
+	"libc.musl-x86_64.so.1", "ld-musl-x86_64.so.1",
+}
+
+// targets is the table of bases, one line each.
+var targets = map[string]Target{
+	// Linux runs anything; programs are static where they can be, so that
+	// the image needs nothing from the host.
+	"linux": {
+		Name:      "linux",
+		GoEnv:     []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOWORK=off"},
+		GoLDFlags: "-s -w -buildid=",
+		CLink:     []string{"-static"},
+	},
+	// OSv loads position-independent (PIE) and dynamically linked
+	// programs into its one address space and supplies the C library
+	// itself. Go must be an externally linked PIE: a static Go program,
+	// and a PIE from Go's internal linker, start and then hang on the
+	// fixture's kernel (OSv 0.57.0-398). Libraries come from RUNPATH, /
+	// and /usr/lib only (no /etc/ld.so.conf, no LD_LIBRARY_PATH), hence
+	// the links in /usr/lib.
+	"osv": {
+		Name:      "osv",
+		GoEnv:     []string{"CGO_ENABLED=1", "GOOS=linux", "GOARCH=amd64", "GOWORK=off"},
+		GoFlags:   []string{"-buildmode=pie"},
+		GoLDFlags: "-s -w -buildid= -linkmode=external",
+		CLink:     []string{"-fPIE", "-pie"},
+		Closure:   elfdeps.Options{Provided: osvSupplied, LinkDir: "/usr/lib"},
+		Unsupported: map[string]string{
+			"node": "Debian's node stops OSv with an assertion in its /proc/self/maps (mmu::procfs_maps)",
+			"java": "Debian's JVM crashes on OSv (a jump to a null pointer while it starts); OSv runs Java only through its own launcher, which unikfile does not build",
+		},
+		CheckProgram: osvRunnable,
+	},
+}
+
+// TargetFor returns the target of base ("" is linux).
+func TargetFor(base string) (Target, error) {
+	if base == "" {
+		base = "linux"
+	}
+	t, ok := targets[base]
+	if !ok {
+		var names []string
+		for n := range targets {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return Target{}, fmt.Errorf("base %q cannot be built by this version of unikfile (supported: %s)", base, strings.Join(names, ", "))
+	}
+	return t, nil
+}
+
+// CheckBase says why apps of language cannot run on base, or nil.
+func CheckBase(base, language string) error {
+	t, err := TargetFor(base)
+	if err != nil {
+		return err
+	}
+	if why, ok := t.Unsupported[language]; ok {
+		var runs []string
+		for n := range languages {
+			if _, no := t.Unsupported[n]; !no {
+				runs = append(runs, n)
+			}
+		}
+		sort.Strings(runs)
+		return fmt.Errorf("language %q cannot run on base %q: %s; on %s choose one of %s, or base = \"linux\"", language, base, why, base, strings.Join(runs, ", "))
+	}
+	return nil
+}
+
+// osvRunnable accepts what OSv's loader runs: a position-independent or
+// dynamically linked ELF program (or shared object), and of Go programs
+// only externally linked PIEs. name is the program's path in the image.
+func osvRunnable(file, name string) error {
+	f, err := elf.Open(file)
+	if err != nil {
+		return nil // not an ELF file: a script, checked through its interpreter
+	}
+	defer f.Close()
+	interp := false
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			interp = true
+		}
+	}
+	if f.Type != elf.ET_DYN && !interp {
+		return fmt.Errorf("%s is a static, position-dependent executable; OSv runs position-independent (PIE) or dynamically linked programs: build it with -fPIE -pie (Go: CGO_ENABLED=1 go build -buildmode=pie -ldflags=-linkmode=external)", name)
+	}
+	bi, err := buildinfo.ReadFile(file)
+	if err != nil {
+		return nil // not a Go program
+	}
+	mode := "exe"
+	for _, s := range bi.Settings {
+		if s.Key == "-buildmode" {
+			mode = s.Value
+		}
+	}
+	// Go's own linker writes no .init section; the C toolchain's start
+	// files (crti.o) do. Build info does not record -ldflags under
+	// -trimpath, so this is how an external link shows.
+	external := f.Section(".init") != nil
+	if mode != "pie" || !external {
+		how := "Go's internal linker"
+		if external {
+			how = "the C linker"
+		}
+		return fmt.Errorf("%s is a Go program built with -buildmode=%s by %s; on OSv only an externally linked PIE runs (static and internally linked Go programs hang): build it with CGO_ENABLED=1 go build -buildmode=pie -ldflags=-linkmode=external", name, mode, how)
+	}
+	return nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// LanguagesFor lists the languages apps on base can be written in,
+// sorted; nil for a base that runs them all (or is not in the table).
+func LanguagesFor(base string) []string {
+	t, ok := targets[base]
+	if !ok || len(t.Unsupported) == 0 {
+		return nil
+	}
+	var out []string
+	for n := range languages {
+		if _, no := t.Unsupported[n]; !no {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
