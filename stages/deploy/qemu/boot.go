@@ -78,6 +78,9 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		}
 	}
 	cfg.GuestConsole = spec.Image.Console
+	if hw := spec.Image.Hardware; hw != nil {
+		cfg.CPUModel, cfg.NoACPI, cfg.DebugExit = hw.CPU, hw.NoACPI, hw.DebugExit
+	}
 	cfg.Forwards = bootFw
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("app %s: %w", app, err)
@@ -270,7 +273,7 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 		case <-b.exited:
 			b.con.poll()
 			b.con.Flush()
-			if b.con.Exit() != nil {
+			if b.exitStatus() != nil {
 				return b.exitedEarly(ctx)
 			}
 			err := fmt.Errorf("app %s: qemu exited (%v) before the app was ready\ncommand: %s\n%s",
@@ -347,8 +350,33 @@ func (b *booting) exitedEarly(ctx context.Context) (*state.Instance, error) {
 	b.waitReaped()
 	b.con.poll()
 	b.con.Flush()
-	b.inst.State, b.inst.ExitStatus = state.Exited, b.con.Exit()
-	return b.inst, fmt.Errorf("app %s exited with status %d before it was ready; last console lines:\n%s", b.app, *b.con.Exit(), b.con.Tail())
+	st := b.exitStatus() // called once one of them told
+	b.inst.State, b.inst.ExitStatus = state.Exited, st
+	return b.inst, fmt.Errorf("app %s exited with status %d before it was ready; last console lines:\n%s", b.app, *st, b.con.Tail())
+}
+
+// exitStatus is the app's exit status: the console's exit line, or once
+// QEMU has exited by itself, what the image's exit device says QEMU's
+// status means (pack.DebugExit); nil when neither tells.
+func (b *booting) exitStatus() *int {
+	if st := b.con.Exit(); st != nil {
+		return st
+	}
+	if b.cfg.DebugExit == nil || b.exited == nil {
+		return nil
+	}
+	select {
+	case <-b.exited:
+	default:
+		return nil
+	}
+	var ee *exec.ExitError
+	if errors.As(b.waitErr, &ee) {
+		if st, ok := b.cfg.DebugExit.AppStatus(ee.ExitCode()); ok {
+			return &st
+		}
+	}
+	return nil
 }
 
 // quote is the tail of QEMU's own log and of the console, for errors.
@@ -470,8 +498,8 @@ func (b *booting) follow(ctx context.Context) (*state.Instance, error) {
 		case <-b.exited:
 			b.con.poll()
 			b.con.Flush()
-			if b.con.Exit() != nil {
-				b.inst.State, b.inst.ExitStatus = state.Exited, b.con.Exit()
+			if st := b.exitStatus(); st != nil {
+				b.inst.State, b.inst.ExitStatus = state.Exited, st
 				return b.inst, nil
 			}
 			b.inst.State = state.Failed
