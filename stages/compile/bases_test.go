@@ -101,7 +101,7 @@ func TestCheckBase(t *testing.T) {
 			t.Errorf("%s on linux: %v", l, err)
 		}
 	}
-	if err := CheckBase("rump", "c"); err == nil || !strings.Contains(err.Error(), `base "rump" cannot be built by this version of unikfile (supported: linux, osv)`) {
+	if err := CheckBase("rump", "c"); err == nil || !strings.Contains(err.Error(), `base "rump" cannot be built by this version of unikfile (supported: linux, mirage, osv)`) {
 		t.Errorf("rump: %v", err)
 	}
 	// Compile refuses before running anything.

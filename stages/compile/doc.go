@@ -3,7 +3,9 @@
 // a manifest saying how to start it (the command before the app's
 // arguments, the runtime's environment, the working directory, the memory
 // it needs). Languages are a table (one file each: golang.go, c.go for C
-// and C++, rust.go, python.go, node.go, java.go, elf.go); the local
+// and C++, rust.go, python.go, node.go, java.go, elf.go, and ocaml.go,
+// whose apps are MirageOS unikernels built by mirage with a toolchain
+// found by mirage.go); the local
 // executor runs the host's toolchains, the first in PATH, whose identity
 // is part of every key. Dynamic ELF files get their shared-library
 // closure from elfdeps. How programs are built for each base (Go's link

@@ -5,6 +5,7 @@ import (
 
 	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/stages/package/linux"
+	"github.com/unikfile/unikfile/stages/package/mirage"
 	"github.com/unikfile/unikfile/stages/package/osv"
 )
 
@@ -13,8 +14,9 @@ const DefaultBase = linux.Name
 
 // bases is the table of bases, by the name an app's `base` attribute uses.
 var bases = map[string]pack.Base{
-	linux.Name: linux.Base{},
-	osv.Name:   osv.Base{},
+	linux.Name:  linux.Base{},
+	osv.Name:    osv.Base{},
+	mirage.Name: mirage.Base{},
 }
 
 // Base returns the base called name, or nil.
