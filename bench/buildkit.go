@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -136,5 +138,91 @@ func buildkitBench(e *env, root string) error {
 		fmt.Printf("%-52s %10s  %6.2fx local cold\n", r.name, round(r.d), float64(r.d)/float64(base))
 	}
 	fmt.Println()
+	return buildkitLanguagesBench(e, root, reg, builder)
+}
+
+// buildkitLanguagesBench builds a tree of one app of every language (the
+// examples, in the tests' offline builder images) on a buildkitd with an
+// empty root that exports its cache to a registry (the CI machine), then
+// on a second buildkitd with an empty root and a new unikfile cache that
+// imports it (a laptop pointed at the team's cache), and prints the
+// second's time as a fraction of the first's.
+func buildkitLanguagesBench(e *env, root string, reg *testenv.Registry, goBuilder string) error {
+	if why := testenv.MissingBuilders(); why != "" {
+		fmt.Printf("BuildKit registry cache across machines: skipped: %s\n\n", why)
+		return nil
+	}
+	dir := filepath.Join(e.tmp, "buildkit-languages")
+	machine := func(name string) (*testenv.BuildKit, error) {
+		d := filepath.Join(dir, name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+		return testenv.StartBuildKit(d)
+	}
+	ci, err := machine("ci")
+	if err != nil {
+		return err
+	}
+	defer ci.Stop()
+	laptop, err := machine("laptop")
+	if err != nil {
+		return err
+	}
+	defer laptop.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	if err := os.MkdirAll(filepath.Join(dir, "builders"), 0o755); err != nil {
+		return err
+	}
+	b, err := testenv.StartBuilders(ctx, ci.Addr, filepath.Join(dir, "builders"))
+	if err != nil {
+		return err
+	}
+	defer b.Stop()
+	tree := filepath.Join(dir, "tree")
+	ref := reg.Addr + "/team/buildcache:main"
+	block := fmt.Sprintf("\nbuild {\n  executor   = \"buildkit\"\n  cache_from = [\"type=registry,ref=%s,registry.insecure=true\"]\n  cache_to   = [\"type=registry,ref=%s,mode=max,registry.insecure=true\"]\n}\n", ref, ref)
+	examples := map[string]string{"hello": "go", "c": "c", "cpp": "cpp", "rust": "rust", "python": "python", "node": "node", "java": "java"}
+	for ex, language := range examples {
+		d := filepath.Join(tree, "services", ex)
+		if err := copyDir(filepath.Join(root, "examples", ex), d); err != nil {
+			return err
+		}
+		image := goBuilder
+		if language != "go" {
+			image = b.For(language).Ref
+		}
+		uf, _ := os.ReadFile(filepath.Join(d, "Unikfile"))
+		line := fmt.Sprintf("language = %q", language)
+		s := strings.Replace(string(uf), line, line+"\n  builder  = "+strconv.Quote(image), 1) + block
+		if err := os.WriteFile(filepath.Join(d, "Unikfile"), []byte(s), 0o644); err != nil {
+			return err
+		}
+	}
+	build := func(bk *testenv.BuildKit, cache string) (time.Duration, int, error) {
+		cmd := exec.Command(e.bin, "build", "./...")
+		cmd.Dir = tree
+		cmd.Env = append(os.Environ(), "UNIKFILE_CACHE_DIR="+filepath.Join(dir, cache), "UNIKFILE_STATE_DIR="+e.state,
+			"UNIKFILE_KERNEL="+e.kernel, "UNIKFILE_BUILDKIT_HOST="+bk.Addr)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return 0, 0, fmt.Errorf("unikfile build ./...: %v\n%s", err, out.String())
+		}
+		return time.Since(start), strings.Count(out.String(), "compile step found in BuildKit's cache"), nil
+	}
+	first, _, err := build(ci, "cache-ci")
+	if err != nil {
+		return err
+	}
+	second, cached, err := build(laptop, "cache-laptop")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("BuildKit registry cache across machines: %d apps, one per language (unikfile build ./...; two buildkitds with empty roots, one registry)\n", len(examples))
+	fmt.Printf("%-52s %10s\n", "first machine (compiles, exports mode=max)", round(first))
+	fmt.Printf("%-52s %10s  %6.2fx the first  (%d of %d compiles taken from the cache)\n\n", "second machine (imports the registry cache)", round(second), float64(second)/float64(first), cached, len(examples))
 	return nil
 }

@@ -10,7 +10,11 @@
 //   - edit to new version under `unikfile watch` (main.go written, until
 //     the first HTTP response with the new text) against an incremental
 //     `go build` of a change of the same size plus a plain QEMU boot of the
-//     image to its first response (-watch-only runs just this one).
+//     image to its first response (-watch-only runs just this one);
+//   - writing the gce tarball of examples/hello's raw disk padded to 1 GiB
+//     with format.Convert against the previous writer (archive/tar through
+//     compress/gzip at BestSpeed over the whole GiB); -gce-only runs just
+//     this one.
 //
 // Run it with bench/run; record results in docs/benchmarks.md.
 package main

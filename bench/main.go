@@ -43,10 +43,10 @@ func main() {
 	if *suite == "all" || *suite == "hello" {
 		err = benchmark()
 	}
-	if err == nil && (*suite == "all" || *suite == "monorepo") {
+	if err == nil && (*suite == "all" || *suite == "monorepo") && !*gceOnly {
 		err = runMonorepo()
 	}
-	if err == nil && (*suite == "all" || *suite == "aws") {
+	if err == nil && (*suite == "all" || *suite == "aws") && !*gceOnly {
 		err = benchAWS()
 	}
 	if err == nil && (*suite == "all" || *suite == "osv") {
@@ -108,6 +108,10 @@ func benchmark() error {
 	}
 	if *watchOnly {
 		return benchWatch(e)
+	}
+	if *gceOnly {
+		e.cache = filepath.Join(tmp, "cache-gce")
+		return benchGCE(e)
 	}
 
 	// 1. Cold build against the bare steps.
@@ -173,11 +177,15 @@ func benchmark() error {
 	report("boot to first response: unikfile up", median(upBoot), "plain qemu command line", median(plainBoot))
 	report("  same, fastest of each side", minimum(upBoot), "plain qemu command line", minimum(plainBoot))
 
-	// 4. Edit to new version under watch, against go build + boot.
+	// 4. The gce tarball of a 1 GiB disk, now and before (bench/gce.go).
+	if err := benchGCE(e); err != nil {
+		return err
+	}
+	// 5. Edit to new version under watch, against go build + boot.
 	if err := benchWatch(e); err != nil {
 		return err
 	}
-	// 5. The BuildKit executor against the local one (bench/buildkit.go).
+	// 6. The BuildKit executor against the local one (bench/buildkit.go).
 	return buildkitBench(e, root)
 }
 
@@ -208,8 +216,12 @@ func (e *env) environ() []string {
 }
 
 // imageDir asks unikfile where the hello image is.
-func (e *env) imageDir() (string, error) {
-	cmd := exec.Command(e.bin, "build", "--json")
+func (e *env) imageDir() (string, error) { return e.imageDirArgs() }
+
+// imageDirArgs asks unikfile where the hello image of a build with args
+// is.
+func (e *env) imageDirArgs(args ...string) (string, error) {
+	cmd := exec.Command(e.bin, append([]string{"build", "--json"}, args...)...)
 	cmd.Dir = e.project
 	cmd.Env = e.environ()
 	out, err := cmd.Output()

@@ -104,6 +104,34 @@ type Forward struct {
 	Guest int    `json:"guest"`
 }
 
+// HostForwards forwards each of ports from bind on the host: from the port
+// hostPorts maps it to, else from the same number. It is what providers
+// that forward ports (qemu, libvirt's user networking) return from
+// TargetSettings.Forwards.
+func HostForwards(bind string, hostPorts map[int]int, ports []int) []Forward {
+	fw := make([]Forward, 0, len(ports))
+	for _, g := range ports {
+		h, ok := hostPorts[g]
+		if !ok {
+			h = g
+		}
+		fw = append(fw, Forward{Bind: bind, Host: h, Guest: g})
+	}
+	return fw
+}
+
+// SettingsOf returns t's settings as the provider's own type S, or def()
+// for a target without settings of that type (one decoded elsewhere, a
+// test's).
+func SettingsOf[S TargetSettings](t *Target, def func() S) S {
+	if t != nil {
+		if s, ok := t.Settings.(S); ok {
+			return s
+		}
+	}
+	return def()
+}
+
 // Forwards are the host addresses app a is reached on through t's
 // provider; ok is false when the provider reaches apps at their own
 // address.

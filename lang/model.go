@@ -55,7 +55,7 @@ type App struct {
 	// needs more (a JVM, a large runtime) gets more.
 	MemorySet bool
 	// Builder is the image the buildkit executor compiles in; "" is the
-	// language's default (golang:<host Go version> for Go).
+	// language's default (the official image at the host toolchain's version).
 	Builder string
 	// BaseSettings is what the base decoded from the app's block named
 	// after it (`linux { ... }`), of the base's own type; see BaseSchema.

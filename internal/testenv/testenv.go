@@ -132,6 +132,13 @@ type Registry struct {
 
 // StartRegistry starts a registry storing its blobs under dir.
 func StartRegistry(dir string) (*Registry, error) {
+	return startRegistry(dir, filepath.Join(dir, "data"), false)
+}
+
+// startRegistry starts a registry with its configuration and log in dir
+// serving the blobs under data, read-only when readonly (several
+// registries may then serve one folder).
+func startRegistry(dir, data string, readonly bool) (*Registry, error) {
 	bin, err := Tool("registry")
 	if err != nil {
 		return nil, err
@@ -141,8 +148,8 @@ func StartRegistry(dir string) (*Registry, error) {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n",
-		filepath.Join(dir, "data"), addr)
+	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n    readonly:\n      enabled: %v\nhttp:\n  addr: %s\n",
+		data, readonly, addr)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err

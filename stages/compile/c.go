@@ -14,6 +14,7 @@ import (
 
 	"github.com/unikfile/unikfile/internal/run"
 	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/compile/elfdeps"
 )
 
 // Hints for the C and C++ toolchains.
@@ -45,8 +46,9 @@ func (c cLang) compiler() (name, envVar, hint string) {
 	return "gcc", "CC", gccHint
 }
 
-// buildSystem is "cmake", "make" or "" (listed sources).
-func buildSystem(src string) string {
+// BuildSystem is how a C or C++ source builds: "cmake", "make" or ""
+// (its listed sources). Both executors ask it of the app's source.
+func BuildSystem(src string) string {
 	if _, err := os.Stat(filepath.Join(src, "CMakeLists.txt")); err == nil {
 		return "cmake"
 	}
@@ -72,7 +74,7 @@ func (c cLang) Toolchain(ctx context.Context, app *lang.App) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	switch buildSystem(app.Source) {
+	switch BuildSystem(app.Source) {
 	case "cmake":
 		t, err := toolIdentity(ctx, "cmake", cmakeHint, "--version")
 		if err != nil {
@@ -108,13 +110,13 @@ func (c cLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.W
 		return Launch{}, err
 	}
 	cc, hint := c.cc()
-	flags := "-O2 -ffile-prefix-map=" + work + "=."
+	flags := CFlags(work)
 	env := run.Environ(
 		"CFLAGS="+strings.TrimSpace(os.Getenv("CFLAGS")+" "+flags),
 		"CXXFLAGS="+strings.TrimSpace(os.Getenv("CXXFLAGS")+" "+flags),
 	)
 	name, _, _ := c.compiler()
-	lang := map[bool]string{false: "C", true: "C++"}[c.cxx]
+	lang := CLanguage(c.cxx)
 	fail := func(what string, err error) (Launch, error) {
 		if _, ok := err.(*run.NotFoundError); ok {
 			return Launch{}, err
@@ -123,42 +125,29 @@ func (c cLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.W
 	}
 	jobs := strconv.Itoa(runtime.NumCPU())
 	var bin string
-	switch buildSystem(src) {
+	switch BuildSystem(src) {
 	case "cmake":
 		out := filepath.Join(work, "build")
-		ccVar := "-DCMAKE_C_COMPILER=" + cc
-		if c.cxx {
-			ccVar = "-DCMAKE_CXX_COMPILER=" + cc
-		}
-		if _, err := run.Run(ctx, run.Cmd{Path: "cmake", Args: []string{"-S", src, "-B", out, "-DCMAKE_BUILD_TYPE=Release", ccVar}, Env: env, Stdout: log, Stderr: log, Hint: cmakeHint}); err != nil {
+		if _, err := run.Run(ctx, run.Cmd{Path: "cmake", Args: CMakeConfigureArgs(src, out, cc, c.cxx), Env: env, Stdout: log, Stderr: log, Hint: cmakeHint}); err != nil {
 			return fail("cmake", err)
 		}
-		if _, err := run.Run(ctx, run.Cmd{Path: "cmake", Args: []string{"--build", out, "-j", jobs}, Env: env, Stdout: log, Stderr: log, Hint: cmakeHint}); err != nil {
+		if _, err := run.Run(ctx, run.Cmd{Path: "cmake", Args: CMakeBuildArgs(out, jobs), Env: env, Stdout: log, Stderr: log, Hint: cmakeHint}); err != nil {
 			return fail("cmake --build", err)
 		}
-		if bin, err = pickProgram(app, out); err != nil {
+		if bin, err = PickProgram(app, out); err != nil {
 			return Launch{}, err
 		}
 	case "make":
-		args := []string{"-j", jobs}
-		if c.cxx {
-			args = append(args, "CXX="+cc)
-		} else {
-			args = append(args, "CC="+cc)
-		}
-		if _, err := run.Run(ctx, run.Cmd{Path: "make", Args: args, Dir: src, Env: env, Stdout: log, Stderr: log, Hint: makeHint}); err != nil {
+		if _, err := run.Run(ctx, run.Cmd{Path: "make", Args: MakeArgs(jobs, cc, c.cxx), Dir: src, Env: env, Stdout: log, Stderr: log, Hint: makeHint}); err != nil {
 			return fail("make", err)
 		}
-		if bin, err = pickProgram(app, src); err != nil {
+		if bin, err = PickProgram(app, src); err != nil {
 			return Launch{}, err
 		}
 	default:
-		srcs, err := sourceFiles(src, c.cxx)
+		srcs, err := CSources(app, c.cxx)
 		if err != nil {
 			return Launch{}, err
-		}
-		if len(srcs) == 0 {
-			return Launch{}, fmt.Errorf("app %s: no %s sources in %s: add a Makefile, a CMakeLists.txt or source files", app.Name, lang, app.Source)
 		}
 		bin = filepath.Join(work, "main")
 		// Linked as the base wants it: static on linux, so that the
@@ -167,10 +156,7 @@ func (c cLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.W
 		if err != nil {
 			return Launch{}, err
 		}
-		args := append(strings.Fields(flags), target.CLink...)
-		args = append(args, "-o", bin)
-		args = append(args, srcs...)
-		if _, err := run.Run(ctx, run.Cmd{Path: cc, Args: args, Dir: src, Env: env, Stdout: log, Stderr: log, Hint: hint}); err != nil {
+		if _, err := run.Run(ctx, run.Cmd{Path: cc, Args: CLinkArgs(flags, bin, target.CLink, srcs), Dir: src, Env: env, Stdout: log, Stderr: log, Hint: hint}); err != nil {
 			return fail(name+" "+strings.Join(srcs, " "), err)
 		}
 	}
@@ -189,49 +175,146 @@ func copySourceTo(src, dst string) error {
 // installProgram puts the built program at /app/main, stripped, with its
 // shared-library closure.
 func installProgram(ctx context.Context, app *lang.App, bin, rootfs string) (Launch, error) {
-	if err := checkExecutable(bin); err != nil {
+	out, err := PlaceProgram(bin, rootfs)
+	if err != nil {
 		return Launch{}, err
 	}
-	out := filepath.Join(rootfs, "app", "main")
-	if err := copyFile(bin, out, 0o755); err != nil {
-		return Launch{}, err
-	}
-	if _, err := run.Run(ctx, run.Cmd{Path: "strip", Args: []string{"--strip-all", out}, Hint: "install binutils: apt-get install binutils"}); err != nil {
+	if _, err := run.Run(ctx, run.Cmd{Path: "strip", Args: StripArgs(out), Hint: "install binutils: apt-get install binutils"}); err != nil {
 		return Launch{}, fmt.Errorf("strip %s: %w", bin, err)
 	}
-	env, err := closure(app, rootfs, AppDir+"/main")
+	env, err := closure(app, rootfs, elfdeps.Host, NativeProgram)
 	if err != nil {
 		return Launch{}, err
 	}
 	return Launch{Env: env, Dir: AppDir}, nil
 }
 
-// sourceFiles lists the tree's C (or C and C++) sources, relative, sorted.
-func sourceFiles(dir string, cxx bool) ([]string, error) {
+// PlaceProgram checks that bin is an x86-64 program and copies it to
+// /app/main in rootfs, returning the copy's path.
+func PlaceProgram(bin, rootfs string) (string, error) {
+	if err := checkExecutable(bin); err != nil {
+		return "", err
+	}
+	out := filepath.Join(rootfs, filepath.FromSlash(NativeProgram))
+	return out, copyFile(bin, out, 0o755)
+}
+
+// NativeProgram is where a compiled program (C, C++, Rust) goes.
+const NativeProgram = AppDir + "/main"
+
+// StripArgs are strip's arguments for a program of the bundle: every
+// executor strips with them.
+func StripArgs(file string) []string { return []string{"--strip-all", file} }
+
+// ProgramLaunch completes a bundle holding a compiled program at
+// NativeProgram with its shared-library closure taken from from, and
+// says how to start it.
+func ProgramLaunch(rootfs string, from elfdeps.FS) (Launch, error) {
+	env, err := Closure(rootfs, from, NativeProgram)
+	if err != nil {
+		return Launch{}, err
+	}
+	return Launch{Env: env, Dir: AppDir}, nil
+}
+
+// CLanguage is the language's name in messages.
+func CLanguage(cxx bool) string { return map[bool]string{false: "C", true: "C++"}[cxx] }
+
+// CCompiler is the compiler's default name and the variable that
+// overrides it.
+func CCompiler(cxx bool) (name, envVar string) {
+	n, v, _ := cLang{cxx: cxx}.compiler()
+	return n, v
+}
+
+// CFlags are the flags added to CFLAGS and CXXFLAGS when the build runs
+// in folder work (the copy of the source is work/src): its name does not
+// reach the binary.
+func CFlags(work string) string { return "-O2 -ffile-prefix-map=" + work + "=." }
+
+// CMakeConfigureArgs configure a CMake build of src in out with compiler cc.
+func CMakeConfigureArgs(src, out, cc string, cxx bool) []string {
+	ccVar := "-DCMAKE_C_COMPILER=" + cc
+	if cxx {
+		ccVar = "-DCMAKE_CXX_COMPILER=" + cc
+	}
+	return []string{"-S", src, "-B", out, "-DCMAKE_BUILD_TYPE=Release", ccVar}
+}
+
+// CMakeBuildArgs run the build configured in out.
+func CMakeBuildArgs(out, jobs string) []string { return []string{"--build", out, "-j", jobs} }
+
+// MakeArgs run make with compiler cc.
+func MakeArgs(jobs, cc string, cxx bool) []string {
+	if cxx {
+		return []string{"-j", jobs, "CXX=" + cc}
+	}
+	return []string{"-j", jobs, "CC=" + cc}
+}
+
+// CStaticArgs compile the listed sources srcs (relative to the source
+// folder) into one static program bin: it then needs nothing from the
+// host at run time.
+func CStaticArgs(flags, bin string, srcs []string) []string {
+	return CLinkArgs(flags, bin, targets["linux"].CLink, srcs)
+}
+
+// CLinkArgs are the compiler's arguments for a program of listed sources
+// linked with the link flags of a base (its line in the table of
+// targets).
+func CLinkArgs(flags, bin string, link, srcs []string) []string {
+	args := append(strings.Fields(flags), link...)
+	args = append(args, "-o", bin)
+	return append(args, srcs...)
+}
+
+// CSources lists the C (or C and C++) sources of app's source, without
+// what its ignore files leave out, relative and sorted (the order of the
+// compiler's arguments), or says there are none.
+func CSources(app *lang.App, cxx bool) ([]string, error) {
 	exts := map[string]bool{".c": true}
 	if cxx {
 		for _, e := range []string{".cc", ".cpp", ".cxx", ".C"} {
 			exts[e] = true
 		}
 	}
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	m, err := loadIgnore(app.Source)
+	if err != nil {
+		return nil, err
+	}
+	var srcs []string
+	err = filepath.WalkDir(app.Source, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
+		rel, err := filepath.Rel(app.Source, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		if m.Match(filepath.ToSlash(rel), d.IsDir()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		if d.Type().IsRegular() && exts[filepath.Ext(p)] {
-			rel, _ := filepath.Rel(dir, p)
-			out = append(out, rel)
+			srcs = append(srcs, rel)
 		}
 		return nil
 	})
-	sort.Strings(out)
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(srcs)
+	if len(srcs) == 0 {
+		return nil, fmt.Errorf("app %s: no %s sources in %s: add a Makefile, a CMakeLists.txt or source files", app.Name, CLanguage(cxx), app.Source)
+	}
+	return srcs, nil
 }
 
-// pickProgram is main (relative to dir) or the one executable ELF file a
+// PickProgram is main (relative to dir) or the one executable ELF file a
 // build left in dir.
-func pickProgram(app *lang.App, dir string) (string, error) {
+func PickProgram(app *lang.App, dir string) (string, error) {
 	if app.Main != "" && app.Main != "." {
 		p := filepath.Join(dir, filepath.FromSlash(app.Main))
 		if _, err := os.Stat(p); err != nil {

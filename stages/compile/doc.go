@@ -12,10 +12,13 @@
 // mode, C's link flags, the libraries a base's kernel supplies, the
 // languages it cannot run) is the table of targets in bases.go; the
 // app's base picks its line, whose name is part of the key.
-// The buildkit executor (stages/compile/buildkit) compiles Go in builder
-// images and shares the key and bundle helpers here (SourceDigest,
-// WriteManifest, ReadBundle, the Go build arguments), so both write the
-// same bundles.
+// The buildkit executor (stages/compile/buildkit) compiles every language
+// but elf and ocaml in builder images, for the linux base, and shares the
+// key and bundle helpers here (SourceDigest, FinishBundle, ReadBundle) and
+// each language's commands, arguments, choices and launch (GoBuildArgs,
+// CFlags, CStaticArgs, PickProgram, CargoBuildArgs, PythonCompileArgs,
+// JlinkArgs, ...; Closure with the filesystem libraries come from), so
+// both write the same bundles.
 //
 // It must not know about kernels, images or targets: the package stage joins
 // a bundle with a base, and arguments, environment and ports are applied

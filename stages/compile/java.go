@@ -13,6 +13,7 @@ import (
 
 	"github.com/unikfile/unikfile/internal/run"
 	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/compile/elfdeps"
 )
 
 const javaHint = "install a JDK: apt-get install openjdk-17-jdk-headless"
@@ -44,7 +45,7 @@ func jdk() (string, error) {
 		return "", err
 	}
 	home := filepath.Dir(filepath.Dir(real))
-	for _, tool := range []string{"bin/jlink", "bin/jdeps", "jmods/java.base.jmod"} {
+	for _, tool := range JDKTools {
 		if _, err := os.Stat(filepath.Join(home, tool)); err != nil {
 			return "", fmt.Errorf("the JDK at %s (of %s) has no %s, which a jlink'd runtime needs; %s", home, javac, tool, javaHint)
 		}
@@ -62,7 +63,7 @@ func (javaLang) Toolchain(ctx context.Context, app *lang.App) (string, error) {
 		return "", err
 	}
 	rel, _ := os.ReadFile(filepath.Join(home, "release"))
-	return fmt.Sprintf("%s; release %q; modules %q", id, rel, os.Getenv("UNIKFILE_JAVA_MODULES")), nil
+	return fmt.Sprintf("%s; release %q; modules %q", id, rel, os.Getenv(JavaModulesEnv)), nil
 }
 
 func (javaLang) ExtraInputs(*lang.App) ([]string, error) { return nil, nil }
@@ -85,45 +86,98 @@ func (javaLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 	fail := func(what string, err error) (Launch, error) {
 		return Launch{}, fmt.Errorf("app %s: %s failed:\n%s", app.Name, what, compilerOutput(err))
 	}
-	var appArgs []string
 	var analyse string
 	if javaJar(app) {
-		rel, err := mainFile(app)
+		rel, err := JavaJarFile(app)
 		if err != nil {
-			return Launch{}, fmt.Errorf("app %s: %w", app.Name, err)
+			return Launch{}, err
 		}
 		if err := copySource(app.Source, rootfs); err != nil {
 			return Launch{}, err
 		}
 		analyse = filepath.Join(rootfs, "app", filepath.FromSlash(rel))
-		appArgs = []string{"-jar", path.Join(AppDir, rel)}
 	} else {
-		srcs, err := javaSources(app.Source)
+		srcs, err := JavaSources(app)
 		if err != nil {
 			return Launch{}, err
 		}
-		if len(srcs) == 0 {
-			return Launch{}, fmt.Errorf("app %s: no .java files in %s, and main is not a .jar", app.Name, app.Source)
-		}
 		classes := filepath.Join(rootfs, "app", "classes")
-		args := append([]string{"-encoding", "UTF-8", "-d", classes}, srcs...)
-		if _, err := run.Run(ctx, run.Cmd{Path: tool("javac"), Args: args, Dir: app.Source, Stdout: log, Stderr: log, Hint: javaHint}); err != nil {
+		if _, err := run.Run(ctx, run.Cmd{Path: tool("javac"), Args: JavacArgs(classes, srcs), Dir: app.Source, Stdout: log, Stderr: log, Hint: javaHint}); err != nil {
 			return fail("javac", err)
 		}
-		mainClass := app.Main
-		if mainClass == "" || mainClass == "." {
-			mainClass = "Main"
-		}
 		analyse = classes
-		appArgs = []string{"-cp", AppDir + "/classes", mainClass}
 	}
-	res, err := run.Run(ctx, run.Cmd{Path: tool("jdeps"), Args: []string{"--print-module-deps", "--ignore-missing-deps", "--multi-release", "base", analyse}, Hint: javaHint})
+	res, err := run.Run(ctx, run.Cmd{Path: tool("jdeps"), Args: JdepsArgs(analyse), Hint: javaHint})
 	if err != nil {
 		return fail("jdeps", err)
 	}
+	out := filepath.Join(rootfs, filepath.FromSlash(javaRuntime))
+	if _, err := run.Run(ctx, run.Cmd{
+		Path:   tool("jlink"),
+		Args:   JlinkArgs(JavaModules(string(res.Stdout), os.Getenv(JavaModulesEnv)), out),
+		Stdout: log, Stderr: log, Hint: javaHint,
+	}); err != nil {
+		return fail("jlink", err)
+	}
+	env, err := closure(app, rootfs, elfdeps.Host, javaRuntime)
+	if err != nil {
+		return Launch{}, fmt.Errorf("app %s: %w", app.Name, err)
+	}
+	return JavaLaunch(app, env)
+}
+
+// JavaRuntime is where the jlink'd runtime goes in the bundle.
+const JavaRuntime = javaRuntime
+
+// JavaModulesEnv names the environment variable listing modules to add to
+// those jdeps finds (comma separated), for modules loaded by reflection.
+const JavaModulesEnv = "UNIKFILE_JAVA_MODULES"
+
+// JDKTools are the files of a JDK that a jlink'd runtime needs, relative
+// to the JDK's home.
+var JDKTools = []string{"bin/jlink", "bin/jdeps", "jmods/java.base.jmod"}
+
+// JavaJar reports whether app runs a jar of its source (main = "x.jar").
+func JavaJar(app *lang.App) bool { return javaJar(app) }
+
+// JavaJarFile is the jar to run, relative to the source.
+func JavaJarFile(app *lang.App) (string, error) {
+	rel, err := mainFile(app)
+	if err != nil {
+		return "", fmt.Errorf("app %s: %w", app.Name, err)
+	}
+	return rel, nil
+}
+
+// JavaSources lists the .java files of app's source, or says there are
+// none.
+func JavaSources(app *lang.App) ([]string, error) {
+	srcs, err := javaSources(app.Source)
+	if err != nil {
+		return nil, err
+	}
+	if len(srcs) == 0 {
+		return nil, fmt.Errorf("app %s: no .java files in %s, and main is not a .jar", app.Name, app.Source)
+	}
+	return srcs, nil
+}
+
+// JavacArgs compile srcs (relative to the source, which is the working
+// folder) into classes.
+func JavacArgs(classes string, srcs []string) []string {
+	return append([]string{"-encoding", "UTF-8", "-d", classes}, srcs...)
+}
+
+// JdepsArgs print the modules the classes (or jar) at analyse use.
+func JdepsArgs(analyse string) []string {
+	return []string{"--print-module-deps", "--ignore-missing-deps", "--multi-release", "base", analyse}
+}
+
+// JavaModules are the modules of the runtime, sorted: java.base, those
+// jdeps printed (comma separated) and those of extra (comma separated).
+func JavaModules(jdeps, extra string) []string {
 	mods := map[string]bool{"java.base": true}
-	extra := strings.Split(os.Getenv("UNIKFILE_JAVA_MODULES"), ",")
-	for _, m := range append(strings.Split(strings.TrimSpace(string(res.Stdout)), ","), extra...) {
+	for _, m := range append(strings.Split(strings.TrimSpace(jdeps), ","), strings.Split(extra, ",")...) {
 		if m = strings.TrimSpace(m); m != "" {
 			mods[m] = true
 		}
@@ -133,18 +187,30 @@ func (javaLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 		list = append(list, m)
 	}
 	sort.Strings(list)
-	out := filepath.Join(rootfs, filepath.FromSlash(javaRuntime))
-	if _, err := run.Run(ctx, run.Cmd{
-		Path: tool("jlink"),
-		Args: []string{"--add-modules", strings.Join(list, ","), "--strip-debug", "--no-man-pages", "--no-header-files",
-			"--compress=2", "--output", out},
-		Stdout: log, Stderr: log, Hint: javaHint,
-	}); err != nil {
-		return fail("jlink", err)
-	}
-	env, err := closure(app, rootfs, javaRuntime)
-	if err != nil {
-		return Launch{}, fmt.Errorf("app %s: %w", app.Name, err)
+	return list
+}
+
+// JlinkArgs make a runtime of mods in out.
+func JlinkArgs(mods []string, out string) []string {
+	return []string{"--add-modules", strings.Join(mods, ","), "--strip-debug", "--no-man-pages", "--no-header-files",
+		"--compress=2", "--output", out}
+}
+
+// JavaLaunch starts app on the jlink'd runtime; env is the closure's.
+func JavaLaunch(app *lang.App, env []string) (Launch, error) {
+	var appArgs []string
+	if javaJar(app) {
+		rel, err := JavaJarFile(app)
+		if err != nil {
+			return Launch{}, err
+		}
+		appArgs = []string{"-jar", path.Join(AppDir, rel)}
+	} else {
+		mainClass := app.Main
+		if mainClass == "" || mainClass == "." {
+			mainClass = "Main"
+		}
+		appArgs = []string{"-cp", AppDir + "/classes", mainClass}
 	}
 	// The serial GC and the C1 compiler alone start fastest on one or two
 	// emulated CPUs.

@@ -8,9 +8,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
+	"sort"
 
 	"github.com/unikfile/unikfile/internal/run"
 	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/compile/elfdeps"
 )
 
 const (
@@ -46,6 +49,59 @@ func hasLock(app *lang.App) bool {
 }
 
 func (nodeLang) ExtraInputs(*lang.App) ([]string, error) { return nil, nil }
+
+// NodeMain is the script to run, relative to the source.
+func NodeMain(app *lang.App) (string, error) { return nodeMain(app) }
+
+// HasLock reports whether app's source has a package-lock.json (then
+// node_modules comes from npm ci, not from the source).
+func HasLock(app *lang.App) bool { return hasLock(app) }
+
+// NpmCIArgs install the production dependencies of a lock file.
+var NpmCIArgs = []string{"ci", "--omit=dev", "--no-audit", "--no-fund", "--no-update-notifier"}
+
+// NodeLaunch starts main (relative to /app) with the node binary at node.
+func NodeLaunch(node, main string, env []string) Launch {
+	return Launch{Argv: []string{node, path.Join(AppDir, main)}, Env: env, Dir: AppDir}
+}
+
+// nodeBuiltin matches the files of builtin modules that a node loads from
+// the filesystem at start (Debian's node is built to load acorn,
+// cjs-module-lexer and undici from /usr/share/nodejs, and aborts without
+// them); their paths are compiled into node or libnode.
+var nodeBuiltin = regexp.MustCompile(`/usr/share/nodejs/[A-Za-z0-9@._/-]+\.js`)
+
+// PackNodeBuiltins finds the builtin module files that the node at node
+// (a path in rootfs) and its packed libnode name, and copies them from
+// from into rootfs. Call it after the closure.
+func PackNodeBuiltins(rootfs string, from elfdeps.FS, node string) error {
+	files := []string{filepath.Join(rootfs, filepath.FromSlash(node))}
+	for _, pat := range []string{"lib/x86_64-linux-gnu/libnode.so*", "usr/lib/x86_64-linux-gnu/libnode.so*"} {
+		m, _ := filepath.Glob(filepath.Join(rootfs, pat))
+		files = append(files, m...)
+	}
+	seen := map[string]bool{}
+	var want []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // a link into the other folder, read through it
+		}
+		for _, m := range nodeBuiltin.FindAll(b, -1) {
+			if p := string(m); !seen[p] {
+				seen[p] = true
+				if fi, err := from.Lstat(p); err == nil && !fi.IsDir() {
+					want = append(want, p)
+				}
+			}
+		}
+	}
+	sort.Strings(want)
+	return elfdeps.Bring(rootfs, from, want)
+}
+
+// NodeRoots are the ELF roots of a Node.js bundle's closure.
+func NodeRoots(node string) []string { return []string{node, AppDir} }
 
 // nodeMain is main, else package.json's "main", else a usual name.
 func nodeMain(app *lang.App) (string, error) {
@@ -98,7 +154,7 @@ func (nodeLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 		}
 		if _, err := run.Run(ctx, run.Cmd{
 			Path:   "npm",
-			Args:   []string{"ci", "--omit=dev", "--no-audit", "--no-fund", "--no-update-notifier"},
+			Args:   NpmCIArgs,
 			Dir:    appDir,
 			Stdout: log, Stderr: log,
 			Hint: npmHint,
@@ -111,9 +167,12 @@ func (nodeLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 	} else if err := copySource(app.Source, rootfs); err != nil {
 		return Launch{}, err
 	}
-	env, err := closure(app, rootfs, node, AppDir)
+	env, err := closure(app, rootfs, elfdeps.Host, NodeRoots(node)...)
 	if err != nil {
 		return Launch{}, fmt.Errorf("app %s: %w", app.Name, err)
 	}
-	return Launch{Argv: []string{node, path.Join(AppDir, main)}, Env: env, Dir: AppDir}, nil
+	if err := PackNodeBuiltins(rootfs, elfdeps.Host, node); err != nil {
+		return Launch{}, fmt.Errorf("app %s: node's builtin modules: %w", app.Name, err)
+	}
+	return NodeLaunch(node, main, env), nil
 }

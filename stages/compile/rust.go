@@ -57,19 +57,13 @@ func (rustLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 	if err := copySourceTo(app.Source, src); err != nil {
 		return Launch{}, err
 	}
-	args := []string{"build", "--release", "--message-format=json-render-diagnostics", "--target-dir", filepath.Join(work, "target")}
-	if _, err := os.Stat(filepath.Join(src, "Cargo.lock")); err == nil {
-		args = append(args, "--locked")
-	}
-	if app.Main != "" && app.Main != "." {
-		args = append(args, "--bin", app.Main)
-	}
-	flags := strings.TrimSpace(os.Getenv("RUSTFLAGS") + " --remap-path-prefix=" + work + "=. -C strip=symbols")
+	_, lockErr := os.Stat(filepath.Join(src, "Cargo.lock"))
+	args := CargoBuildArgs(filepath.Join(work, "target"), lockErr == nil, app)
 	res, err := run.Run(ctx, run.Cmd{
 		Path:   "cargo",
 		Args:   args,
 		Dir:    src,
-		Env:    run.Environ("RUSTFLAGS=" + flags),
+		Env:    run.Environ("RUSTFLAGS=" + RustFlags(os.Getenv("RUSTFLAGS"), work)),
 		Stderr: log,
 		Hint:   cargoHint,
 	})
@@ -79,8 +73,38 @@ func (rustLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 		}
 		return Launch{}, fmt.Errorf("cargo build in %s failed:\n%s", app.Source, compilerOutput(err))
 	}
+	bin, err := CargoBinary(app, res.Stdout)
+	if err != nil {
+		return Launch{}, err
+	}
+	return installProgram(ctx, app, bin, rootfs)
+}
+
+// CargoBuildArgs are the arguments of cargo for app, building into
+// targetDir (--locked when the source has a Cargo.lock).
+func CargoBuildArgs(targetDir string, locked bool, app *lang.App) []string {
+	args := []string{"build", "--release", "--message-format=json-render-diagnostics", "--target-dir", targetDir}
+	if locked {
+		args = append(args, "--locked")
+	}
+	if app.Main != "" && app.Main != "." {
+		args = append(args, "--bin", app.Main)
+	}
+	return args
+}
+
+// RustFlags are the RUSTFLAGS of a build in folder work (the copy of the
+// source and the target folder are inside it), added to base: the
+// folder's name does not reach the binary, and symbols are stripped.
+func RustFlags(base, work string) string {
+	return strings.TrimSpace(base + " --remap-path-prefix=" + work + "=. -C strip=symbols")
+}
+
+// CargoBinary is the one binary cargo's JSON messages (its stdout) say it
+// built, or says why there is not one.
+func CargoBinary(app *lang.App, stdout []byte) (string, error) {
 	var bins []string
-	sc := bufio.NewScanner(bytes.NewReader(res.Stdout))
+	sc := bufio.NewScanner(bytes.NewReader(stdout))
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
 		var msg struct {
@@ -93,14 +117,13 @@ func (rustLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 	}
 	switch len(bins) {
 	case 0:
-		return Launch{}, fmt.Errorf("app %s: cargo built no binary: the package needs a src/main.rs or a [[bin]] target", app.Name)
+		return "", fmt.Errorf("app %s: cargo built no binary: the package needs a src/main.rs or a [[bin]] target", app.Name)
 	case 1:
-	default:
-		names := make([]string, len(bins))
-		for i, b := range bins {
-			names[i] = filepath.Base(b)
-		}
-		return Launch{}, fmt.Errorf("app %s: the package has several binaries (%s); set main = \"NAME\" to the one to run", app.Name, strings.Join(names, ", "))
+		return bins[0], nil
 	}
-	return installProgram(ctx, app, bins[0], rootfs)
+	names := make([]string, len(bins))
+	for i, b := range bins {
+		names[i] = filepath.Base(b)
+	}
+	return "", fmt.Errorf("app %s: the package has several binaries (%s); set main = \"NAME\" to the one to run", app.Name, strings.Join(names, ", "))
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/deploy"
 	"github.com/unikfile/unikfile/stages/deploy/aws"
+	"github.com/unikfile/unikfile/stages/deploy/gcp"
 	"github.com/unikfile/unikfile/stages/deploy/libvirt"
 	"github.com/unikfile/unikfile/stages/deploy/qemu"
 	"github.com/unikfile/unikfile/stages/deploy/vsphere"
@@ -23,6 +24,7 @@ var providers = map[string]provider{
 	vsphere.Name: {vsphere.New, vsphere.Schema{}},
 	libvirt.Name: {libvirt.New, libvirt.Schema{}},
 	aws.Name:     {aws.New, aws.Schema{}},
+	gcp.Name:     {gcp.New, gcp.Schema{}},
 }
 
 // Providers returns the constructor of every provider.

@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	"github.com/moby/buildkit/client"
-	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/util/progress/progressui"
@@ -65,14 +64,15 @@ type Outcome struct {
 // CompileOutcome builds app in its builder image on buildkitd and stores the
 // bundle in opts.Cache, or returns the cached bundle when nothing it
 // depends on changed (the source, the builder image's digest, the entry
-// point, unikfile's version).
+// point, the settings of the host the recipe reads, unikfile's version).
 func (e *Executor) CompileOutcome(ctx context.Context, app *lang.App, opts Options) (*Outcome, error) {
 	if t, err := compile.TargetFor(app.Base); err != nil || t.Name != "linux" {
 		return nil, fmt.Errorf("app %s: the buildkit executor compiles for the linux base only, not base %q yet; use --executor local", app.Name, app.Base)
 	}
 	ll, ok := languages[app.Language]
 	if !ok {
-		return nil, fmt.Errorf("app %s: language %q cannot be compiled by the buildkit executor yet (supported: go); use --executor local", app.Name, app.Language)
+		return nil, fmt.Errorf("app %s: language %q cannot be compiled by the buildkit executor (supported: %s); use --executor local",
+			app.Name, app.Language, strings.Join(supported(), ", "))
 	}
 	l, err := compile.Lookup(app.Language)
 	if err != nil {
@@ -113,40 +113,33 @@ func (e *Executor) CompileOutcome(ctx context.Context, app *lang.App, opts Optio
 		Add("builder", pinned).
 		Add("source", src).
 		Add("main", app.Main).
-		Add("program", program).
-		Sum()
+		Add("program", program)
+	if h, ok := ll.(hostSettings); ok {
+		key.Add("host", h.HostSettings())
+	}
 	out := &Outcome{Builder: pinned}
-	dir, hit, err := opts.Cache.Fill(ctx, "bundles", key, func(ctx context.Context, dir string) error {
-		builder, err := llb.Image(pinned, llb.Platform(amd64)).WithImageConfig(config)
-		if err != nil {
-			return fmt.Errorf("builder image %s: %w", pinned, err)
-		}
-		ex, err := excludes(app.Source)
+	dir, hit, err := opts.Cache.Fill(ctx, "bundles", key.Sum(), func(ctx context.Context, dir string) error {
+		r, err := e.newRecipe(app, pinned, config, program)
 		if err != nil {
 			return err
 		}
-		source := llb.Local("source", llb.ExcludePatterns(ex), llb.SharedKeyHint("unikfile:"+app.Source),
-			llb.WithCustomNamef("[%s] source %s", app.Name, app.Source))
-		main := app.Main
-		if main == "" {
-			main = "."
-		}
-		step := fmt.Sprintf("[%s] %s build %s", app.Name, app.Language, main)
-		st := ll.Compile(app, builder, source, program, step)
-		def, err := st.Marshal(ctx, llb.Platform(amd64))
+		rec, err := e.compileSession(ctx, r, dir, opts.Progress)
 		if err != nil {
 			return err
 		}
-		rootfs := filepath.Join(dir, compile.RootfsDir)
-		if err := os.MkdirAll(rootfs, 0o755); err != nil {
-			return err
+		out.StepCached = rec.allCached()
+		from := newImageFS(ctx, e, app, pinned, opts.Progress)
+		launch, err := ll.Finish(ctx, &finish{app: app, dir: dir, rootfs: filepath.Join(dir, compile.RootfsDir), meta: filepath.Join(dir, metaDir), from: from})
+		if cerr := from.Close(); err == nil {
+			err = cerr
 		}
-		cached, err := e.solve(ctx, app, def, rootfs, step, opts.Progress)
 		if err != nil {
+			return fmt.Errorf("compile %s: %w", app.Name, err)
+		}
+		if err := os.RemoveAll(filepath.Join(dir, metaDir)); err != nil {
 			return err
 		}
-		out.StepCached = cached
-		return compile.FinishBundle(dir, compile.Manifest{App: app.Name, Language: app.Language, Toolchain: pinned, Program: program, Key: key}, compile.Launch{})
+		return compile.FinishBundle(dir, compile.Manifest{App: app.Name, Language: app.Language, Toolchain: pinned, Program: program, Key: key.Sum()}, launch)
 	})
 	if err != nil {
 		return nil, err
@@ -180,41 +173,82 @@ func (e *Executor) resolve(ctx context.Context, ref string) (pinned string, conf
 	return pinned, config, err
 }
 
-// solve runs def with the source of app, exports the result into outDir,
-// and reports whether the step named step was a cache hit.
-func (e *Executor) solve(ctx context.Context, app *lang.App, def *llb.Definition, outDir, step string, progress func(string)) (bool, error) {
-	srcFS, err := fsutil.NewFS(app.Source)
+// compileSession runs app's recipe on buildkitd with its source, exports
+// the bundle folder it makes into dir, and reports what BuildKit did for
+// the recipe's compile steps.
+func (e *Executor) compileSession(ctx context.Context, r *recipe, dir string, progress func(string)) (*stepRecord, error) {
+	srcFS, err := fsutil.NewFS(r.app.Source)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	imports, err := e.cacheOptions(e.s.CacheFrom, "src")
+	imports, err := e.cacheOptions(r.app, e.s.CacheFrom, "src")
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	exports, err := e.cacheOptions(e.s.CacheTo, "dest")
+	exports, err := e.cacheOptions(r.app, e.s.CacheTo, "dest")
 	if err != nil {
-		return false, err
+		return nil, err
+	}
+	for _, im := range imports {
+		r.imports = append(r.imports, gateway.CacheOptionsEntry{Type: im.Type, Attrs: im.Attrs})
 	}
 	opt := client.SolveOpt{
-		LocalMounts:  map[string]fsutil.FS{"source": srcFS},
-		Exports:      []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: outDir}},
-		CacheImports: imports,
-		CacheExports: exports,
-		SharedKey:    sharedKey(),
+		LocalMounts: map[string]fsutil.FS{"source": srcFS},
+		// Not nil: BuildKit copies the cache imports into it.
+		FrontendAttrs: map[string]string{},
+		Exports:       []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: dir}},
+		CacheImports:  imports,
+		CacheExports:  exports,
+		SharedKey:     sharedKey(),
 	}
+	rec := &stepRecord{prefix: r.step}
+	err = e.session(ctx, opt, func(ctx context.Context, gc gateway.Client) (*gateway.Result, error) {
+		r.gc = gc
+		st, err := languages[r.app.Language].Build(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		ref, err := r.solve(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		res := gateway.NewResult()
+		res.SetRef(ref)
+		return res, nil
+	}, rec, progress)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var re *recipeError
+		if errors.As(err, &re) {
+			return nil, re.err
+		}
+		if rec.failed {
+			return nil, fmt.Errorf("%s build of app %s failed in builder image on buildkitd at %s:\n%s", r.app.Language, r.app.Name, e.s.Host, rec.tail())
+		}
+		return nil, fmt.Errorf("compile %s on buildkitd at %s: %s", r.app.Name, e.s.Host, shortErr(err))
+	}
+	return rec, nil
+}
+
+// session runs one gateway build, shows its progress and records the
+// steps whose names start with rec's prefix (rec may be nil).
+func (e *Executor) session(ctx context.Context, opt client.SolveOpt, build gateway.BuildFunc, rec *stepRecord, progress func(string)) error {
 	lw := &lineWriter{emit: progress}
 	disp, err := progressui.NewDisplay(lw, progressui.PlainMode)
 	if err != nil {
-		return false, err
+		return err
 	}
 	status := make(chan *client.SolveStatus)
 	shown := make(chan *client.SolveStatus)
-	var rec stepRecord
 	var eg errgroup.Group
 	eg.Go(func() error {
 		defer close(shown)
 		for s := range status {
-			rec.add(s, step)
+			if rec != nil {
+				rec.add(s)
+			}
 			shown <- s
 		}
 		return nil
@@ -228,42 +262,63 @@ func (e *Executor) solve(ctx context.Context, app *lang.App, def *llb.Definition
 		}
 		return err
 	})
-	_, solveErr := e.c.Solve(ctx, def, opt, status)
+	_, err = e.c.Build(ctx, opt, "unikfile", build, status)
 	eg.Wait()
 	lw.Flush()
-	if solveErr != nil {
-		if ctx.Err() != nil {
-			return false, ctx.Err()
-		}
-		if rec.failed {
-			return false, fmt.Errorf("%s build of app %s failed in builder image on buildkitd at %s:\n%s", app.Language, app.Name, e.s.Host, rec.tail())
-		}
-		return false, fmt.Errorf("compile %s on buildkitd at %s: %s", app.Name, e.s.Host, shortErr(solveErr))
-	}
-	return rec.cached, nil
+	return err
 }
 
-// cacheOptions turns the Unikfile's cache specs into BuildKit's, making a
-// local cache's folder (pathKey) absolute against the project.
-func (e *Executor) cacheOptions(specs []lang.CacheSpec, pathKey string) ([]client.CacheOptionsEntry, error) {
+// cacheOptions turns the Unikfile's cache specs into BuildKit's for app,
+// making a local cache's folder (pathKey) absolute against the project.
+// Each app gets its own entry in a shared cache (a registry ref's tag, a
+// local cache's tag, suffixed with the app's name): BuildKit's last
+// export to a ref replaces the ref, so apps compiling at once into one
+// ref would keep only the last one's cache.
+func (e *Executor) cacheOptions(app *lang.App, specs []lang.CacheSpec, pathKey string) ([]client.CacheOptionsEntry, error) {
 	var out []client.CacheOptionsEntry
 	for _, s := range specs {
 		attrs := map[string]string{}
 		for k, v := range s.Attrs {
 			attrs[k] = v
 		}
-		if s.Type == "local" && attrs[pathKey] != "" && !filepath.IsAbs(attrs[pathKey]) {
-			attrs[pathKey] = filepath.Join(e.s.ProjectDir, attrs[pathKey])
-		}
-		if s.Type == "local" && pathKey == "src" {
-			// A local cache that does not exist yet is an empty cache.
-			if _, err := os.Stat(filepath.Join(attrs[pathKey], "index.json")); errors.Is(err, os.ErrNotExist) {
-				continue
+		switch s.Type {
+		case "registry":
+			if attrs["ref"] != "" {
+				attrs["ref"] = appRef(attrs["ref"], app.Name)
+			}
+		case "local":
+			if attrs["tag"] == "" {
+				attrs["tag"] = app.Name
+			} else {
+				attrs["tag"] += "-" + app.Name
+			}
+			if attrs[pathKey] != "" && !filepath.IsAbs(attrs[pathKey]) {
+				attrs[pathKey] = filepath.Join(e.s.ProjectDir, attrs[pathKey])
+			}
+			if pathKey == "src" {
+				// A local cache that does not exist yet is an empty cache.
+				if _, err := os.Stat(filepath.Join(attrs[pathKey], "index.json")); errors.Is(err, os.ErrNotExist) {
+					continue
+				}
 			}
 		}
 		out = append(out, client.CacheOptionsEntry{Type: s.Type, Attrs: attrs})
 	}
 	return out, nil
+}
+
+// appRef is the registry cache ref of app in the cache ref: its tag
+// ("latest" when it has none) followed by "-" and the app's name.
+func appRef(ref, app string) string {
+	name, digest, _ := strings.Cut(ref, "@")
+	if digest != "" {
+		return ref // a pinned cache is read as it is
+	}
+	tag := "latest"
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		name, tag = name[:i], name[i+1:]
+	}
+	return name + ":" + tag + "-" + app
 }
 
 // sharedKey lets buildkitd reuse a previous transfer of the same source
@@ -276,40 +331,55 @@ func sharedKey() string {
 	return "unikfile-" + h
 }
 
-// stepRecord follows the compile step through the solve's status stream.
+// stepRecord follows the recipe's compile steps (the execs whose names
+// start with prefix) through a session's status stream.
 type stepRecord struct {
-	vertices map[string]bool // digests of the compile step's vertices
-	cached   bool
+	mu       sync.Mutex
+	prefix   string
+	vertices map[string]bool // compile steps seen: digest -> cached
 	failed   bool
 	log      []byte
 }
 
 const maxLog = 16 << 10
 
-func (r *stepRecord) add(s *client.SolveStatus, step string) {
+func (r *stepRecord) add(s *client.SolveStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.vertices == nil {
 		r.vertices = map[string]bool{}
 	}
 	for _, v := range s.Vertexes {
-		if v.Name != step {
+		if !strings.HasPrefix(v.Name, r.prefix) {
 			continue
 		}
-		r.vertices[v.Digest.String()] = true
-		if v.Cached {
-			r.cached = true
-		}
+		d := v.Digest.String()
+		r.vertices[d] = r.vertices[d] || v.Cached
 		if v.Error != "" {
 			r.failed = true
 		}
 	}
 	for _, l := range s.Logs {
-		if r.vertices[l.Vertex.String()] {
+		if _, ok := r.vertices[l.Vertex.String()]; ok {
 			r.log = append(r.log, l.Data...)
 			if len(r.log) > maxLog {
 				r.log = r.log[len(r.log)-maxLog:]
 			}
 		}
 	}
+}
+
+// allCached reports whether BuildKit took every compile step from its
+// cache: the compiler did not run.
+func (r *stepRecord) allCached() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, cached := range r.vertices {
+		if !cached {
+			return false
+		}
+	}
+	return len(r.vertices) > 0
 }
 
 // tail is the compiler's output.

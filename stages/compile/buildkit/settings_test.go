@@ -51,18 +51,20 @@ func TestExcludesAreTheIgnoredPaths(t *testing.T) {
 func TestCacheOptionsLocalPaths(t *testing.T) {
 	dir := t.TempDir()
 	e := &Executor{s: Settings{ProjectDir: dir}}
-	exports, err := e.cacheOptions([]lang.CacheSpec{
+	app := &lang.App{Name: "api"}
+	exports, err := e.cacheOptions(app, []lang.CacheSpec{
 		{Type: "local", Attrs: map[string]string{"dest": ".buildcache", "mode": "max"}},
 		{Type: "registry", Attrs: map[string]string{"ref": "r.example.com/a:cache", "mode": "max"}},
 	}, "dest")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(exports) != 2 || exports[0].Attrs["dest"] != filepath.Join(dir, ".buildcache") || exports[1].Attrs["ref"] != "r.example.com/a:cache" {
+	// Each app has its own entry: BuildKit's last export to a ref replaces it.
+	if len(exports) != 2 || exports[0].Attrs["dest"] != filepath.Join(dir, ".buildcache") || exports[0].Attrs["tag"] != "api" || exports[1].Attrs["ref"] != "r.example.com/a:cache-api" {
 		t.Errorf("exports = %+v", exports)
 	}
 	// A local cache that was never written is an empty cache, not an error.
-	imports, err := e.cacheOptions([]lang.CacheSpec{{Type: "local", Attrs: map[string]string{"src": ".buildcache"}}}, "src")
+	imports, err := e.cacheOptions(app, []lang.CacheSpec{{Type: "local", Attrs: map[string]string{"src": ".buildcache"}}}, "src")
 	if err != nil || len(imports) != 0 {
 		t.Errorf("imports of a missing local cache = %+v, %v; want none", imports, err)
 	}
@@ -72,7 +74,7 @@ func TestCacheOptionsLocalPaths(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, ".buildcache", "index.json"), []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	imports, _ = e.cacheOptions([]lang.CacheSpec{{Type: "local", Attrs: map[string]string{"src": ".buildcache"}}}, "src")
+	imports, _ = e.cacheOptions(app, []lang.CacheSpec{{Type: "local", Attrs: map[string]string{"src": ".buildcache"}}}, "src")
 	if len(imports) != 1 || imports[0].Attrs["src"] != filepath.Join(dir, ".buildcache") {
 		t.Errorf("imports = %+v", imports)
 	}
@@ -97,5 +99,18 @@ func TestConnectionHelperHints(t *testing.T) {
 	e = &UnreachableError{Host: "kube-pod://bk", Err: errors.New("exit status 1")}
 	if !strings.Contains(e.Error(), "pod bk runs buildkitd") {
 		t.Errorf("kube-pod hint: %v", e)
+	}
+}
+
+func TestAppRef(t *testing.T) {
+	for ref, want := range map[string]string{
+		"r.example.com/a:cache":          "r.example.com/a:cache-api",
+		"r.example.com:5000/a":           "r.example.com:5000/a:latest-api",
+		"127.0.0.1:5000/team/cache:main": "127.0.0.1:5000/team/cache:main-api",
+		"r.example.com/a@sha256:0123":    "r.example.com/a@sha256:0123",
+	} {
+		if got := appRef(ref, "api"); got != want {
+			t.Errorf("appRef(%q) = %q; want %q", ref, got, want)
+		}
 	}
 }

@@ -60,7 +60,7 @@ func (r *Result) LibraryPathEnv() string {
 // Options tune Pack; the zero value is the host's configuration.
 type Options struct {
 	// ConfDirs are the directories of the loader's configuration, searched
-	// after DT_RUNPATH and before SystemDirs; nil reads LdSoConf.
+	// after DT_RUNPATH and before SystemDirs; nil reads LdSoConf in From.
 	ConfDirs []string
 	// Provided are the sonames (and loader names, matched by base name)
 	// that the base's kernel supplies itself: they are neither looked up
@@ -71,22 +71,23 @@ type Options struct {
 	// directories gets a symbolic link LinkDir/NAME to where it was put
 	// (NAME as DT_NEEDED says it), and LibraryPath stays empty.
 	LinkDir string
+	// From is the filesystem the loader and libraries are copied from
+	// when the bundle lacks them; nil is the host's (Host). It is read
+	// only when a file of the bundle needs something.
+	From FS
 }
 
 // Pack makes the bundle at root complete for the ELF files named by roots
 // (image paths, e.g. "/app/server"; files that are not ELF are skipped):
 // their interpreters and libraries, and those of the libraries, are
-// copied from the host into root at their host paths, unless root
-// already has them.
+// copied from opts.From (the host) into root at the same paths, unless
+// root already has them.
 func Pack(root string, roots []string, opts Options) (*Result, error) {
-	conf := opts.ConfDirs
-	if conf == nil {
-		var err error
-		if conf, err = ReadLdSoConf(LdSoConf); err != nil {
-			return nil, err
-		}
+	from := opts.From
+	if from == nil {
+		from = Host
 	}
-	p := &packer{root: root, conf: conf, seen: map[string]bool{}, sonames: map[string]bool{}, libPath: map[string]bool{}, res: &Result{},
+	p := &packer{root: root, from: from, conf: opts.ConfDirs, seen: map[string]bool{}, sonames: map[string]bool{}, libPath: map[string]bool{}, res: &Result{},
 		provided: map[string]bool{}, linkDir: opts.LinkDir, links: map[string]string{}}
 	for _, n := range opts.Provided {
 		p.provided[n] = true
@@ -127,7 +128,8 @@ func Pack(root string, roots []string, opts Options) (*Result, error) {
 
 type packer struct {
 	root    string
-	conf    []string
+	from    FS
+	conf    []string        // nil until needed: then read from from's LdSoConf
 	seen    map[string]bool // real paths in root already visited
 	sonames map[string]bool // DT_SONAME of the roots
 	libPath map[string]bool
@@ -229,6 +231,11 @@ func (p *packer) visit(ip string) ([]string, error) {
 		dirs = append(dirs, expand(rpath, ip)...)
 	}
 	dirs = append(dirs, expand(runpath, ip)...)
+	if p.conf == nil {
+		if p.conf, err = ReadLdSoConfFrom(p.from, LdSoConf); err != nil {
+			return nil, err
+		}
+	}
 	confStart := len(dirs)
 	dirs = append(dirs, p.conf...)
 	sysStart := len(dirs)
@@ -315,23 +322,34 @@ func expand(values []string, ip string) []string {
 }
 
 // usable reports whether an x86-64 ELF file is at image path ip, in the
-// bundle or else on the host (the loader skips files of another class).
+// bundle or else in the filesystem libraries come from (the loader skips
+// files of another class).
 func (p *packer) usable(ip string) bool {
-	file, ok := p.inRoot(ip)
-	if !ok {
-		fi, err := os.Stat(ip)
-		if err != nil || !fi.Mode().IsRegular() {
+	if file, ok := p.inRoot(ip); ok {
+		f, err := elf.Open(file)
+		if err != nil {
 			return false
 		}
-		file = ip
+		defer f.Close()
+		return isAMD64(f)
 	}
-	f, err := elf.Open(file)
+	fi, err := statFollow(p.from, ip)
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	r, err := p.from.Open(ip)
 	if err != nil {
 		return false
 	}
-	defer f.Close()
-	return f.Class == elf.ELFCLASS64 && f.Machine == elf.EM_X86_64
+	defer r.Close()
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return false
+	}
+	return isAMD64(f)
 }
+
+func isAMD64(f *elf.File) bool { return f.Class == elf.ELFCLASS64 && f.Machine == elf.EM_X86_64 }
 
 // inRoot resolves image path ip inside root, following symbolic links as
 // the guest would (absolute targets start again at root). It returns the
@@ -373,9 +391,9 @@ func (p *packer) inRoot(ip string) (string, bool) {
 	return filepath.Join(p.root, filepath.FromSlash(cur)), true
 }
 
-// bring copies host path hp into root at the same path unless root has
-// it. Symbolic links are recreated and followed; directories on the way
-// are real directories in root.
+// bring copies path hp of the filesystem libraries come from into root at
+// the same path unless root has it. Symbolic links are recreated and
+// followed; directories on the way are real directories in root.
 func (p *packer) bring(hp string) error {
 	for hops := 0; ; hops++ {
 		if hops > 40 {
@@ -385,7 +403,7 @@ func (p *packer) bring(hp string) error {
 		if _, ok := p.inRoot(hp); ok {
 			return nil
 		}
-		fi, err := os.Lstat(hp)
+		fi, err := p.from.Lstat(hp)
 		if err != nil {
 			return err
 		}
@@ -394,7 +412,7 @@ func (p *packer) bring(hp string) error {
 			return err
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			target, err := os.Readlink(hp)
+			target, err := p.from.ReadLink(hp)
 			if err != nil {
 				return err
 			}
@@ -415,7 +433,7 @@ func (p *packer) bring(hp string) error {
 		if !fi.Mode().IsRegular() {
 			return fmt.Errorf("%s is not a regular file", hp)
 		}
-		if err := copyFile(hp, dst, fi.Mode().Perm()); err != nil {
+		if err := copyFile(p.from, hp, dst, fi.Mode().Perm()); err != nil {
 			return err
 		}
 		p.res.Added = append(p.res.Added, hp)
@@ -423,8 +441,8 @@ func (p *packer) bring(hp string) error {
 	}
 }
 
-func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
+func copyFile(from FS, src, dst string, perm fs.FileMode) error {
+	in, err := from.Open(src)
 	if err != nil {
 		return err
 	}
@@ -440,19 +458,23 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 	return out.Close()
 }
 
-// ReadLdSoConf reads the directories of a loader configuration file and
-// the files it includes, in order. A missing file is no directories.
-func ReadLdSoConf(file string) ([]string, error) {
-	var dirs []string
-	err := readConf(file, &dirs, 0)
+// ReadLdSoConf reads the directories of a loader configuration file of
+// the host and the files it includes, in order. A missing file is no
+// directories.
+func ReadLdSoConf(file string) ([]string, error) { return ReadLdSoConfFrom(Host, file) }
+
+// ReadLdSoConfFrom is ReadLdSoConf in the filesystem fsys.
+func ReadLdSoConfFrom(fsys FS, file string) ([]string, error) {
+	dirs := []string{}
+	err := readConf(fsys, file, &dirs, 0)
 	return dirs, err
 }
 
-func readConf(file string, dirs *[]string, depth int) error {
+func readConf(fsys FS, file string, dirs *[]string, depth int) error {
 	if depth > 10 {
 		return fmt.Errorf("%s: includes nest too deep", file)
 	}
-	f, err := os.Open(file)
+	f, err := fsys.Open(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -472,13 +494,13 @@ func readConf(file string, dirs *[]string, depth int) error {
 		}
 		if fields[0] == "include" {
 			for _, pat := range fields[1:] {
-				if !filepath.IsAbs(pat) {
-					pat = filepath.Join(filepath.Dir(file), pat)
+				if !path.IsAbs(pat) {
+					pat = path.Join(path.Dir(file), pat)
 				}
-				matches, _ := filepath.Glob(pat)
+				matches, _ := fsys.Glob(pat)
 				sort.Strings(matches)
 				for _, m := range matches {
-					if err := readConf(m, dirs, depth+1); err != nil {
+					if err := readConf(fsys, m, dirs, depth+1); err != nil {
 						return err
 					}
 				}
@@ -528,4 +550,16 @@ func isELF(p string) bool {
 	var magic [4]byte
 	_, err = io.ReadFull(f, magic[:])
 	return err == nil && string(magic[:]) == elf.ELFMAG
+}
+
+// Bring copies the files at paths of from into root at the same paths,
+// with the symbolic links on the way, unless root has them.
+func Bring(root string, from FS, paths []string) error {
+	p := &packer{root: root, from: from, res: &Result{}}
+	for _, hp := range paths {
+		if err := p.bring(hp); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package elfdeps
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,3 +213,80 @@ func TestProvidedAndLinkDir(t *testing.T) {
 		t.Error("a library found through RUNPATH got a link in /usr/lib")
 	}
 }
+
+// Libraries can come from another system's root (a builder image) instead
+// of the host: its loader configuration is read there, absolute links
+// resolve inside it, and the files copied are its own.
+func TestPackFromAnotherRoot(t *testing.T) {
+	root := t.TempDir()
+	sys := t.TempDir()
+	libDir := filepath.Join(t.TempDir(), "lib")
+	program(t, root, libDir) // no RUNPATH: found through sys's ld.so.conf
+	// sys: the library in /opt/greet/lib, configured by an included file;
+	// the host's loader and C library at Debian's paths, libc marked so
+	// that the copy is known to come from sys; /lib64's loader an
+	// absolute link, which must resolve in sys.
+	put := func(rel string, b []byte) {
+		p := filepath.Join(sys, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(p string) []byte {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	put("opt/greet/lib/libgreet.so.1", read(filepath.Join(libDir, "libgreet.so.1")))
+	put("etc/ld.so.conf", []byte("include /etc/ld.so.conf.d/*.conf\n"))
+	put("etc/ld.so.conf.d/greet.conf", []byte("/opt/greet/lib\n"))
+	libc := append(read("/lib/x86_64-linux-gnu/libc.so.6"), []byte("from-sys")...)
+	put("usr/lib/x86_64-linux-gnu/libc.so.6", libc)
+	put("usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", read("/lib64/ld-linux-x86-64.so.2"))
+	os.Symlink("usr/lib", filepath.Join(sys, "lib"))
+	os.MkdirAll(filepath.Join(sys, "lib64"), 0o755)
+	os.Symlink("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", filepath.Join(sys, "lib64", "ld-linux-x86-64.so.2"))
+	os.Remove(filepath.Join(libDir, "libgreet.so.1")) // not on the host any more
+
+	res, err := Pack(root, []string{"/app/prog"}, Options{From: Dir(sys)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.LibraryPathEnv() != "LD_LIBRARY_PATH=/opt/greet/lib" || !exists(t, root, "/opt/greet/lib/libgreet.so.1") {
+		t.Fatalf("the library configured in the other root: %+v", res)
+	}
+	got, err := os.ReadFile(filepath.Join(root, "lib/x86_64-linux-gnu/libc.so.6"))
+	if err != nil || !strings.HasSuffix(string(got), "from-sys") {
+		t.Fatalf("libc.so.6 was not copied from the other root (err %v)", err)
+	}
+	if l, err := os.Readlink(filepath.Join(root, "lib64/ld-linux-x86-64.so.2")); err != nil || l != "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" {
+		t.Errorf("the loader link: %q, %v", l, err)
+	}
+	// Nothing is read from a filesystem a static program does not need.
+	static := t.TempDir()
+	os.MkdirAll(filepath.Join(static, "app"), 0o755)
+	build(t, filepath.Join(static, "app", "s"), "int main(void) { return 0; }\n", "-static")
+	if res, err := Pack(static, []string{"/app/s"}, Options{From: failingFS{t}}); err != nil || res.Dynamic {
+		t.Fatalf("a static program: %+v, %v", res, err)
+	}
+}
+
+// failingFS fails the test on any use.
+type failingFS struct{ t *testing.T }
+
+func (f failingFS) Lstat(name string) (fs.FileInfo, error) {
+	f.t.Errorf("Lstat %s", name)
+	return nil, fs.ErrNotExist
+}
+func (f failingFS) ReadLink(name string) (string, error) {
+	f.t.Errorf("ReadLink %s", name)
+	return "", fs.ErrNotExist
+}
+func (f failingFS) Open(name string) (File, error) {
+	f.t.Errorf("Open %s", name)
+	return nil, fs.ErrNotExist
+}
+func (f failingFS) Glob(p string) ([]string, error) { f.t.Errorf("Glob %s", p); return nil, nil }

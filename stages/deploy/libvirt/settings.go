@@ -65,15 +65,7 @@ func (s *Settings) Forwards(ports []int) ([]lang.Forward, bool) {
 	if !s.User() {
 		return nil, false
 	}
-	fw := make([]lang.Forward, 0, len(ports))
-	for _, g := range ports {
-		h, ok := s.HostPorts[g]
-		if !ok {
-			h = g
-		}
-		fw = append(fw, lang.Forward{Bind: s.Bind, Host: h, Guest: g})
-	}
-	return fw, true
+	return lang.HostForwards(s.Bind, s.HostPorts, ports), true
 }
 
 // Redeploy is what shapes every instance: where it runs, its network, its
@@ -88,12 +80,7 @@ func (s *Settings) Redeploy() any {
 
 // SettingsOf returns the target's libvirt settings, or the defaults.
 func SettingsOf(t *lang.Target) *Settings {
-	if t != nil {
-		if s, ok := t.Settings.(*Settings); ok && s != nil {
-			return s
-		}
-	}
-	return DefaultSettings()
+	return lang.SettingsOf(t, DefaultSettings)
 }
 
 // Schema is the provider as the Unikfile sees it.

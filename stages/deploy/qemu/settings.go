@@ -31,15 +31,7 @@ func DefaultSettings() *Settings {
 // Forwards maps guest ports to host ports on Bind: HostPorts, else the
 // same number.
 func (s *Settings) Forwards(ports []int) ([]lang.Forward, bool) {
-	fw := make([]lang.Forward, 0, len(ports))
-	for _, g := range ports {
-		h, ok := s.HostPorts[g]
-		if !ok {
-			h = g
-		}
-		fw = append(fw, lang.Forward{Bind: s.Bind, Host: h, Guest: g})
-	}
-	return fw, true
+	return lang.HostForwards(s.Bind, s.HostPorts, ports), true
 }
 
 // Redeploy is what every instance of the target boots with: a change of
@@ -55,12 +47,7 @@ func (s *Settings) Redeploy() any {
 // SettingsOf returns the target's qemu settings: its own, or the defaults
 // for a target decoded elsewhere (tests, a record).
 func SettingsOf(t *lang.Target) *Settings {
-	if t != nil {
-		if s, ok := t.Settings.(*Settings); ok && s != nil {
-			return s
-		}
-	}
-	return DefaultSettings()
+	return lang.SettingsOf(t, DefaultSettings)
 }
 
 // Schema is the provider as the Unikfile sees it.

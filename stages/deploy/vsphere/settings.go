@@ -56,12 +56,7 @@ func (s *Settings) Redeploy() any {
 
 // SettingsOf returns the target's vsphere settings, or the defaults.
 func SettingsOf(t *lang.Target) *Settings {
-	if t != nil {
-		if s, ok := t.Settings.(*Settings); ok && s != nil {
-			return s
-		}
-	}
-	return DefaultSettings()
+	return lang.SettingsOf(t, DefaultSettings)
 }
 
 // Schema is the provider as the Unikfile sees it.

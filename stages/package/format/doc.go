@@ -7,7 +7,8 @@
 // identifiers and times it stamps (the VMDK content ID, VDI UUIDs, the VHD
 // footer's UUID, time and checksum) are then replaced by values derived
 // from the raw image's digest, so the same raw image always gives the same
-// bytes. gce is written in Go.
+// bytes. gce is written in Go, in time proportional to the disk's data:
+// runs of zeros become deflate blocks of their own (gzipzeros.go).
 //
 // It must not build raw disks, package apps or boot anything.
 package format

@@ -2,8 +2,7 @@ package format
 
 import (
 	"archive/tar"
-	"bufio"
-	"compress/gzip"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -28,7 +28,13 @@ var gceTime = time.Unix(315532800, 0).UTC()
 
 // gce writes a gzip-compressed GNU tar holding disk.raw: the raw disk,
 // padded with zeros to a whole number of GiB (its GPT, if any, moved to
-// the new end).
+// the new end). The tar stream is what archive/tar writes for that one
+// file; its compression takes time in proportion to the disk's data, not
+// its size: the disk is read in zeroChunk blocks (holes of the sparse
+// padded copy are skipped without reading), blocks holding data go through
+// compress/flate, and runs of zero blocks become deflate blocks of their
+// own (zeroGzip). Which blocks are zero depends only on the disk's bytes,
+// so the output is the same however the file system stores the copy.
 func gce(ctx context.Context, w *writer) (int64, error) {
 	padded, size, err := w.padRaw(gceUnit)
 	if err != nil {
@@ -44,34 +50,107 @@ func gce(ctx context.Context, w *writer) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	bw := bufio.NewWriterSize(out, 1<<20)
-	// No name and no time in the gzip header: the same bytes every time.
-	zw, err := gzip.NewWriterLevel(bw, gzip.BestSpeed)
-	if err != nil {
-		out.Close()
-		return 0, err
+	err = writeGCETar(ctx, out, in, size)
+	if err == nil {
+		err = out.Sync()
 	}
-	tw := tar.NewWriter(zw)
-	err = tw.WriteHeader(&tar.Header{
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return size, err
+}
+
+// zeroChunk is the unit in which the disk is classified as zeros or data.
+const zeroChunk = 64 << 10
+
+// writeGCETar writes the archive of the size bytes of disk to out.
+func writeGCETar(ctx context.Context, out io.Writer, disk *os.File, size int64) error {
+	var hdr bytes.Buffer
+	tw := tar.NewWriter(&hdr)
+	if err := tw.WriteHeader(&tar.Header{
 		Typeflag: tar.TypeReg,
 		Name:     gceFile,
 		Mode:     0o644,
 		Size:     size,
 		ModTime:  gceTime,
 		Format:   tar.FormatGNU,
-	})
-	if err == nil {
-		_, err = io.Copy(tw, &ctxReader{ctx: ctx, r: in})
+	}); err != nil {
+		return err
 	}
-	for _, c := range []func() error{tw.Close, zw.Close, bw.Flush, out.Sync} {
-		if err == nil {
-			err = c()
+	z := newZeroGzip(out)
+	if _, err := z.Write(hdr.Bytes()); err != nil {
+		return err
+	}
+	buf := make([]byte, zeroChunk)
+	var zeros int64 // a run of zero bytes not written yet
+	for off := int64(0); off < size; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// Skip a hole: everything before the next data (rounded down to a
+		// chunk) is zeros.
+		next, err := seekData(disk, off, size)
+		if err != nil {
+			return err
+		}
+		if skip := next/zeroChunk*zeroChunk - off; skip > 0 {
+			zeros += skip
+			off += skip
+			continue
+		}
+		n := int(min(int64(len(buf)), size-off))
+		if _, err := disk.ReadAt(buf[:n], off); err != nil {
+			return err
+		}
+		off += int64(n)
+		if isZero(buf[:n]) {
+			zeros += int64(n)
+			continue
+		}
+		if err := z.Zeros(zeros); err != nil {
+			return err
+		}
+		zeros = 0
+		if _, err := z.Write(buf[:n]); err != nil {
+			return err
 		}
 	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
+	if err := z.Zeros(zeros); err != nil {
+		return err
 	}
-	return size, err
+	// The end of the archive: two zero blocks, as tar.Writer.Close writes.
+	if _, err := z.Write(make([]byte, 2*512)); err != nil {
+		return err
+	}
+	return z.Close()
+}
+
+// seekData is the offset of the first byte at or after off that may hold
+// data (SEEK_DATA), or end when the rest is a hole; off itself where the
+// file system cannot tell.
+func seekData(f *os.File, off, end int64) (int64, error) {
+	next, err := f.Seek(off, seekDataWhence)
+	switch {
+	case errors.Is(err, syscall.ENXIO):
+		return end, nil
+	case err != nil:
+		return off, nil
+	}
+	return min(next, end), nil
+}
+
+// seekDataWhence is lseek's SEEK_DATA.
+const seekDataWhence = 3
+
+func isZero(b []byte) bool {
+	for len(b) > 0 {
+		k := min(len(b), len(zeroPage))
+		if !bytes.Equal(b[:k], zeroPage[:k]) {
+			return false
+		}
+		b = b[k:]
+	}
+	return true
 }
 
 // padRaw copies the raw disk into a sparse temporary file whose size is a
@@ -180,17 +259,4 @@ func moveGPT(f *os.File, oldSize, newSize int64) error {
 func setHeaderCRC(h []byte) {
 	binary.LittleEndian.PutUint32(h[16:], 0)
 	binary.LittleEndian.PutUint32(h[16:], crc32.ChecksumIEEE(h))
-}
-
-// ctxReader stops a long copy when the context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(b)
 }

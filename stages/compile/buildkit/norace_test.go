@@ -1,0 +1,5 @@
+//go:build !race
+
+package buildkit
+
+const raceRun = false
