@@ -8,7 +8,10 @@ type ConsoleProtocol struct {
 	// Started is the prefix of the line the guest prints once it has
 	// started the app. Such a guest has no readiness check of its own: the
 	// app is ready when, after this line, each of its forwarded ports
-	// takes a connection that the guest does not refuse.
+	// takes a connection that the guest does not refuse. "" means the app
+	// starts with the guest (a unikernel that is the app): it has started
+	// at the first line, and every line of the console counts for its
+	// exit status.
 	Started string `json:"started"`
 	// Exits are the lines that say the app ended, in the order they are
 	// tried on each line; the first line that matches one gives the exit

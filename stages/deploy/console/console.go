@@ -222,7 +222,7 @@ func LastExitWith(text []byte, p *pack.ConsoleProtocol) *int {
 	}
 	r := compile(p)
 	start := 0
-	for i := len(lines) - 1; i >= 0; i-- {
+	for i := len(lines) - 1; i >= 0 && p.Started != ""; i-- {
 		if strings.HasPrefix(strings.TrimRight(lines[i], "\r"), p.Started) {
 			start = i
 			break

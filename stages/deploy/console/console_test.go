@@ -95,4 +95,10 @@ func TestProtocol(t *testing.T) {
 	if got := LastExitWith([]byte("Cmdline: /a\nserving\n"), p); got != nil {
 		t.Errorf("a running guest has exit %d", *got)
 	}
+	// A guest that is the app (no started line): any line of the console
+	// gives the status, not only the last.
+	q := &pack.ConsoleProtocol{Exits: []pack.ExitLine{{Pattern: `Solo5: solo5_exit\((-?\d+)\) called`}}}
+	if got := LastExitWith([]byte("Solo5: banner\nhello\nSolo5: solo5_exit(3) called\n"), q); got == nil || *got != 3 {
+		t.Errorf("no started line: exit %v, want 3", got)
+	}
 }
