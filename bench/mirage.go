@@ -47,7 +47,8 @@ target "dev" {
 // unikernel (the mirage fixture's TCP/HTTP example, Solo5 virtio) with the
 // linux base's and, when an OSv kernel is at hand, the osv base's (Go's
 // examples/hello on both), in one run with boots interleaved: through
-// `unikfile up` (images cached) and with a plain QEMU command line.
+// `unikfile up` (images cached), and with a plain QEMU command line for
+// mirage (the goal) and osv.
 func benchMirage() error {
 	root, err := repoRoot()
 	if err != nil {
@@ -151,9 +152,14 @@ func benchMirage() error {
 			if err := e.unikfile("down"); err != nil {
 				return err
 			}
-			if e == m {
+			switch e {
+			case lin:
+				// The linux base's plain boot takes minutes on a loaded
+				// TCG machine (its own bench measures it); up is compared.
+				continue
+			case m:
 				d, err = plainMirage(images[m], img)
-			} else {
+			default:
 				d, err = plainQEMU(e, images[e])
 			}
 			if err != nil {
@@ -164,9 +170,12 @@ func benchMirage() error {
 	}
 	for _, e := range sides[:len(sides)-1] {
 		report("boot to first response, mirage: up", median(up[m]), names[e]+": up", median(up[e]))
-		report("boot to first response, mirage: qemu", median(plain[m]), names[e]+": plain qemu", median(plain[e]))
+		report("  same, fastest of each side", minimum(up[m]), names[e]+": up", minimum(up[e]))
+		if len(plain[e]) > 0 {
+			report("boot to first response, mirage: qemu", median(plain[m]), names[e]+": plain qemu", median(plain[e]))
+		}
 	}
-	report("  same, fastest of each side", minimum(plain[m]), names[lin]+": plain qemu", minimum(plain[lin]))
+	fmt.Printf("mirage: plain qemu median %s, fastest %s\n", round(median(plain[m])), round(minimum(plain[m])))
 	goal := "met"
 	if median(plain[m]) > time.Second {
 		goal = "NOT met"
