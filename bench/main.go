@@ -49,10 +49,10 @@ func main() {
 	if err == nil && (*suite == "all" || *suite == "aws") && !*gceOnly {
 		err = benchAWS()
 	}
-	if err == nil && (*suite == "all" || *suite == "osv") {
+	if err == nil && (*suite == "all" || *suite == "osv") && !*gceOnly {
 		err = benchOSv()
 	}
-	if err == nil && (*suite == "all" || *suite == "mirage") {
+	if err == nil && (*suite == "all" || *suite == "mirage") && !*gceOnly {
 		err = benchMirage()
 	}
 	if err != nil {

@@ -138,6 +138,9 @@ func short(d string) string {
 // boot starts a VM of img with each guest port forwarded from a free
 // internal port, recorded in the state store as the watch's.
 func (l *loop) boot(ctx context.Context, p *lang.Project, t *lang.Target, def *lang.App, img *pipeline.Image) (*vm, error) {
+	if err := deploy.CheckImage(t.Provider, l.provider, img.Image); err != nil {
+		return nil, fmt.Errorf("app %s: %w", def.Name, err)
+	}
 	ports := map[int]int{}
 	var forwards []lang.Forward
 	for _, g := range img.Image.Ports {

@@ -117,7 +117,7 @@ func TestBuildKitExecutorHelloBootsAndMatchesLocal(t *testing.T) {
 	}
 	c.env = append(c.env, "UNIKFILE_BUILDKIT_HOST="+addr)
 	r = c.ok("build")
-	if !strings.Contains(r.stderr, "BuildKit has no builder for language elf yet; compiling app hello-elf with the local toolchain") {
+	if !strings.Contains(r.stderr, "BuildKit has no builder for language elf on base linux yet; compiling app hello-elf with the local toolchain") {
 		t.Errorf("an elf app under UNIKFILE_BUILDKIT_HOST: progress does not say it compiled locally:\n%s", r.stderr)
 	}
 	if r := c.run("build", "--executor", "buildkit"); r.code != 1 || !strings.Contains(r.stderr, "--executor local") {

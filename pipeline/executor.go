@@ -76,16 +76,16 @@ func (ch *executorChoice) get(ctx context.Context, p *lang.Project, env *Env) (c
 
 // compileApp compiles a with the executor the Unikfile, --executor and
 // UNIKFILE_BUILDKIT_HOST select. Under auto (or an executor implied by
-// UNIKFILE_BUILDKIT_HOST), an app whose language that executor cannot
-// compile compiles locally and says so.
+// UNIKFILE_BUILDKIT_HOST), an app that executor cannot compile (its
+// language, or its base) compiles locally and says so.
 func (r *planner) compileApp(ctx context.Context, p *lang.Project, a *lang.App) (*compile.Result, error) {
 	ch := r.env.choiceFor(p)
 	ex, err := ch.get(ctx, p, r.env)
 	if err != nil {
 		return nil, err
 	}
-	if !ex.Supports(a.Language) && (ch.settings.Executor == buildkit.Auto || ch.settings.Implied) {
-		graph.Progress(ctx, "BuildKit has no builder for language %s yet; compiling app %s with the local toolchain", a.Language, a.Name)
+	if !ex.Supports(a) && (ch.settings.Executor == buildkit.Auto || ch.settings.Implied) {
+		graph.Progress(ctx, "BuildKit has no builder for language %s on base %s yet; compiling app %s with the local toolchain", a.Language, a.Base, a.Name)
 		ex = compile.Local{}
 	}
 	env := r.env

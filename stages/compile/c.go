@@ -150,13 +150,12 @@ func (c cLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.W
 			return Launch{}, err
 		}
 		bin = filepath.Join(work, "main")
-		// Linked as the base wants it: static on linux, so that the
-		// program needs nothing from the host at run time; PIE on OSv.
+		// Linked as the base wants it: static on linux, PIE on OSv.
 		target, err := TargetFor(app.Base)
 		if err != nil {
 			return Launch{}, err
 		}
-		if _, err := run.Run(ctx, run.Cmd{Path: cc, Args: CLinkArgs(flags, bin, target.CLink, srcs), Dir: src, Env: env, Stdout: log, Stderr: log, Hint: hint}); err != nil {
+		if _, err := run.Run(ctx, run.Cmd{Path: cc, Args: target.CLinkArgs(flags, bin, srcs), Dir: src, Env: env, Stdout: log, Stderr: log, Hint: hint}); err != nil {
 			return fail(name+" "+strings.Join(srcs, " "), err)
 		}
 	}
@@ -182,7 +181,7 @@ func installProgram(ctx context.Context, app *lang.App, bin, rootfs string) (Lau
 	if _, err := run.Run(ctx, run.Cmd{Path: "strip", Args: StripArgs(out), Hint: "install binutils: apt-get install binutils"}); err != nil {
 		return Launch{}, fmt.Errorf("strip %s: %w", bin, err)
 	}
-	env, err := closure(app, rootfs, elfdeps.Host, NativeProgram)
+	env, err := closure(app, rootfs, NativeProgram)
 	if err != nil {
 		return Launch{}, err
 	}
@@ -208,7 +207,7 @@ func StripArgs(file string) []string { return []string{"--strip-all", file} }
 
 // ProgramLaunch completes a bundle holding a compiled program at
 // NativeProgram with its shared-library closure taken from from, and
-// says how to start it.
+// says how to start it (the linux base).
 func ProgramLaunch(rootfs string, from elfdeps.FS) (Launch, error) {
 	env, err := Closure(rootfs, from, NativeProgram)
 	if err != nil {
@@ -253,17 +252,16 @@ func MakeArgs(jobs, cc string, cxx bool) []string {
 }
 
 // CStaticArgs compile the listed sources srcs (relative to the source
-// folder) into one static program bin: it then needs nothing from the
-// host at run time.
+// folder) into one static program bin, for the linux base: it then needs
+// nothing from the host at run time.
 func CStaticArgs(flags, bin string, srcs []string) []string {
-	return CLinkArgs(flags, bin, targets["linux"].CLink, srcs)
+	return targets["linux"].CLinkArgs(flags, bin, srcs)
 }
 
-// CLinkArgs are the compiler's arguments for a program of listed sources
-// linked with the link flags of a base (its line in the table of
-// targets).
-func CLinkArgs(flags, bin string, link, srcs []string) []string {
-	args := append(strings.Fields(flags), link...)
+// CLinkArgs compile the listed sources srcs (relative to the source
+// folder) into one program bin linked as the target wants it.
+func (t Target) CLinkArgs(flags, bin string, srcs []string) []string {
+	args := append(strings.Fields(flags), t.CLink...)
 	args = append(args, "-o", bin)
 	return append(args, srcs...)
 }

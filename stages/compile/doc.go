@@ -4,8 +4,8 @@
 // arguments, the runtime's environment, the working directory, the memory
 // it needs). Languages are a table (one file each: golang.go, c.go for C
 // and C++, rust.go, python.go, node.go, java.go, elf.go, and ocaml.go,
-// whose apps are MirageOS unikernels built by mirage with a toolchain
-// found by mirage.go); the local
+// whose apps are MirageOS unikernels for Solo5 built by mirage with a
+// toolchain found by mirage.go); the local
 // executor runs the host's toolchains, the first in PATH, whose identity
 // is part of every key. Dynamic ELF files get their shared-library
 // closure from elfdeps. How programs are built for each base (Go's link
@@ -13,12 +13,13 @@
 // languages it cannot run) is the table of targets in bases.go; the
 // app's base picks its line, whose name is part of the key.
 // The buildkit executor (stages/compile/buildkit) compiles every language
-// but elf and ocaml in builder images, for the linux base, and shares the
-// key and bundle helpers here (SourceDigest, FinishBundle, ReadBundle) and
-// each language's commands, arguments, choices and launch (GoBuildArgs,
-// CFlags, CStaticArgs, PickProgram, CargoBuildArgs, PythonCompileArgs,
-// JlinkArgs, ...; Closure with the filesystem libraries come from), so
-// both write the same bundles.
+// but elf and ocaml in builder images, for the linux base only (it refuses
+// other bases, so mirage's OCaml apps are compiled locally),
+// and shares the key and bundle helpers here (SourceDigest, FinishBundle,
+// ReadBundle) and each language's commands, arguments, choices and launch
+// (GoBuildArgs, CFlags, CStaticArgs, PickProgram, CargoBuildArgs,
+// PythonCompileArgs, JlinkArgs, ...; Closure with the filesystem libraries
+// come from), so both write the same bundles.
 //
 // It must not know about kernels, images or targets: the package stage joins
 // a bundle with a base, and arguments, environment and ports are applied

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/unikfile/unikfile/lang"
-	"github.com/unikfile/unikfile/stages/compile/elfdeps"
 )
 
 // elfLang packs a program the user brings: main names an x86-64 ELF
@@ -44,7 +43,7 @@ func (l elfLang) Build(ctx context.Context, app *lang.App, rootfs string, log io
 	if err := copySource(app.Source, rootfs); err != nil {
 		return Launch{}, err
 	}
-	env, err := closure(app, rootfs, elfdeps.Host, AppDir)
+	env, err := closure(app, rootfs, AppDir)
 	if err != nil {
 		return Launch{}, fmt.Errorf("app %s: %w", app.Name, err)
 	}

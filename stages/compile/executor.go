@@ -14,8 +14,10 @@ import (
 type Executor interface {
 	// Name is the executor's name in a build block's executor attribute.
 	Name() string
-	// Supports reports whether the executor compiles language.
-	Supports(language string) bool
+	// Supports reports whether the executor compiles app (its language
+	// for its base); under executor auto the pipeline compiles the other
+	// apps locally.
+	Supports(app *lang.App) bool
 	// Compile builds app into a bundle in opts.Cache, or returns the
 	// cached one when nothing it depends on changed.
 	Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error)
@@ -32,8 +34,8 @@ const LocalName = "local"
 // Name is "local".
 func (Local) Name() string { return LocalName }
 
-// Supports reports whether a language of the table is named language.
-func (Local) Supports(language string) bool { _, ok := languages[language]; return ok }
+// Supports reports whether a language of the table is app's language.
+func (Local) Supports(app *lang.App) bool { _, ok := languages[app.Language]; return ok }
 
 // Compile is Compile.
 func (Local) Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/unikfile/unikfile/internal/run"
 	"github.com/unikfile/unikfile/lang"
-	"github.com/unikfile/unikfile/stages/compile/elfdeps"
 )
 
 const javaHint = "install a JDK: apt-get install openjdk-17-jdk-headless"
@@ -119,7 +118,7 @@ func (javaLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 	}); err != nil {
 		return fail("jlink", err)
 	}
-	env, err := closure(app, rootfs, elfdeps.Host, javaRuntime)
+	env, err := closure(app, rootfs, javaRuntime)
 	if err != nil {
 		return Launch{}, fmt.Errorf("app %s: %w", app.Name, err)
 	}

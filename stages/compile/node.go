@@ -167,7 +167,7 @@ func (nodeLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.
 	} else if err := copySource(app.Source, rootfs); err != nil {
 		return Launch{}, err
 	}
-	env, err := closure(app, rootfs, elfdeps.Host, NodeRoots(node)...)
+	env, err := closure(app, rootfs, NodeRoots(node)...)
 	if err != nil {
 		return Launch{}, fmt.Errorf("app %s: %w", app.Name, err)
 	}

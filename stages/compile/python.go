@@ -12,7 +12,6 @@ import (
 
 	"github.com/unikfile/unikfile/internal/run"
 	"github.com/unikfile/unikfile/lang"
-	"github.com/unikfile/unikfile/stages/compile/elfdeps"
 )
 
 const pythonHint = "install Python 3: apt-get install python3"
@@ -251,7 +250,7 @@ func (l pythonLang) Build(ctx context.Context, app *lang.App, rootfs string, log
 	}); err != nil {
 		return Launch{}, fmt.Errorf("app %s: compiling to byte code failed:\n%s", app.Name, compilerOutput(err))
 	}
-	more, err := closure(app, rootfs, elfdeps.Host, PythonRoots(info, packages)...)
+	more, err := closure(app, rootfs, PythonRoots(info, packages)...)
 	if err != nil {
 		return Launch{}, fmt.Errorf("app %s: %w", app.Name, err)
 	}

@@ -150,27 +150,26 @@ func copyHostPath(hostPath, rootfs string, skip func(rel string, isDir bool) boo
 // ELF files among roots (image paths; folders are searched for ELF files),
 // taken from the filesystem from (the host's for the local executor, the
 // builder image's for BuildKit), and the files of /etc that dynamic
-// programs read. It returns the environment the program needs
-// (LD_LIBRARY_PATH when libraries come from directories the loader does
-// not search by itself). It packs for the linux base; closure packs for
-// an app's own base.
+// programs read, for the linux base. It returns the environment the
+// program needs (LD_LIBRARY_PATH when libraries come from directories the
+// loader does not search by itself).
 func Closure(rootfs string, from elfdeps.FS, roots ...string) ([]string, error) {
-	return closureWith(rootfs, elfdeps.Options{From: from}, roots...)
+	return targets["linux"].closure(rootfs, from, roots...)
 }
 
-// closure is Closure for app's base, whose line in the table of targets
-// says what its kernel supplies and where its loader looks (OSv's).
-func closure(app *lang.App, rootfs string, from elfdeps.FS, roots ...string) ([]string, error) {
+// closure is Closure for the base of app, from the host (the local
+// executor).
+func closure(app *lang.App, rootfs string, roots ...string) ([]string, error) {
 	target, err := TargetFor(app.Base)
 	if err != nil {
 		return nil, err
 	}
-	opts := target.Closure
-	opts.From = from
-	return closureWith(rootfs, opts, roots...)
+	return target.closure(rootfs, elfdeps.Host, roots...)
 }
 
-func closureWith(rootfs string, opts elfdeps.Options, roots ...string) ([]string, error) {
+// closure is Closure as the target's kernel loads programs (the libraries
+// it supplies itself, where its loader looks).
+func (t Target) closure(rootfs string, from elfdeps.FS, roots ...string) ([]string, error) {
 	var files []string
 	for _, r := range roots {
 		fi, err := os.Stat(filepath.Join(rootfs, filepath.FromSlash(r)))
@@ -187,6 +186,8 @@ func closureWith(rootfs string, opts elfdeps.Options, roots ...string) ([]string
 		}
 		files = append(files, elfs...)
 	}
+	opts := t.Closure
+	opts.From = from
 	res, err := elfdeps.Pack(rootfs, files, opts)
 	if err != nil {
 		return nil, err

@@ -3,7 +3,10 @@
 // owns the reconciler behind `unikfile up`, `down` and `ps`: which instances
 // of a project exist, which are up to date, which to boot, replace or remove.
 // Each provider lives in a subpackage (qemu today) and is one entry in the
-// table in stages/registry.
+// table in stages/registry. Images of bases without unikfile's guest init
+// (a console protocol of their own, a separate root disk) go only to
+// providers that say they apply them (ForeignGuests, guests.go); the
+// others refuse them before booting (CheckImage).
 //
 // It must not build or package images (it receives finished ones), nor know
 // how any particular hypervisor or cloud works: everything provider-specific

@@ -155,6 +155,9 @@ func upApp(ctx context.Context, store *state.Store, ps *providers, req *UpReques
 	if err != nil {
 		return fail(err)
 	}
+	if err := CheckImage(req.Target.Provider, p, img.Image); err != nil {
+		return fail(err)
+	}
 	existing, err := store.List(state.Filter{Project: req.Project, Target: req.Target.Name, App: name})
 	if err != nil {
 		return fail(err)

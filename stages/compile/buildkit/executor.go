@@ -433,8 +433,12 @@ var _ compile.Executor = (*Executor)(nil)
 // Name is "buildkit".
 func (e *Executor) Name() string { return Name }
 
-// Supports reports whether BuildKit has a builder for language.
-func (e *Executor) Supports(language string) bool { return Supports(language) }
+// Supports reports whether BuildKit has a builder for app: its language, on
+// the linux base (the only one the recipes compile for).
+func (e *Executor) Supports(app *lang.App) bool {
+	t, err := compile.TargetFor(app.Base)
+	return err == nil && t.Name == "linux" && Supports(app.Language)
+}
 
 // Compile compiles app on buildkitd as CompileOutcome does, and says on
 // opts.Progress when BuildKit found the compile step in its cache.

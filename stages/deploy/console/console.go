@@ -72,7 +72,7 @@ func (s *Scanner) line(l string) {
 		if s.rules == nil {
 			s.rules = compile(s.Protocol)
 		}
-		if strings.HasPrefix(l, s.Protocol.Started) {
+		if s.Protocol.Ready != "" && strings.HasPrefix(l, s.Protocol.Ready) {
 			s.ready = true
 		}
 		if st, ok := s.rules.exit(l); ok && s.exit == nil {
@@ -96,10 +96,6 @@ func (s *Scanner) line(l string) {
 		s.address = a
 	}
 }
-
-// ProbesPorts reports whether the guest's protocol asks for its ports to be
-// probed before the app counts as ready (it has no check of its own).
-func (s *Scanner) ProbesPorts() bool { return s.Protocol != nil }
 
 // rules is a ConsoleProtocol compiled. A pattern that does not compile
 // matches nothing (images are written by unikfile's bases, whose tests
@@ -155,9 +151,12 @@ func (r *rules) addr(line string) (string, bool) {
 	return "", false
 }
 
-// Ready says the guest printed guest.ReadyMarker: every declared port
-// listens.
-func (s *Scanner) Ready() bool { return s.ready }
+// Ready says the guest printed guest.ReadyMarker (every declared port
+// listens), or with a Protocol its Ready line; a Protocol without a Ready
+// line has none to wait for, and the provider goes by its Accepts.
+func (s *Scanner) Ready() bool {
+	return s.ready || s.Protocol != nil && s.Protocol.Ready == ""
+}
 
 // Exit is the app's exit status once the guest printed it, else nil.
 func (s *Scanner) Exit() *int { return s.exit }
@@ -222,8 +221,8 @@ func LastExitWith(text []byte, p *pack.ConsoleProtocol) *int {
 	}
 	r := compile(p)
 	start := 0
-	for i := len(lines) - 1; i >= 0 && p.Started != ""; i-- {
-		if strings.HasPrefix(strings.TrimRight(lines[i], "\r"), p.Started) {
+	for i := len(lines) - 1; i >= 0 && p.Boot != ""; i-- {
+		if strings.HasPrefix(strings.TrimRight(lines[i], "\r"), p.Boot) {
 			start = i
 			break
 		}

@@ -67,7 +67,8 @@ func TestLastExit(t *testing.T) {
 // from its lines (the first one of a boot counts), and no init markers.
 func TestProtocol(t *testing.T) {
 	p := &pack.ConsoleProtocol{
-		Started: "Cmdline: ",
+		Boot:  "OSv v",
+		Ready: "ready: ",
 		Exits: []pack.ExitLine{
 			{Pattern: `program exited with status (-?\d+)`},
 			{Pattern: `Powering off\.`, Status: 0},
@@ -76,28 +77,32 @@ func TestProtocol(t *testing.T) {
 		Address: `eth0: (\d+\.\d+\.\d+\.\d+)`,
 	}
 	s := &Scanner{Protocol: p}
-	s.Write([]byte(guest.ReadyMarker + "\r\neth0: 10.0.2.15\r\n"))
-	if s.Ready() || s.Address() != "10.0.2.15" || !s.ProbesPorts() {
+	s.Write([]byte("OSv v1\r\n" + guest.ReadyMarker + "\r\neth0: 10.0.2.15\r\n"))
+	if s.Ready() || s.Address() != "10.0.2.15" {
 		t.Errorf("init marker taken, or no address: ready %v, address %q", s.Ready(), s.Address())
 	}
-	s.Write([]byte("Cmdline: /app 8080\r\nprogram exited with status 259\r\nPowering off.\r\n"))
+	s.Write([]byte("ready: 8080\r\nprogram exited with status 259\r\nPowering off.\r\n"))
 	if !s.Ready() || s.Exit() == nil || *s.Exit() != 3 {
 		t.Errorf("ready %v, exit %v; want ready and 3 (259 mod 256)", s.Ready(), s.Exit())
 	}
 	for text, want := range map[string]int{
-		"Cmdline: /a\nprogram exited with status 2\nPowering off.\nCmdline: /a\n[backtrace]\n": 134,
-		"Cmdline: /a\nhello\nPowering off.\n":                                                  0,
+		"OSv v1\nprogram exited with status 2\nPowering off.\nOSv v1\nready: x\n[backtrace]\n": 134,
+		"OSv v1\nhello\nPowering off.\n": 0,
 	} {
 		if got := LastExitWith([]byte(text), p); got == nil || *got != want {
 			t.Errorf("LastExitWith(%q) = %v, want %d", text, got, want)
 		}
 	}
-	if got := LastExitWith([]byte("Cmdline: /a\nserving\n"), p); got != nil {
+	if got := LastExitWith([]byte("OSv v1\nprogram exited with status 2\nOSv v1\nserving\n"), p); got != nil {
 		t.Errorf("a running guest has exit %d", *got)
 	}
-	// A guest that is the app (no started line): any line of the console
-	// gives the status, not only the last.
-	q := &pack.ConsoleProtocol{Exits: []pack.ExitLine{{Pattern: `Solo5: solo5_exit\((-?\d+)\) called`}}}
+	// A guest that is the app (no boot line): any line of the console
+	// gives the status, not only the last; with no ready line it has none
+	// to wait for.
+	q := &pack.ConsoleProtocol{Accepts: true, Exits: []pack.ExitLine{{Pattern: `Solo5: solo5_exit\((-?\d+)\) called`}}}
+	if s := (&Scanner{Protocol: q}); !s.Ready() {
+		t.Error("a protocol without a ready line waits for one")
+	}
 	if got := LastExitWith([]byte("Solo5: banner\nhello\nSolo5: solo5_exit(3) called\n"), q); got == nil || *got != 3 {
 		t.Errorf("no started line: exit %v, want 3", got)
 	}

@@ -263,7 +263,7 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 		if b.con.Exit() != nil {
 			return b.exitedEarly(ctx)
 		}
-		if b.con.Ready() && b.portsAnswer(b.cfg.Forwards) == nil && (!b.con.ProbesPorts() || b.guestAccepts(ctx, b.cfg.Forwards) == nil) {
+		if b.con.Ready() && b.portsAnswer(b.cfg.Forwards) == nil && (!b.accepts() || b.guestAccepts(ctx, b.cfg.Forwards) == nil) {
 			return nil, nil
 		}
 		select {
@@ -283,12 +283,10 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 		case <-timer.C:
 			why := "the guest did not print that it was ready"
 			switch {
-			case b.con.Ready() && b.con.ProbesPorts() && b.portsAnswer(b.cfg.Forwards) == nil:
-				why = fmt.Sprintf("the app started but does not accept connections: %v", b.guestAccepts(ctx, b.cfg.Forwards))
+			case b.con.Ready() && b.accepts() && b.portsAnswer(b.cfg.Forwards) == nil:
+				why = fmt.Sprintf("the guest has not accepted a connection on its ports: %v", b.guestAccepts(ctx, b.cfg.Forwards))
 			case b.con.Ready():
 				why = fmt.Sprintf("the guest is ready but the forwarded host port does not answer: %v", b.portsAnswer(b.cfg.Forwards))
-			case b.con.ProbesPorts():
-				why = "the guest did not start the app"
 			}
 			err := fmt.Errorf("app %s was not ready after %s (accel %s): %s\n%s", b.app, b.timeout, b.cfg.Accel, why, b.quote())
 			b.abort(ctx)
@@ -310,41 +308,10 @@ func (b *booting) portsAnswer(fw []Forward) error {
 	return nil
 }
 
-// guestAcceptWait is how long a probe connection through a forward must
-// stay open for the guest to count as listening: QEMU's user network takes
-// the host side at once and closes it within milliseconds when the guest
-// refuses the connection.
-const guestAcceptWait = 150 * time.Millisecond
-
-// guestAccepts says whether the guest itself takes connections on every
-// forwarded port, for guests that cannot report readiness (a
-// pack.ConsoleProtocol): a connection the guest refuses is closed at once;
-// one that stays open (and to which the app did not speak first) counts
-// when QEMU's user network says the guest answered it (guestAnswered), as
-// QEMU holds it open too while the guest's network is not up yet.
-func (b *booting) guestAccepts(ctx context.Context, fw []Forward) error {
-	for _, f := range fw {
-		c, err := net.DialTimeout("tcp", dialAddr(f), portDialTimeout)
-		if err != nil {
-			return err
-		}
-		_ = c.SetReadDeadline(time.Now().Add(guestAcceptWait))
-		var one [1]byte
-		n, err := c.Read(one[:])
-		var ne net.Error
-		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
-			_ = c.Close()
-			return fmt.Errorf("the guest does not accept connections on port %d yet (%v)", f.Guest, err)
-		}
-		if n == 0 {
-			if accepted, known := guestAnswered(ctx, b.cfg.QMP, f); known && !accepted {
-				_ = c.Close()
-				return fmt.Errorf("the guest has not answered a connection on port %d yet (its network is not up, or it is busy)", f.Guest)
-			}
-		}
-		_ = c.Close()
-	}
-	return nil
+// accepts says the image's console protocol asks for the guest's own
+// acceptance of a connection on every forwarded port (see guestAccepts).
+func (b *booting) accepts() bool {
+	return b.cfg.GuestConsole != nil && b.cfg.GuestConsole.Accepts
 }
 
 // exitedEarly handles an exit marker before readiness: the guest powers off

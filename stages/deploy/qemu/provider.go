@@ -73,6 +73,10 @@ func NewProvider(env deploy.Env) *Provider {
 
 var _ deploy.Provider = (*Provider)(nil)
 
+// BootsForeignGuests: the qemu provider applies an image's console
+// protocol and attaches its root disk (deploy.ForeignGuests).
+func (p *Provider) BootsForeignGuests() {}
+
 func (p *Provider) binary() string {
 	if p.Binary != "" {
 		return p.Binary

@@ -2,8 +2,11 @@ package qemu
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // handshakeDone are the TCP states of QEMU's user network (`info
@@ -14,22 +17,60 @@ var handshakeDone = map[string]bool{
 	"CLOSING": true, "LAST_ACK": true, "TIME_WAIT": true,
 }
 
-// guestAnswered reads QEMU's user network table (HMP `info usernet`)
-// while a connection through forward f is open, and says whether the
-// guest accepted it. While the guest has not answered (its network is not
-// up yet), QEMU holds the host side open in SYN_SENT, so an open host
-// connection alone proves nothing. known is false when the table cannot
-// be read (the caller then goes by the open connection).
-func guestAnswered(ctx context.Context, qmp string, f Forward) (accepted, known bool) {
-	if qmp == "" {
-		return false, false
+// guestAcceptWait bounds how long guestAccepts watches one probe
+// connection for the guest's answer before it tries again with a new one.
+const guestAcceptWait = 2 * time.Second
+
+// usernetPoll is how often guestAccepts reads QEMU's user network table
+// while it waits.
+const usernetPoll = 20 * time.Millisecond
+
+// guestAccepts says whether the guest has accepted a connection on every
+// forwarded port, as QEMU sees it (pack.ConsoleProtocol.Accepts): it
+// connects to the forward's host port and reads QEMU's user network table
+// (HMP `info usernet`) while the connection is open. QEMU takes the host
+// side at once and holds it open in SYN_SENT while the guest has not
+// answered (its network is not up, or it is busy), so the host side alone
+// proves nothing; the guest has accepted once the connection is in a state
+// after its SYN-ACK (handshakeDone). A refused connection leaves the table.
+func (b *booting) guestAccepts(ctx context.Context, fw []Forward) error {
+	for _, f := range fw {
+		if err := guestAccepted(ctx, b.cfg.QMP, f); err != nil {
+			return err
+		}
 	}
-	out, err := hmp(ctx, qmp, "info usernet")
+	return nil
+}
+
+func guestAccepted(ctx context.Context, qmp string, f Forward) error {
+	c, err := net.DialTimeout("tcp", dialAddr(f), portDialTimeout)
 	if err != nil {
-		return false, false
+		return err
 	}
-	accepted, _ = parseUsernet(out, f)
-	return accepted, true
+	defer c.Close()
+	deadline := time.Now().Add(guestAcceptWait)
+	seen := false
+	for {
+		out, err := hmp(ctx, qmp, "info usernet")
+		if err != nil {
+			return fmt.Errorf("cannot read QEMU's user network table to see whether the guest accepts on port %d: %w", f.Guest, err)
+		}
+		accepted, listed := parseUsernet(out, f)
+		switch {
+		case accepted:
+			return nil
+		case seen && !listed:
+			return fmt.Errorf("the guest refused a connection on port %d (the app does not listen yet)", f.Guest)
+		case time.Now().After(deadline):
+			return fmt.Errorf("the guest has not answered a connection on port %d after %s (its network is not up, or it is busy)", f.Guest, guestAcceptWait)
+		}
+		seen = seen || listed
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(usernetPoll):
+		}
+	}
 }
 
 // parseUsernet reads the table of `info usernet`:

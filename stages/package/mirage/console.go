@@ -9,12 +9,16 @@ const StatusAbort = 255
 // Console is how a Solo5 unikernel tells on its console how it ended:
 // solo5_exit(N) prints "Solo5: solo5_exit(N) called", solo5_abort()
 // "Solo5: solo5_abort() called", and Solo5's own aborts "Solo5: ABORT:
-// ...". The unikernel is the app, so it has started with its first console
-// line (Solo5's banner), and MirageOS's TCP/IP stack logs the address it
-// configured ("stack assembled: mac=...,ip=10.0.2.15").
+// ...". MirageOS's TCP/IP stack logs the address it configured ("stack
+// assembled: mac=...,ip=10.0.2.15"). The unikernel is the app and prints
+// no line once it listens, so it has no Ready line: it is ready when it
+// has accepted a connection on each forwarded port (Accepts). It has no
+// Boot line either: QEMU runs it with -no-reboot, so a console holds one
+// boot, and with --solo5:quiet not even Solo5's banner starts it.
 func Console() *pack.ConsoleProtocol {
 	return &pack.ConsoleProtocol{
-		Started: "",
+		Ready:   "",
+		Accepts: true,
 		Exits: []pack.ExitLine{
 			{Pattern: `Solo5: solo5_exit\((-?\d+)\) called`},
 			{Pattern: `Solo5: solo5_abort\(\) called`, Status: StatusAbort},

@@ -82,8 +82,11 @@ func (Base) Decode(b *lang.Block, _ *lang.App) any {
 	return s
 }
 
-// Shared: OSv images need no work shared between apps.
-func (Base) Shared() *pack.Shared { return nil }
+// Shared builds the readiness helper, once per source and C compiler, for
+// every app.
+func (Base) Shared() *pack.Shared {
+	return &pack.Shared{ID: readyID, Run: buildReadyShared}
+}
 
 // kernel resolves the kernel for setting once per run.
 func kernel(env *pack.Env, setting string) (*Kernel, error) {
@@ -114,6 +117,11 @@ func (Base) Package(ctx context.Context, env *pack.Env, in pack.Input) (*pack.Bu
 		return nil, fmt.Errorf("package %s: %w", a.Name, err)
 	}
 	caDigest, _ := env.Digests.FileDigest(HostCACerts)
+	ready, _ := in.Shared.(string)
+	readyDigest, err := env.Digests.FileDigest(ready)
+	if err != nil {
+		return nil, fmt.Errorf("package %s: the readiness helper: %w", a.Name, err)
+	}
 	cmd := Command{
 		Argv:    pack.Argv(in),
 		Env:     pack.Environment(in),
@@ -133,18 +141,20 @@ func (Base) Package(ctx context.Context, env *pack.Env, in pack.Input) (*pack.Bu
 		Add("bundle", in.Bundle.Manifest.Key).
 		Add("kernel", k.Digest).
 		Add("ca-certificates", caDigest).
+		Add("ready", readyDigest).
 		Add("command", string(cmdJSON)).
 		Add("ports", fmt.Sprint(a.Ports)).
 		Add("memory", strconv.Itoa(memory)).
 		Sum()
 	dir, hit, err := env.Cache.Fill(ctx, "images", key, func(ctx context.Context, dir string) error {
 		_, err := Build(ctx, Input{
-			App:        a.Name,
-			BundleRoot: filepath.Join(in.Bundle.Dir, compile.RootfsDir),
-			Command:    cmd,
-			Kernel:     k,
-			Ports:      append([]int(nil), a.Ports...),
-			MemoryMiB:  memory,
+			App:         a.Name,
+			BundleRoot:  filepath.Join(in.Bundle.Dir, compile.RootfsDir),
+			Command:     cmd,
+			Kernel:      k,
+			Ports:       append([]int(nil), a.Ports...),
+			MemoryMiB:   memory,
+			ReadyHelper: ready,
 		}, dir)
 		return err
 	})

@@ -49,6 +49,16 @@ func bootPrereqs(t *testing.T) (*Kernel, string) {
 	return k, qemu
 }
 
+// readyHelper builds the readiness helper for a test.
+func readyHelper(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "ready")
+	if err := BuildReady(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // compileExample compiles examples/DIR for the osv base.
 func compileExample(ctx context.Context, t *testing.T, language, dir string) *compile.Result {
 	t.Helper()
@@ -76,11 +86,12 @@ func image(ctx context.Context, t *testing.T, k *Kernel, b *compile.Result, args
 	t.Helper()
 	dir := t.TempDir()
 	img, err := Build(ctx, Input{
-		App:        b.Manifest.App,
-		BundleRoot: filepath.Join(b.Dir, compile.RootfsDir),
-		Command:    Command{Argv: append(b.Manifest.Command(), args...), Env: append(append([]string(nil), b.Manifest.Env...), env...), Dir: b.Manifest.Dir},
-		Kernel:     k,
-		Ports:      []int{8080},
+		ReadyHelper: readyHelper(t),
+		App:         b.Manifest.App,
+		BundleRoot:  filepath.Join(b.Dir, compile.RootfsDir),
+		Command:     Command{Argv: append(b.Manifest.Command(), args...), Env: append(append([]string(nil), b.Manifest.Env...), env...), Dir: b.Manifest.Dir},
+		Kernel:      k,
+		Ports:       []int{8080},
 	}, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -216,9 +227,14 @@ func TestBootQEMULanguages(t *testing.T) {
 			if !strings.Contains(body, tc.want) {
 				t.Errorf("answer %q, want %q", body, tc.want)
 			}
+			// The helper prints its line once it has connected too.
+			for end := time.Now().Add(30 * time.Second); !strings.Contains(v.console(), "\n"+ReadyMarker+"\n") && time.Now().Before(end); {
+				time.Sleep(10 * time.Millisecond)
+			}
 			con := v.console()
-			if !strings.Contains(con, "OSv "+k.Version) || !strings.Contains(con, LaunchedMarker+img.Cmdline[strings.Index(img.Cmdline, b.Manifest.Command()[0]):]) {
-				t.Errorf("console lacks the banner or the app's command line:\n%s", con)
+			want := LaunchedMarker + ReadyPath + " 8080 &! " + b.Manifest.Command()[0]
+			if !strings.Contains(con, "OSv "+k.Version) || !strings.Contains(con, want) || !strings.Contains(con, "\n"+ReadyMarker+"\n") {
+				t.Errorf("console lacks the banner, %q or the ready line:\n%s", want, con)
 			}
 			fi, _ := os.Stat(filepath.Join(dir, RootFile))
 			t.Logf("%s: root disk %d KiB, %d MiB of memory; QEMU start to first HTTP response %v", tc.language, fi.Size()>>10, img.MemoryMiB, took.Round(time.Millisecond))

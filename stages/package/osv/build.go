@@ -67,6 +67,9 @@ type Input struct {
 	// CACerts is a CA bundle to place at HostCACerts when the bundle has
 	// none; "" means HostCACerts on this host, if present.
 	CACerts string
+	// ReadyHelper is the readiness helper (BuildReady), which an app with
+	// Ports needs.
+	ReadyHelper string
 }
 
 // Build writes the direct-boot image directory outDir: KernelFile,
@@ -84,11 +87,18 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 		cmd.Net = QEMUUserNet
 	}
 	cmd.Env = withDefaults(cmd.Env)
+	ready := ""
+	if len(in.Ports) > 0 {
+		if in.ReadyHelper == "" {
+			return fail(errNoReady)
+		}
+		ready, cmd.ReadyPorts = in.ReadyHelper, append([]int(nil), in.Ports...)
+	}
 	cmdline, err := Cmdline(cmd)
 	if err != nil {
 		return fail(err)
 	}
-	fsys, err := Layout(in.BundleRoot, in.Kernel, in.CACerts)
+	fsys, err := Layout(in.BundleRoot, in.Kernel, in.CACerts, ready)
 	if err != nil {
 		return fail(err)
 	}
@@ -139,7 +149,7 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 		Size:          fi.Size(),
 		VirtualSize:   fi.Size(),
 		Deterministic: true,
-		Console:       Console(),
+		Console:       Console(len(in.Ports) > 0),
 	}
 	if err := writeKernelRef(outDir, in.Kernel); err != nil {
 		return fail(err)

@@ -51,13 +51,16 @@ func testKernel(t *testing.T, boot bool) *Kernel {
 func testInput(t *testing.T, bundle string, k *Kernel) Input {
 	ca := filepath.Join(t.TempDir(), "ca.crt")
 	os.WriteFile(ca, []byte("CERTS"), 0o644)
+	ready := filepath.Join(t.TempDir(), "ready")
+	os.WriteFile(ready, []byte("READY"), 0o755)
 	return Input{
-		App:        "api",
-		BundleRoot: bundle,
-		Command:    Command{Argv: []string{"/app/main", "8080"}, Env: []string{"GREETING=hi"}, Dir: "/app"},
-		Kernel:     k,
-		Ports:      []int{8080},
-		CACerts:    ca,
+		ReadyHelper: ready,
+		App:         "api",
+		BundleRoot:  bundle,
+		Command:     Command{Argv: []string{"/app/main", "8080"}, Env: []string{"GREETING=hi"}, Dir: "/app"},
+		Kernel:      k,
+		Ports:       []int{8080},
+		CACerts:     ca,
 	}
 }
 
@@ -108,7 +111,7 @@ func TestBuild(t *testing.T) {
 	if img.Base != "osv" || img.Format != FormatDirect || img.Kernel != KernelFile || img.RootDisk != RootFile || img.Disk != "" || img.Console == nil || img.KernelVersion != "v1.2.3-4-gabc" || img.MemoryMiB != DefaultMemoryMiB {
 		t.Errorf("image %+v", img)
 	}
-	wantCmd := "--console=serial --rootfs=rofs --verbose --power-off-on-abort --ip=eth0,10.0.2.15,255.255.255.0 --defaultgw=10.0.2.2 --nameserver=10.0.2.3 --env=GREETING=hi --env=HOME=/ --env=PATH=/usr/local/bin:/usr/bin:/bin --cwd=/app /app/main 8080"
+	wantCmd := "--console=serial --rootfs=rofs --verbose --power-off-on-abort --ip=eth0,10.0.2.15,255.255.255.0 --defaultgw=10.0.2.2 --nameserver=10.0.2.3 --env=GREETING=hi --env=HOME=/ --env=PATH=/usr/local/bin:/usr/bin:/bin --cwd=/app /.unikfile/ready 8080 &! /app/main 8080"
 	if img.Cmdline != wantCmd {
 		t.Errorf("cmdline\n%s\nwant\n%s", img.Cmdline, wantCmd)
 	}
@@ -135,6 +138,7 @@ func TestBuild(t *testing.T) {
 		"/etc/hosts":                        hosts,
 		"/etc/mnttab":                       "-> /proc/mounts",
 		HostCACerts:                         "CERTS",
+		ReadyPath:                           "READY",
 		"/dev":                              "dir", "/proc": "dir", "/sys": "dir", "/tmp": "dir",
 	}
 	for p, w := range want {
@@ -199,6 +203,10 @@ func TestBuildRefuses(t *testing.T) {
 			in.MemoryMiB = 66
 		}, "memory 66 MiB is too small for a root file system of 3 MiB"},
 		{"no kernel", func(b string, in *Input) { in.Kernel = nil }, "no kernel"},
+		{"ports without the readiness helper", func(b string, in *Input) { in.ReadyHelper = "" }, "needs the readiness helper"},
+		{"a bundle with /.unikfile", func(b string, in *Input) {
+			os.MkdirAll(filepath.Join(b, ".unikfile"), 0o755)
+		}, "the app bundle has /.unikfile"},
 		{"a literal $", func(b string, in *Input) { in.Command.Argv = append(in.Command.Argv, "$x") }, "literal $"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package osv
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -34,6 +35,10 @@ type Command struct {
 	// Options are more kernel options (osv { options = [...] }), placed
 	// before the app.
 	Options []string
+	// ReadyPorts, if any, are the ports the readiness helper (ReadyPath)
+	// waits for; OSv then runs it first, detached ("&!"), and the app in
+	// the foreground, so that the app's end ends OSv.
+	ReadyPorts []int
 }
 
 // baseOptions are in every command line:
@@ -80,15 +85,22 @@ func Cmdline(c Command) (string, error) {
 		}
 		opts = append(opts, o)
 	}
-	words := make([]string, len(c.Argv))
-	for i, a := range c.Argv {
+	var words []string
+	if len(c.ReadyPorts) > 0 {
+		words = append(words, ReadyPath)
+		for _, p := range c.ReadyPorts {
+			words = append(words, strconv.Itoa(p))
+		}
+		words = append(words, "&!")
+	}
+	for _, a := range c.Argv {
 		if strings.Contains(a, "$") {
 			return "", fmt.Errorf("argument %q: OSv replaces $NAME in the command line with the variable's value and cannot pass a literal $; pass the value through env instead", a)
 		}
 		if strings.ContainsRune(a, 0) {
 			return "", fmt.Errorf("argument %q: OSv's command line cannot carry a NUL", a)
 		}
-		words[i] = quoteWord(a)
+		words = append(words, quoteWord(a))
 	}
 	line := strings.Join(append(opts, words...), " ")
 	if len(line) > MaxCmdline {

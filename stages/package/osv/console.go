@@ -3,9 +3,12 @@ package osv
 import pack "github.com/unikfile/unikfile/stages/package"
 
 // LaunchedMarker starts the line OSv prints when it starts the app
-// ("Cmdline: /app/main 8080"); OSv has no readiness signal of its own, so
-// an app with ports is ready when the guest accepts connections on them.
+// ("Cmdline: /app/main 8080"): the readiness of an app without ports.
+// An app with ports is ready when the readiness helper prints ReadyMarker.
 const LaunchedMarker = "Cmdline: "
+
+// bootMarker starts the first line of every OSv boot.
+const bootMarker = "OSv v"
 
 // Exit statuses for ends that are not the app's own.
 const (
@@ -19,10 +22,16 @@ const (
 // "program PATH returned N", a program OSv cannot load prints its error
 // and "... Powering off." (StatusNotStarted), an abort prints a backtrace
 // (StatusCrashed), and a main returning 0 leaves only "Powering off.".
-// OSv prints the address it configured as "eth0: ADDRESS".
-func Console() *pack.ConsoleProtocol {
+// OSv prints the address it configured as "eth0: ADDRESS". withPorts
+// says the image carries the readiness helper.
+func Console(withPorts bool) *pack.ConsoleProtocol {
+	ready := LaunchedMarker
+	if withPorts {
+		ready = ReadyMarker
+	}
 	return &pack.ConsoleProtocol{
-		Started: LaunchedMarker,
+		Boot:  bootMarker,
+		Ready: ready,
 		Exits: []pack.ExitLine{
 			{Pattern: `program exited with status (-?\d+)`},
 			{Pattern: `program .* returned (-?\d+)`},

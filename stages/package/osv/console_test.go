@@ -10,7 +10,7 @@ import (
 // exitStatus reads a console the way unikfile's providers do: with the
 // image's console protocol.
 func exitStatus(text string) (int, bool) {
-	st := console.LastExitWith([]byte(text), Console())
+	st := console.LastExitWith([]byte(text), Console(true))
 	if st == nil {
 		return 0, false
 	}
@@ -34,6 +34,7 @@ func TestExitStatus(t *testing.T) {
 		{"aborted", boot + "Assertion failed: px != 0 (x.hpp: operator->: 199)\n\n[backtrace]\n0x0000000040239628 <__assert_fail+24>\n", StatusCrashed, true},
 		{"the app prints the words", boot + "it said: program exited with status 9 (a log line)\r\n", 0, false},
 		{"a second boot's console counts", boot + "program exited with status 3\r\nPowering off.\r\n" + boot + "serving\r\n", 0, false},
+		{"the app ended before it listened", boot + "program /app/main returned 1\r\nRequested termination of /.unikfile/ready, waiting...\r\nPowering off.\r\n", 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, ok := exitStatus(tc.console)
@@ -47,7 +48,7 @@ func TestExitStatus(t *testing.T) {
 // The protocol's patterns compile, and a scanner fed a boot finds the
 // start and the address.
 func TestConsoleProtocol(t *testing.T) {
-	p := Console()
+	p := Console(true)
 	for _, e := range p.Exits {
 		if _, err := regexp.Compile(e.Pattern); err != nil {
 			t.Errorf("%q: %v", e.Pattern, err)
@@ -58,7 +59,11 @@ func TestConsoleProtocol(t *testing.T) {
 	if s.Ready() || s.Address() != "10.0.2.15" {
 		t.Errorf("before the app: ready %v, address %q", s.Ready(), s.Address())
 	}
-	s.Write([]byte("Cmdline: /app/main 8080\r\nprogram exited with status 2\r\nPowering off.\r\n"))
+	s.Write([]byte("Cmdline: /.unikfile/ready 8080 &! /app/main 8080\r\n"))
+	if s.Ready() {
+		t.Error("ready before the helper said so")
+	}
+	s.Write([]byte("unikfile-osv: ready\r\nprogram exited with status 2\r\nPowering off.\r\n"))
 	if !s.Ready() || s.Exit() == nil || *s.Exit() != 2 {
 		t.Errorf("after: ready %v, exit %v", s.Ready(), s.Exit())
 	}

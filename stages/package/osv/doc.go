@@ -14,8 +14,10 @@
 // command line at byte 512, the ROFS partition at a 2 MiB boundary), which
 // the format stage converts; the QEMU arguments the image needs (QEMUArgs,
 // which unikfile's qemu provider derives from the image's RootDisk);
-// OSv's console protocol (Console: the line that says the app started, the
-// lines that give its exit status), which images carry for providers; and
+// OSv's console protocol (Console: the line that says the app is ready,
+// the lines that give its exit status), which images carry for providers;
+// the readiness helper (helper/ready.c, BuildReady: OSv runs it beside an
+// app with ports, and it prints ReadyMarker once they accept); and
 // the base's entry in the bases table (Base: its settings block, Package,
 // Disk, FetchKernel).
 //

@@ -31,7 +31,7 @@ const hosts = "127.0.0.1 localhost osv.local\n"
 var mountPoints = []string{"/dev", "/proc", "/sys", "/tmp"}
 
 // owned are the paths the base writes; a bundle that has them is refused.
-var owned = []string{"/" + EnvironFile, "/etc/fstab", "/etc/mnttab"}
+var owned = []string{"/" + EnvironFile, "/etc/fstab", "/etc/mnttab", "/.unikfile"}
 
 // replaced are the bundle's files the base replaces, as the linux base
 // does.
@@ -39,10 +39,10 @@ var replaced = map[string]bool{"/etc/hosts": true}
 
 // Layout is the image's root file system: the bundle's tree at /, then
 // /libenviron.so from the kernel, /etc/fstab, /etc/hosts, /etc/mnttab (a
-// link to /proc/mounts), the mount points, and the CA bundle at
-// HostCACerts unless the bundle has one (ca names it; "" is the host's, if
-// there is one).
-func Layout(bundleRoot string, k *Kernel, ca string) (*rofs.FS, error) {
+// link to /proc/mounts), the mount points, the readiness helper at
+// ReadyPath when ready names it, and the CA bundle at HostCACerts unless
+// the bundle has one (ca names it; "" is the host's, if there is one).
+func Layout(bundleRoot string, k *Kernel, ca, ready string) (*rofs.FS, error) {
 	f := rofs.New()
 	if bundleRoot != "" {
 		if err := addTree(f, bundleRoot, replaced); err != nil {
@@ -65,6 +65,11 @@ func Layout(bundleRoot string, k *Kernel, ca string) (*rofs.FS, error) {
 	}
 	if err := f.Symlink("/etc/mnttab", "/proc/mounts"); err != nil {
 		return nil, err
+	}
+	if ready != "" {
+		if err := f.AddHostFile(ReadyPath, ready); err != nil {
+			return nil, fmt.Errorf("the readiness helper: %w", err)
+		}
 	}
 	for _, d := range mountPoints {
 		if err := f.Mkdir(d); err != nil {
