@@ -116,8 +116,8 @@ func dirSize(dir string) int64 {
 
 func mib(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB" }
 
-// waitAnswer polls like waitHTTP with a longer client timeout: an
-// interpreter's or a JVM's first answer under TCG can take a while.
+// waitAnswer polls like waitHTTP, less often: an interpreter's or a
+// JVM's first answer under TCG can take a while.
 func waitAnswer(port int, limit time.Duration) error {
 	return pollHTTP(port, limit, 500*time.Millisecond)
 }

@@ -40,6 +40,11 @@ type Target struct {
 	// CheckProgram, if set, says why the program the bundle starts (file
 	// on the host, name in the image) cannot run on this base.
 	CheckProgram func(file, name string) error
+	// Compiler, if set, builds the programs of every language the base
+	// runs in place of the language table's own build: a base whose
+	// programs are linked with its kernel by a toolchain of its own (an
+	// SDK the app's block names).
+	Compiler Language
 }
 
 // osvSupplied are the shared libraries OSv's kernel provides itself
@@ -99,7 +104,26 @@ var targets = map[string]Target{
 		OnlyWhy: "a MirageOS unikernel is an OCaml program (config.ml and its modules) built with the libraries it uses; programs in other languages run on base \"linux\"",
 		Solo5:   "virtio",
 	},
+	// IncludeOS links one C or C++ service with the parts of its library
+	// OS it uses into a 64-bit multiboot ELF, with CMake and the SDK's
+	// toolchain file: nothing of the host's toolchains or libraries.
+	"includeos": {
+		Name:     "includeos",
+		Compiler: includeosLang{},
+		Unsupported: map[string]string{
+			"go":     includeosOnly,
+			"rust":   includeosOnly,
+			"python": includeosOnly,
+			"node":   includeosOnly,
+			"java":   includeosOnly,
+			"ocaml":  notMirage,
+			"elf":    "IncludeOS links the service with its library OS from source; a Linux program needs a Linux kernel",
+		},
+	},
 }
+
+// includeosOnly is why a language cannot run on IncludeOS.
+const includeosOnly = "IncludeOS runs a service written in C++ (or C) and linked with its library OS by CMake; its runtime has no Linux system calls for other languages' runtimes"
 
 // TargetFor returns the target of base ("" is linux).
 func TargetFor(base string) (Target, error) {

@@ -101,13 +101,41 @@ func TestCheckBase(t *testing.T) {
 			t.Errorf("%s on linux: %v", l, err)
 		}
 	}
-	if err := CheckBase("rump", "c"); err == nil || !strings.Contains(err.Error(), `base "rump" cannot be built by this version of unikfile (supported: linux, mirage, osv)`) {
+	if err := CheckBase("rump", "c"); err == nil || !strings.Contains(err.Error(), `base "rump" cannot be built by this version of unikfile (supported: includeos, linux, mirage, osv)`) {
 		t.Errorf("rump: %v", err)
+	}
+	for _, l := range []string{"c", "cpp"} {
+		if err := CheckBase("includeos", l); err != nil {
+			t.Errorf("%s on includeos: %v", l, err)
+		}
+	}
+	for _, l := range []string{"go", "rust", "python", "node", "java", "elf"} {
+		err := CheckBase("includeos", l)
+		if err == nil || !strings.Contains(err.Error(), "choose one of c, cpp, or base = \"linux\"") {
+			t.Errorf("%s on includeos: %v", l, err)
+		}
 	}
 	// Compile refuses before running anything.
 	app := &lang.App{Name: "web", Source: t.TempDir(), Language: "node", Base: "osv"}
 	if _, err := compileWith(t, app, t.TempDir()); err == nil || !strings.Contains(err.Error(), "app web: language \"node\" cannot run on base \"osv\"") {
 		t.Errorf("compile of node for osv: %v", err)
+	}
+}
+
+// An includeos app compiles with the SDK its block or
+// UNIKFILE_INCLUDEOS_SDK names; without one the compile says how to get
+// one, before running anything.
+func TestIncludeOSNeedsAnSDK(t *testing.T) {
+	t.Setenv("UNIKFILE_INCLUDEOS_SDK", "")
+	app := &lang.App{Name: "svc", Source: t.TempDir(), Language: "cpp", Base: "includeos"}
+	_, err := compileWith(t, app, t.TempDir())
+	for _, w := range []string{"app svc: no IncludeOS SDK", "UNIKFILE_INCLUDEOS_SDK is unset", "README"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("compile without an SDK: %v; want %q", err, w)
+		}
+	}
+	if got := LanguagesFor("includeos"); strings.Join(got, ",") != "c,cpp" {
+		t.Errorf("LanguagesFor(includeos) = %v", got)
 	}
 }
 

@@ -149,7 +149,11 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 	if err := CheckBase(app.Base, app.Language); err != nil {
 		return nil, fmt.Errorf("app %s: %w", app.Name, err)
 	}
-	tc, err := opts.Memo.toolchain(ctx, app.Language, l, app)
+	toolName := app.Language
+	if target.Compiler != nil {
+		l, toolName = target.Compiler, target.Name+" "+app.Language
+	}
+	tc, err := opts.Memo.toolchain(ctx, toolName, l, app)
 	if err != nil {
 		return nil, err
 	}

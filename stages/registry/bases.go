@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	pack "github.com/unikfile/unikfile/stages/package"
+	"github.com/unikfile/unikfile/stages/package/includeos"
 	"github.com/unikfile/unikfile/stages/package/linux"
 	"github.com/unikfile/unikfile/stages/package/mirage"
 	"github.com/unikfile/unikfile/stages/package/osv"
@@ -14,9 +15,10 @@ const DefaultBase = linux.Name
 
 // bases is the table of bases, by the name an app's `base` attribute uses.
 var bases = map[string]pack.Base{
-	linux.Name:  linux.Base{},
-	osv.Name:    osv.Base{},
-	mirage.Name: mirage.Base{},
+	linux.Name:     linux.Base{},
+	osv.Name:       osv.Base{},
+	mirage.Name:    mirage.Base{},
+	includeos.Name: includeos.Base{},
 }
 
 // Base returns the base called name, or nil.
