@@ -150,6 +150,17 @@ func TestBootTCPExampleAnswersHTTP(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = p.Stop(context.Background(), inst) })
 	ready := time.Since(start)
+	// Ready means the guest accepted a connection (Accepts), not that
+	// QEMU took the host side of one: by then MirageOS has brought its
+	// stack up and said so on the console, which QEMU writes as the
+	// guest prints.
+	var early bytes.Buffer
+	if err := p.Logs(context.Background(), inst, false, &early); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(early.String(), "stack assembled") {
+		t.Errorf("ready before the guest's network was up; console when Boot returned:\n%s", early.String())
+	}
 	c := http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
 	if err != nil {
