@@ -16,5 +16,14 @@
 //     compress/gzip at BestSpeed over the whole GiB); -gce-only runs just
 //     this one.
 //
+// Two long runs check robustness rather than speed (not in CI): -suite kill
+// kills `unikfile up` or `unikfile build` with SIGKILL at random moments
+// and checks each recovery (the next up succeeds, every cache entry
+// verifies, one instance, one run directory, one QEMU, an image equal to an
+// undisturbed build's); -suite soak feeds a watch hundreds of edits and
+// checks that it then holds what it held after the first (QEMUs, open
+// files, goroutines, children; the watch prints them on SIGUSR1).
+// bench/fuzz runs every fuzz target.
+//
 // Run it with bench/run; record results in docs/benchmarks.md.
 package main

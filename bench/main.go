@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/unikfile/unikfile/guest"
+	"github.com/unikfile/unikfile/stages/deploy/qemu"
 	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/stages/package/linux"
 )
@@ -29,7 +30,7 @@ var (
 	boots  = flag.Int("boots", 9, "boots on each side of the boot comparison; TCG boot times vary by ±15% from run to run, so it takes several")
 	accel  = flag.String("accel", "tcg", "QEMU accelerator for both sides of the boot comparison")
 	kernel = flag.String("kernel", "", "vmlinuz (default: $UNIKFILE_KERNEL or the newest in the cache)")
-	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block), osv (boot and watch on the osv base against linux), mirage (boot of a MirageOS unikernel against linux and osv), includeos (boot on the includeos base beside linux and osv)")
+	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block), osv (boot and watch on the osv base against linux), mirage (boot of a MirageOS unikernel against linux and osv), includeos (boot on the includeos base beside linux and osv), fastboot (the minimal kernel: boot, watch, size, interpreted runtimes before and after); and, not part of all: kill (kill -9 of up or build at random moments), soak (a watch fed many edits)")
 	apps   = flag.Int("apps", 100, "apps in the monorepo benchmark's generated tree (two per Unikfile)")
 	// profileDir passes UNIKFILE_PROFILE to the unikfile runs of the
 	// monorepo suite: Go's CPU, block and mutex profiles and an execution
@@ -57,6 +58,15 @@ func main() {
 	}
 	if err == nil && (*suite == "all" || *suite == "includeos") && !*gceOnly {
 		err = benchIncludeOS()
+	}
+	if err == nil && (*suite == "all" || *suite == "fastboot") && !*gceOnly {
+		err = benchFastboot()
+	}
+	switch *suite {
+	case "kill":
+		err = runKill()
+	case "soak":
+		err = runSoak()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -282,13 +292,23 @@ func plainQEMU(e *env, imageDir string) (time.Duration, error) {
 	port := freePort()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// The machine the image's kernel boots on fastest, as unikfile picks
+	// it: a microvm for a minimal kernel (PVH entry, virtio-mmio).
+	machine, nic := "pc", "virtio-net-pci,netdev=n0,romfile="
+	append := strings.TrimSpace(string(cmdline))
+	if img, err := pack.ReadImage(imageDir); err == nil && img.KernelEntry == pack.KernelEntryPVH && img.Bus == pack.BusVirtioMMIO {
+		machine, nic = "microvm,x-option-roms=off,isa-serial=on", "virtio-net-device,netdev=n0"
+		if *accel == "tcg" {
+			append += qemu.TCGMicroVMCmdline(qemu.HostTSCkHz())
+		}
+	}
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-M", "pc", "-accel", *accel, "-cpu", "max", "-m", "256",
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-M", machine, "-accel", *accel, "-cpu", "max", "-m", "256",
 		"-nodefaults", "-no-user-config", "-display", "none", "-serial", "file:/dev/null",
 		"-kernel", filepath.Join(imageDir, "kernel"), "-initrd", filepath.Join(imageDir, "initrd"),
-		"-append", strings.TrimSpace(string(cmdline)),
+		"-append", append,
 		"-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:"+strconv.Itoa(port)+"-:8080",
-		"-device", "virtio-net-pci,netdev=n0,romfile=")
+		"-device", nic)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return 0, err
@@ -400,16 +420,20 @@ func repoRoot() (string, error) {
 	}
 }
 
+// userCacheDir is unikfile's cache of the user running the benchmarks.
+func userCacheDir() string {
+	if base := os.Getenv("UNIKFILE_CACHE_DIR"); base != "" {
+		return base
+	}
+	c, _ := os.UserCacheDir()
+	return filepath.Join(c, "unikfile")
+}
+
 func findKernel() (string, error) {
 	if *kernel != "" {
 		return *kernel, nil
 	}
-	base := os.Getenv("UNIKFILE_CACHE_DIR")
-	if base == "" {
-		c, _ := os.UserCacheDir()
-		base = filepath.Join(c, "unikfile")
-	}
-	k, err := linux.ResolveKernel("", base, os.Environ())
+	k, err := linux.ResolveKernel("", userCacheDir(), os.Environ())
 	if err != nil {
 		return "", err
 	}

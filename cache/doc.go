@@ -7,6 +7,11 @@
 // moment leaves nothing a later run trusts. The package must not know what
 // stages put into entries.
 //
+// Entries also leave atomically (Prune, gc.go): one rename out of the
+// store, under a GC lock that builds hold shared while they use entries.
+// Each entry records its last use and the entries it was made from; which
+// entries must stay is the caller's to say (package cache/gc).
+//
 // It also keeps what makes an unchanged tree cheap to check: a StatCache
 // (file metadata to content digest, never trusted within RacyWindow of a
 // file's last change) and stamps (the metadata of everything one run relied

@@ -15,15 +15,13 @@ import (
 	"time"
 
 	"github.com/unikfile/unikfile/internal/atomicfile"
+	"github.com/unikfile/unikfile/internal/stamp"
 )
 
 // RacyWindow is how long after a file's last change its metadata is not
-// trusted to stand for its content. A file changed again within the same
-// timestamp tick keeps its mtime (and, on coarse filesystems, its ctime):
-// until the tick has passed, its digest is recomputed. Two seconds cover
-// the coarsest common filesystems (FAT) and the coarse clock the kernel
-// stamps files with.
-const RacyWindow = 2 * time.Second
+// trusted to stand for its content (stamp.RacyWindow, which says why):
+// until it has passed, the file's digest is recomputed.
+const RacyWindow = stamp.RacyWindow
 
 const statCacheHeader = "unikfile stat cache v1"
 

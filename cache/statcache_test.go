@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/unikfile/unikfile/ignore"
+	"github.com/unikfile/unikfile/internal/stamp"
 )
 
 func writeFile(t *testing.T, path, content string) {
@@ -161,7 +162,7 @@ func TestStampHoldsUntilAnInputChanges(t *testing.T) {
 	src := filepath.Join(dir, "src")
 	writeFile(t, filepath.Join(src, "main.go"), "package main\n")
 	age(t, filepath.Join(src, "main.go"))
-	stamp := filepath.Join(dir, "stamp")
+	stampPath := filepath.Join(dir, "stamp")
 
 	record := func() {
 		t.Helper()
@@ -175,15 +176,15 @@ func TestStampHoldsUntilAnInputChanges(t *testing.T) {
 		if !ok {
 			t.Fatal("no snapshot")
 		}
-		if err := WriteStamp(stamp, snap, []byte("out")); err != nil {
+		if err := WriteStamp(stampPath, "key", snap, stamp.Replay{Stdout: []byte("out")}); err != nil {
 			t.Fatal(err)
 		}
 		sc.Save()
 	}
 	check := func() bool {
-		payload, _, ok := OpenStatCache(filepath.Join(dir, "statcache")).CheckStamp(stamp)
-		if ok && string(payload) != "out" {
-			t.Fatalf("payload %q", payload)
+		r, _, ok := OpenStatCache(filepath.Join(dir, "statcache")).CheckStamp(stampPath, "key")
+		if ok && string(r.Stdout) != "out" {
+			t.Fatalf("replay %q", r.Stdout)
 		}
 		return ok
 	}

@@ -34,11 +34,18 @@ var ErrNotCached = errors.New("not in the cache")
 // redo?" (unikfile graph) by running the same key computations.
 func (s *Store) LookupOnly() *Store { return &Store{dir: s.dir, lookupOnly: true} }
 
+// IsLookupOnly says whether the store is a LookupOnly view: stages whose
+// outputs live outside it (built kernels) look up without building then.
+func (s *Store) IsLookupOnly() bool { return s.lookupOnly }
+
 type entryMeta struct {
 	Kind  string            `json:"kind"`
 	Key   string            `json:"key"`
 	Files map[string]int64  `json:"files"` // path -> size
 	Info  map[string]string `json:"info,omitempty"`
+	// Refs are the entries this one was made from ("kind/key"): what a
+	// prune keeps with it (see gc.go).
+	Refs []string `json:"refs,omitempty"`
 }
 
 // Open opens (creating it if needed) the cache at dir and removes temporary
@@ -61,8 +68,18 @@ func (s *Store) entryPath(kind, key string) string {
 	return filepath.Join(s.dir, "objects", kind, key)
 }
 
-// Lookup returns the directory of a complete, verified entry.
+// Lookup returns the directory of a complete, verified entry, and counts
+// it as used (see gc.go).
 func (s *Store) Lookup(kind, key string) (string, bool) {
+	p, ok := s.Verify(kind, key)
+	if ok && !s.lookupOnly {
+		s.touch(kind, key)
+	}
+	return p, ok
+}
+
+// Verify is Lookup without counting a use: for listings.
+func (s *Store) Verify(kind, key string) (string, bool) {
 	p := s.entryPath(kind, key)
 	b, err := os.ReadFile(filepath.Join(p, metaFile))
 	if err != nil {
@@ -84,8 +101,10 @@ func (s *Store) Lookup(kind, key string) (string, bool) {
 // Fill returns the entry for (kind, key), running fill to create it when it
 // is missing. fill writes into an empty private directory; the directory
 // becomes the entry only if fill succeeds. The second result is true when
-// the entry was already there (a cache hit).
-func (s *Store) Fill(ctx context.Context, kind, key string, fill func(ctx context.Context, dir string) error) (string, bool, error) {
+// the entry was already there (a cache hit). from names the entries (their
+// directories, or files in them) the new one is made from: a prune that
+// keeps it keeps them too.
+func (s *Store) Fill(ctx context.Context, kind, key string, fill func(ctx context.Context, dir string) error, from ...string) (string, bool, error) {
 	if p, ok := s.Lookup(kind, key); ok {
 		return p, true, nil
 	}
@@ -119,7 +138,7 @@ func (s *Store) Fill(ctx context.Context, kind, key string, fill func(ctx contex
 	if err != nil {
 		return "", false, fmt.Errorf("cache: %w", err)
 	}
-	meta, _ := json.MarshalIndent(entryMeta{Kind: kind, Key: key, Files: files}, "", "  ")
+	meta, _ := json.MarshalIndent(entryMeta{Kind: kind, Key: key, Files: files, Refs: s.refs(from)}, "", "  ")
 	if err := writeFileSync(filepath.Join(tmp, metaFile), meta); err != nil {
 		return "", false, fmt.Errorf("cache: %w", err)
 	}
@@ -144,6 +163,7 @@ func (s *Store) Fill(ctx context.Context, kind, key string, fill func(ctx contex
 		return "", false, fmt.Errorf("cache: %w", err)
 	}
 	syncDir(filepath.Dir(final))
+	s.touch(kind, key)
 	return final, false, nil
 }
 
@@ -158,7 +178,7 @@ func (s *Store) Entries(kind string) ([]string, error) {
 	}
 	var keys []string
 	for _, de := range des {
-		if _, ok := s.Lookup(kind, de.Name()); ok {
+		if _, ok := s.Verify(kind, de.Name()); ok {
 			keys = append(keys, de.Name())
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/unikfile/unikfile/cache/gc"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/pipeline"
 	"github.com/unikfile/unikfile/stages/deploy"
@@ -57,6 +58,9 @@ type Options struct {
 	OnEvent func(Event)
 	// Console receives the apps' console lines, "app | line".
 	Console io.Writer
+	// CacheLimits are the cache's automatic limits, applied after builds
+	// (zero: none).
+	CacheLimits gc.Limits
 }
 
 // loop is one run of Run. Only Run's goroutine touches its fields, except
@@ -77,6 +81,10 @@ type loop struct {
 	// outstanding counts job goroutines whose result is not received yet.
 	outstanding int
 	bg          sync.WaitGroup // retiring VMs, console followers, finished jobs
+
+	// release gives up the target's claim (state.ClaimTarget) when the
+	// loop ends.
+	release func()
 
 	emitMu  sync.Mutex
 	console *prefixer
@@ -161,6 +169,11 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	l.provider = prov
+	defer func() {
+		if l.release != nil {
+			l.release()
+		}
+	}()
 	if err := l.claim(p, t); err != nil {
 		return err
 	}

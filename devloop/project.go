@@ -95,7 +95,20 @@ func targetNames(ts []*lang.Target) []string {
 // claim makes sure nothing else runs the target: instances of `unikfile
 // up` make watch refuse (it would have to take their ports), another live
 // watch too; instances of a watch that died are stopped and removed.
+//
+// The claim itself is atomic: a watch holds the target's claim (an flock,
+// see state.ClaimTarget) for as long as it runs, so of two watches started
+// at the same instant one gets it and the other is told which PID serves
+// the target, before either opens a port.
 func (l *loop) claim(p *lang.Project, t *lang.Target) error {
+	release, holder, ok, err := l.store.ClaimTarget(p.Dir, t.Name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return alreadyWatched(t.Name, holder)
+	}
+	l.release = release
 	unlock, err := l.store.Lock(l.ctx, p.Dir)
 	if err != nil {
 		return err
@@ -111,7 +124,7 @@ func (l *loop) claim(p *lang.Project, t *lang.Target) error {
 		}
 		switch {
 		case inst.WatchPID != 0 && deploy.WatcherAlive(inst):
-			return fmt.Errorf("target %s is already watched by another `unikfile watch` (pid %d); stop that one first (Ctrl-C in its terminal)", t.Name, inst.WatchPID)
+			return alreadyWatched(t.Name, inst.WatchPID)
 		case inst.WatchPID == 0 && inst.Alive():
 			return fmt.Errorf("target %s has instances started by `unikfile up` (%s, %s); watch serves the target's host ports itself: stop them with `unikfile down %s`, then run watch again",
 				t.Name, inst.ID, inst.State, t.Name)
@@ -124,6 +137,16 @@ func (l *loop) claim(p *lang.Project, t *lang.Target) error {
 		}
 	}
 	return nil
+}
+
+// alreadyWatched is the error of a watch that finds its target served by
+// another (pid 0: the other's PID could not be read).
+func alreadyWatched(target string, pid int) error {
+	who := "another `unikfile watch`"
+	if pid > 0 {
+		who += fmt.Sprintf(" (pid %d)", pid)
+	}
+	return fmt.Errorf("target %s is already watched by %s; stop that one first (Ctrl-C in its terminal)", target, who)
 }
 
 // adopt makes p and t the running project: forwarders for new host

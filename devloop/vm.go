@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/unikfile/unikfile/cache/gc"
 	"github.com/unikfile/unikfile/graph"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/pipeline"
@@ -75,8 +76,20 @@ func (l *loop) removeInstance(inst *state.Instance) error {
 // internal ports. It runs in its own goroutine.
 // serving is the key of the VM serving the app ("" when none): a build
 // that gives the same image for the same settings boots nothing.
-func (l *loop) buildAndBoot(ctx context.Context, p *lang.Project, t *lang.Target, def *lang.App, serving string) jobResult {
+func (l *loop) buildAndBoot(ctx context.Context, p *lang.Project, t *lang.Target, def *lang.App, serving string) (res jobResult) {
 	start := time.Now()
+	// The cache is held (no prune removes what the build uses) until the
+	// VM booting from it is recorded; then its automatic limits apply.
+	release, err := l.opts.Env.Cache.Hold(ctx)
+	if err != nil {
+		return jobResult{built: time.Since(start), cancelled: ctx.Err() != nil, err: err}
+	}
+	defer func() {
+		release()
+		if res.err == nil && !res.cancelled {
+			l.autoPrune(ctx, def.Name)
+		}
+	}()
 	g := pipeline.BuildGraph(p, []*lang.App{def}, l.opts.Env)
 	results, err := g.Run(ctx, graph.Options{Jobs: l.opts.Jobs, OnEvent: func(e graph.Event) {
 		if e.Kind == graph.EventProgress {
@@ -190,4 +203,16 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// autoPrune applies the cache's automatic limits (Options.CacheLimits)
+// after a build; what it removed is a note.
+func (l *loop) autoPrune(ctx context.Context, app string) {
+	res, err := gc.Auto(ctx, l.opts.Env.Cache, l.store, l.opts.CacheLimits)
+	switch {
+	case err != nil:
+		l.note(app, "cache prune: "+err.Error())
+	case len(res.Removed) > 0:
+		l.emit(Event{Kind: EventNote, App: app, Message: fmt.Sprintf("the cache was over its limit: removed %d unused entries; it holds %d MiB", len(res.Removed), res.Size>>20)})
+	}
 }

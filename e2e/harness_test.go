@@ -20,11 +20,16 @@ import (
 	"time"
 
 	"github.com/unikfile/unikfile/stages/package/linux"
+	"github.com/unikfile/unikfile/stages/package/linux/kbuild"
 )
 
 var (
 	binary string // the unikfile binary under test
 	kernel string // a vmlinuz for UNIKFILE_KERNEL
+	// kbuildDir is where minimal kernels are built and kept: the
+	// machine's, so that every test's temporary cache shares the kernels
+	// scripts/install-deps --test built.
+	kbuildDir string
 	// sharedCache holds the guest init and bundles across tests, so only the
 	// first test pays for building them; tests that check caching use their own.
 	sharedCache string
@@ -42,6 +47,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	kernel = findKernel()
+	kbuildDir = kbuild.Dir(userCacheDir(), os.Environ())
 	sharedCache = filepath.Join(tmp, "cache")
 	code := m.Run()
 	os.RemoveAll(tmp)
@@ -51,16 +57,20 @@ func TestMain(m *testing.M) {
 // findKernel finds the kernel the way unikfile does without a Unikfile
 // setting: UNIKFILE_KERNEL, then the newest in the user's cache.
 func findKernel() string {
-	base := os.Getenv("UNIKFILE_CACHE_DIR")
-	if base == "" {
-		c, _ := os.UserCacheDir()
-		base = filepath.Join(c, "unikfile")
-	}
-	k, err := linux.ResolveKernel("", base, os.Environ())
+	k, err := linux.ResolveKernel("", userCacheDir(), os.Environ())
 	if err != nil {
 		return ""
 	}
 	return k.Path
+}
+
+// userCacheDir is unikfile's cache of the user running the tests.
+func userCacheDir() string {
+	if base := os.Getenv("UNIKFILE_CACHE_DIR"); base != "" {
+		return base
+	}
+	c, _ := os.UserCacheDir()
+	return filepath.Join(c, "unikfile")
 }
 
 // project is a temporary project directory with its own state.
@@ -126,6 +136,7 @@ func (p *project) command(ctx context.Context, args ...string) *exec.Cmd {
 		"UNIKFILE_CACHE_DIR="+p.cacheDir,
 		"UNIKFILE_STATE_DIR="+p.stateDir,
 		"UNIKFILE_KERNEL="+kernel,
+		"UNIKFILE_KBUILD_DIR="+kbuildDir,
 		"TERM=dumb",
 	)
 	cmd.Env = append(cmd.Env, p.env...)

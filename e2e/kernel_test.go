@@ -28,11 +28,19 @@ func TestKernelFetchFillsTheCache(t *testing.T) {
 	if r := p.ok("kernel", "fetch"); !strings.Contains(r.stderr, "already in") {
 		t.Errorf("a second fetch downloaded again:\n%s", r.stderr)
 	}
-	var ks []struct {
-		Path, Version, ModulesDir string
+	var all, ks []struct {
+		Kind, Path, Version, ModulesDir string
 	}
-	if err := json.Unmarshal([]byte(p.ok("kernel", "ls", "--json").stdout), &ks); err != nil || len(ks) != 1 || ks[0].Path != path || ks[0].ModulesDir == "" {
-		t.Fatalf("kernel ls --json: %+v %v", ks, err)
+	if err := json.Unmarshal([]byte(p.ok("kernel", "ls", "--json").stdout), &all); err != nil {
+		t.Fatalf("kernel ls --json: %v", err)
+	}
+	for _, k := range all {
+		if k.Kind == "fetched" {
+			ks = append(ks, k)
+		}
+	}
+	if len(ks) != 1 || ks[0].Path != path || ks[0].ModulesDir == "" {
+		t.Fatalf("kernel ls --json: %+v", all)
 	}
 	var imgs []struct {
 		Kernel string `json:"kernel"`

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -281,10 +282,11 @@ func readFile(t *testing.T, p *project, name string) string {
 func TestMonorepoNoOpFastPath(t *testing.T) {
 	p := monorepo(t, 3)
 	const replayed = "Nothing changed since the last identical build"
+	var last result // the last build's
 	build := func() result {
 		t.Helper()
-		r := p.ok("build", "./...")
-		return r
+		last = p.ok("build", "./...")
+		return last
 	}
 	settle := func() { time.Sleep(2100 * time.Millisecond) } // the racy window
 	first := build()
@@ -304,42 +306,98 @@ func TestMonorepoNoOpFastPath(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		change func()
-		built  int // nodes built by the real build that follows
+		args   []string // besides build ./...
+		env    []string
+		built  int // nodes built by the real build that follows; -1: it fails, -2: any
 	}{
-		{"a new Unikfile below", func() {
+		{name: "a new Unikfile below", change: func() {
 			p.write("services/new/Unikfile", "app \"n\" {\n  source = \"./n\"\n  language = \"go\"\n}\n")
 			p.write("services/new/n/go.mod", goMod)
 			p.write("services/new/n/main.go", tinyMain("new"))
-		}, 2},
-		{"a source edited", func() { p.write("services/s01/a/main.go", tinyMain("edited")) }, 2},
-		{"a file added to a source", func() { p.write("services/s02/b/extra.txt", "x") }, 2},
-		{"a Unikfile edited", func() {
+		}, built: 2},
+		{name: "a source edited", change: func() { p.write("services/s01/a/main.go", tinyMain("edited")) }, built: 2},
+		{name: "a file added to a source", change: func() { p.write("services/s02/b/extra.txt", "x") }, built: 2},
+		{name: "a Unikfile edited", change: func() {
 			p.write("services/s00/Unikfile", strings.Replace(readFile(t, p, "services/s00/Unikfile"), `target "dev"`, `target "dev2"`, 1))
-		}, 0},
-		{"the --var given", func() {}, -1},
+		}, built: 0},
+		{name: "the --var given", args: []string{"--var", "x=1"}, built: -1},
+		{name: "another flag", args: []string{"-j", "1"}, built: 0},
+		{name: "the environment Go reads", env: []string{"GOFLAGS=-mod=mod"}, built: -2},
+		{name: "an image missing from the cache", change: func() {
+			imageDir := "" // one image's folder in the cache
+			for _, l := range strings.Split(last.stdout, "\n") {
+				if strings.HasPrefix(l, "  /") {
+					imageDir = strings.TrimSpace(l)
+				}
+			}
+			if err := os.Remove(filepath.Join(imageDir, "initrd")); err != nil {
+				t.Fatal(err)
+			}
+		}, built: 1},
+		{name: "unikfile's executable replaced", change: func() {
+			now := time.Now()
+			if err := os.Chtimes(binary, now, now); err != nil {
+				t.Fatal(err)
+			}
+		}, built: 0},
 	} {
-		c.change()
-		args := []string{"build", "./..."}
-		if c.built < 0 {
-			args = append(args, "--var", "x=1")
+		if c.change != nil {
+			c.change()
 		}
-		r := p.run(args...)
+		p.env = c.env
+		r := p.run(append([]string{"build", "./..."}, c.args...)...)
+		p.env = nil
 		if strings.Contains(r.stderr, replayed) {
 			t.Errorf("%s: replayed:\n%s", c.name, r.stderr)
 			continue
 		}
-		if c.built >= 0 {
-			if r.code != 0 {
-				t.Fatalf("%s: exit %d\n%s", c.name, r.code, r.stderr)
+		switch {
+		case c.built == -1:
+			if !strings.Contains(r.stderr, `Unikfiles declares a variable named "x"`) {
+				t.Errorf("%s: %s", c.name, r.stderr)
 			}
+		case r.code != 0:
+			t.Fatalf("%s: exit %d\n%s", c.name, r.code, r.stderr)
+		case c.built >= 0:
 			if got := summaryCounts(t, r.stderr)[1]; got != c.built {
 				t.Errorf("%s: %d nodes built, want %d\n%s", c.name, got, c.built, r.stderr)
 			}
-		} else if !strings.Contains(r.stderr, `Unikfiles declares a variable named "x"`) {
-			t.Errorf("%s: %s", c.name, r.stderr)
 		}
 		settle()
 		build() // records the stamp anew
+		settle()
+	}
+
+	// A replay ends the process before the heavy packages of the binary
+	// initialise (cmd/unikfile/internal/noop): Go's init trace of it
+	// (which lists a package once its init returned, so not the no-op
+	// package itself) holds none of them.
+	// (GODEBUG is part of the guest init's key: the first build makes
+	// new images, the second records a stamp outside their racy window.)
+	p.env = []string{"GODEBUG=inittrace=1"}
+	build()
+	settle()
+	build()
+	settle()
+	r = build()
+	p.env = nil
+	if !strings.Contains(r.stderr, replayed) {
+		t.Fatalf("not replayed with GODEBUG set:\n%s", r.stderr)
+	}
+	var inits []string
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if f := strings.Fields(l); len(f) > 2 && f[0] == "init" && strings.HasPrefix(f[2], "@") {
+			inits = append(inits, f[1])
+		}
+	}
+	if len(inits) == 0 {
+		t.Fatalf("no init trace:\n%s", r.stderr)
+	}
+	for _, heavy := range []string{"regexp/syntax", "google.golang.org/protobuf/reflect/protoregistry", "google.golang.org/grpc",
+		"github.com/vmware/govmomi/vim25/types", "github.com/aws/aws-sdk-go-v2/service/ec2", "github.com/spf13/cobra", "github.com/hashicorp/hcl/v2/hclsyntax"} {
+		if slices.Contains(inits, heavy) {
+			t.Errorf("%s initialised before the replay", heavy)
+		}
 	}
 }
 

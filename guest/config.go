@@ -52,6 +52,19 @@ type Config struct {
 	Modules []string `json:"modules,omitempty"`
 	// Net configures the first ethernet interface.
 	Net Net `json:"net"`
+	// Root, when set, is the app's root filesystem on a read-only disk;
+	// the initramfs then holds only the init and this file. The init
+	// mounts it under a writable overlay (changes stay in memory) and
+	// makes it the root before it starts the app.
+	Root *Root `json:"root,omitempty"`
+}
+
+// Root is a root filesystem on a disk.
+type Root struct {
+	// Device is its block device, e.g. /dev/vda (the first virtio disk).
+	Device string `json:"device"`
+	// FSType is its filesystem, e.g. erofs.
+	FSType string `json:"fstype"`
 }
 
 // Net is the guest's network setup: DHCP first, then the static fallback.

@@ -11,6 +11,21 @@ import (
 // directory and listening on port 8080, and a qemu target "dev" running
 // it. The result loads without diagnostics and is already formatted.
 func Scaffold(name string, modulePath string) []byte {
+	return ScaffoldPorts(name, modulePath, []int{DefaultScaffoldPort})
+}
+
+// DefaultScaffoldPort is the port a scaffold declares when it was told none.
+const DefaultScaffoldPort = 8080
+
+// ScaffoldPorts is Scaffold declaring the given ports (none: DefaultScaffoldPort).
+func ScaffoldPorts(name string, modulePath string, ports []int) []byte {
+	if len(ports) == 0 {
+		ports = []int{DefaultScaffoldPort}
+	}
+	list := make([]string, len(ports))
+	for i, p := range ports {
+		list[i] = fmt.Sprint(p)
+	}
 	app := NameFrom(name)
 	var b strings.Builder
 	if modulePath != "" {
@@ -24,7 +39,7 @@ app %[1]q {
   source   = "."
   language = "go"
   main     = "."
-  ports    = [8080]
+  ports    = [%[2]s]
   memory   = "256MiB"
 }
 
@@ -32,7 +47,7 @@ target "dev" {
   provider = "qemu"
   apps     = [app.%[1]s]
 }
-`, app)
+`, app, strings.Join(list, ", "))
 	return []byte(b.String())
 }
 

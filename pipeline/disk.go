@@ -46,7 +46,7 @@ func CheckFormat(fmtName, boot string) error {
 // (app, boot mode) derives from one raw disk node, which derives from the
 // app's one kernel+initrd node.
 func (r *planner) addImage(g *graph.Graph, p *lang.Project, a *lang.App, fmtName, boot string) string {
-	pkg := r.addPackage(g, p, a)
+	pkg := r.addPackage(g, p, a, pack.Platform{Format: fmtName, Boot: boot})
 	if imageID(a, fmtName, boot) == pkg {
 		return pkg
 	}
@@ -111,7 +111,7 @@ func (r *planner) makeDisk(ctx context.Context, a *lang.App, src *Image, boot st
 	dir, hit, err := env.Cache.Fill(ctx, "images", key, func(ctx context.Context, dir string) error {
 		_, err := disk.Build(ctx, disk.Input{ImageDir: src.Dir, Image: src.Image, Boot: boot, Tools: tools}, dir)
 		return err
-	})
+	}, src.Dir)
 	if err != nil {
 		return nil, false, fmt.Errorf("package %s: %w", src.App, err)
 	}
@@ -140,7 +140,7 @@ func convertDisk(ctx context.Context, raw *Image, fmtName string, env *Env) (*Im
 	dir, hit, err := env.Cache.Fill(ctx, "images", key, func(ctx context.Context, dir string) error {
 		_, err := format.Convert(ctx, raw.Image, raw.Dir, fmtName, dir)
 		return err
-	})
+	}, raw.Dir)
 	if err != nil {
 		return nil, false, fmt.Errorf("package %s: %w", raw.App, err)
 	}

@@ -57,10 +57,12 @@ type planner struct {
 	env        *Env
 	memo       *pack.Memo
 	toolchains *compile.Memo
+	// prepared holds the IDs of the nodes added for pack.Preparer.
+	prepared map[string]bool
 }
 
 func newPlanner(env *Env) *planner {
-	return &planner{env: env, memo: &pack.Memo{}, toolchains: &compile.Memo{}}
+	return &planner{env: env, memo: &pack.Memo{}, toolchains: &compile.Memo{}, prepared: map[string]bool{}}
 }
 
 func (r *planner) packEnv() *pack.Env {
@@ -91,8 +93,12 @@ func BuildGraph(p *lang.Project, apps []*lang.App, env *Env) *graph.Graph {
 
 // UpGraph returns the graph that builds the apps of targets and deploys them.
 func UpGraph(p *lang.Project, targets []*lang.Target, env *Env) *graph.Graph {
+	return newPlanner(env).upGraph(p, targets)
+}
+
+func (r *planner) upGraph(p *lang.Project, targets []*lang.Target) *graph.Graph {
+	env := r.env
 	g := graph.New()
-	r := newPlanner(env)
 	for _, t := range targets {
 		var deps []string
 		for _, name := range t.Apps {
@@ -143,9 +149,10 @@ func appsOf(p *lang.Project, t *lang.Target) map[string]*lang.App {
 }
 
 // addPackage adds the nodes that compile a and make its direct-boot image
-// on its base (with the base's shared work, once for every app), and
-// returns the ID of the node whose output is the image.
-func (r *planner) addPackage(g *graph.Graph, p *lang.Project, a *lang.App) string {
+// on its base (with the base's shared work, once for every app, and the
+// work it prepares for the platform the image is for: see pack.Preparer),
+// and returns the ID of the node whose output is the image.
+func (r *planner) addPackage(g *graph.Graph, p *lang.Project, a *lang.App, plat pack.Platform) string {
 	base := registry.Base(a.Base)
 	var shared *pack.Shared
 	if base != nil {
@@ -162,7 +169,12 @@ func (r *planner) addPackage(g *graph.Graph, p *lang.Project, a *lang.App) strin
 		}
 		return res, res.Cached, nil
 	}})
+	prepared := r.addPrepared(g, base, a, plat)
 	id := packageID(a)
+	if prepared != nil && !plat.Direct() {
+		// Disks of this platform are made from an image of their own.
+		id = "package " + a.Name + " (" + a.Base + ", kernel+initrd, " + prepared.label + ")"
+	}
 	if base == nil {
 		g.Add(&graph.Node{ID: id, Deps: []string{compileID(a.Name)}, Run: func(context.Context, map[string]any) (any, bool, error) {
 			return nil, false, fmt.Errorf("app %s: base %q is not built by this version of unikfile", a.Name, a.Base)
@@ -173,10 +185,16 @@ func (r *planner) addPackage(g *graph.Graph, p *lang.Project, a *lang.App) strin
 	if shared != nil {
 		deps = append(deps, shared.ID)
 	}
+	if prepared != nil {
+		deps = append(deps, prepared.id)
+	}
 	g.Add(&graph.Node{ID: id, Deps: deps, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
-		pin := pack.Input{App: a, Bundle: in[compileID(a.Name)].(*compile.Result)}
+		pin := pack.Input{App: a, Bundle: in[compileID(a.Name)].(*compile.Result), Platform: plat}
 		if shared != nil {
 			pin.Shared = in[shared.ID]
+		}
+		if prepared != nil {
+			pin.Prepared = in[prepared.id]
 		}
 		b, err := base.Package(ctx, r.packEnv(), pin)
 		if err != nil {

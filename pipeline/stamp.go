@@ -1,70 +1,27 @@
 package pipeline
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 
 	"github.com/unikfile/unikfile/cache"
 	"github.com/unikfile/unikfile/internal/run"
+	"github.com/unikfile/unikfile/internal/stamp"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/compile"
 	"github.com/unikfile/unikfile/stages/compile/buildkit"
 	pack "github.com/unikfile/unikfile/stages/package"
 )
 
-// The no-op fast path of `build`: after a successful build, a stamp
-// records the metadata of everything the build relied on (the Unikfiles,
-// the folders searched and digested, every file digested, the toolchain's
-// binary and settings file, the kernel tree, the images produced) and what
-// it printed. The next identical build (same invocation, relevant
-// environment and unikfile binary) whose inputs all have the same
-// metadata, outside the racy window, can print the same without loading a
-// Unikfile or running a toolchain. Any doubt means a normal build.
-
-// Invocation is a build command as a stamp is keyed by it: every part of
-// it that could change what the build does.
-type Invocation struct {
-	Tool    string   // unikfile's version (the binary's digest for development builds)
-	Command string   // "unikfile build"
-	Args    []string // the addresses
-	Dir     string   // the working directory
-	// Flags are every flag's value, set or not, as "name=value", so that
-	// a new flag can never replay an output made without it.
-	Flags   []string
-	Environ []string
-}
-
-// StampPath is where the stamp of inv lives in the cache at cacheDir.
-func StampPath(cacheDir string, inv Invocation) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "tool %s\ncmd %s\nargs %q\nwd %q\n", inv.Tool, inv.Command, inv.Args, inv.Dir)
-	for _, f := range inv.Flags {
-		fmt.Fprintf(h, "flag %q\n", f)
-	}
-	fmt.Fprintf(h, "env %q\n", stampEnviron(inv.Environ))
-	return filepath.Join(cacheDir, "stamps", hex.EncodeToString(h.Sum(nil)))
-}
-
-// stampEnviron is what of the environment a build reads: Go's and cgo's
-// settings, unikfile's own, and what tools are found with.
-func stampEnviron(environ []string) []string {
-	var env []string
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(name, "GO"), strings.HasPrefix(name, "CGO_"), strings.HasPrefix(name, "UNIKFILE_"),
-			name == "PATH", name == "HOME", strings.HasPrefix(name, "XDG_"):
-			env = append(env, kv)
-		}
-	}
-	sort.Strings(env)
-	return env
-}
+// What a build stamp covers (internal/stamp owns the key, format and
+// check, and answers a no-op before the binary initialises): after a
+// successful build, the metadata of everything the build relied on (the
+// Unikfiles, the folders searched and digested, every file digested, the
+// toolchain's binary and settings file, the kernel tree, the images
+// produced, unikfile's executable) and what a replay prints. The next
+// identical invocation whose inputs all have the same metadata, outside
+// the racy window, prints the same without loading a Unikfile or running
+// a toolchain. Any doubt means a normal build.
 
 // Stampable says whether a stamp would cover everything a build of apps
 // into format relies on: Go apps (whose toolchain and settings a stamp
@@ -106,10 +63,11 @@ func ToolchainFiles(environ []string) []string {
 	return out
 }
 
-// RecordStamp writes the stamp at path after a successful build: the
-// metadata of everything sc saw, plus the images produced (imageDirs),
-// with payload (what to replay).
-func RecordStamp(sc *cache.StatCache, path string, imageDirs []string, payload []byte) error {
+// RecordStamp writes the stamp of inv at path after a successful build:
+// the metadata of everything sc saw, plus the images produced (imageDirs)
+// and unikfile's executable, with what a replay prints (replay, given how
+// many paths a replay checks).
+func RecordStamp(sc *cache.StatCache, path string, inv stamp.Invocation, imageDirs []string, replay func(paths int) stamp.Replay) error {
 	for _, dir := range imageDirs {
 		sc.Saw(dir)
 		if ents, err := os.ReadDir(dir); err == nil {
@@ -118,11 +76,12 @@ func RecordStamp(sc *cache.StatCache, path string, imageDirs []string, payload [
 			}
 		}
 	}
+	sc.Saw(inv.Exe)
 	snap, ok := sc.Snapshot()
 	if !ok {
 		return nil
 	}
-	return cache.WriteStamp(path, snap, payload)
+	return cache.WriteStamp(path, inv.Key(), snap, replay(snap.Len()))
 }
 
 // lookPath finds file in environ's PATH, as exec.LookPath does in the

@@ -9,36 +9,6 @@ import (
 	"github.com/unikfile/unikfile/lang"
 )
 
-func TestStampPathCoversTheInvocation(t *testing.T) {
-	inv := Invocation{Tool: "v1", Command: "unikfile build", Args: []string{"./..."}, Dir: "/w",
-		Flags: []string{"format=kernel+initrd", "global jobs=2"}, Environ: []string{"PATH=/bin", "GOFLAGS=-mod=mod", "TERM=xterm"}}
-	base := StampPath("/cache", inv)
-	if filepath.Dir(base) != "/cache/stamps" {
-		t.Fatalf("stamp %s is not in the cache's stamps folder", base)
-	}
-	for name, change := range map[string]func(i *Invocation){
-		"tool":         func(i *Invocation) { i.Tool = "v2" },
-		"args":         func(i *Invocation) { i.Args = []string{"api"} },
-		"dir":          func(i *Invocation) { i.Dir = "/x" },
-		"a flag":       func(i *Invocation) { i.Flags = []string{"format=qcow2", "global jobs=2"} },
-		"a new flag":   func(i *Invocation) { i.Flags = append(slices.Clone(i.Flags), "summary=json") },
-		"GOFLAGS":      func(i *Invocation) { i.Environ = []string{"PATH=/bin", "GOFLAGS=", "TERM=xterm"} },
-		"PATH":         func(i *Invocation) { i.Environ = []string{"PATH=/usr/bin", "GOFLAGS=-mod=mod", "TERM=xterm"} },
-		"UNIKFILE_VAR": func(i *Invocation) { i.Environ = append(slices.Clone(i.Environ), "UNIKFILE_VAR_port=1") },
-	} {
-		i := inv
-		change(&i)
-		if StampPath("/cache", i) == base {
-			t.Errorf("a change of %s keeps the stamp", name)
-		}
-	}
-	i := inv
-	i.Environ = []string{"TERM=dumb", "GOFLAGS=-mod=mod", "PATH=/bin", "SSH_AUTH_SOCK=/x"}
-	if StampPath("/cache", i) != base {
-		t.Error("variables a build does not read (TERM, SSH_AUTH_SOCK), or their order, change the stamp")
-	}
-}
-
 func TestStampable(t *testing.T) {
 	p := &lang.Project{Build: lang.Build{Executor: "local"}}
 	goApp := lang.ProjectApp{Project: p, App: &lang.App{Name: "a", Language: "go", Base: "linux"}}

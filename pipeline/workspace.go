@@ -58,7 +58,7 @@ func WorkspaceUpGraph(w *lang.Workspace, targets []lang.ProjectTarget, env *Env)
 		for _, pt := range targets {
 			ts = append(ts, pt.Target)
 		}
-		pl.Graph = UpGraph(p, ts, env)
+		pl.Graph = pl.run.upGraph(p, ts)
 		for _, t := range ts {
 			pl.Deploys[t] = DeployID(t.Name)
 			for _, name := range t.Apps {
@@ -101,8 +101,8 @@ func (pl *Plan) addApp(w *lang.Workspace, pa lang.ProjectApp, fmtName, boot stri
 	if len(w.Projects) > 1 {
 		ns := namespace(w, pa.Project)
 		rename = func(id string) string {
-			if isShared(id) {
-				return id // a base's shared work (the guest init) serves every project
+			if isShared(id) || pl.run.prepared[id] {
+				return id // a base's shared and prepared work (the guest init, a kernel) serves every project
 			}
 			verb, rest, _ := strings.Cut(id, " ")
 			return verb + " " + ns + ":" + rest

@@ -67,11 +67,11 @@ tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
 			if err != nil {
 				return err
 			}
-			stamp := ""
-			if rf.changedSince == "" {
-				stamp = c.stampPath(cs, cmd, args)
-				if c.replayStamp(stamp, &rf) {
-					return nil
+			inv, stamped := c.stampInvocation()
+			stamped = stamped && rf.changedSince == ""
+			if stamped {
+				if replayed, err := c.replayStamp(cs, inv); replayed {
+					return err
 				}
 				for _, f := range pipeline.ToolchainFiles(os.Environ()) {
 					c.digests.Saw(f)
@@ -144,7 +144,7 @@ tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
 			if _, err := c.stdout.Write(stdout.Bytes()); err != nil {
 				return err
 			}
-			if runErr == nil && stamp != "" && rf.summary != "json" && pipeline.Stampable(apps, format, c.executor, os.Environ()) {
+			if runErr == nil && stamped && rf.summary != "json" && pipeline.Stampable(apps, format, c.executor, os.Environ()) {
 				for _, p := range ws.w.Projects {
 					c.digests.Saw(p.File)
 				}
@@ -152,7 +152,7 @@ tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
 				for _, i := range out {
 					dirs = append(dirs, i.Dir)
 				}
-				c.writeStamp(stamp, plan.Graph, multi, stdout.String(), dirs)
+				c.writeStamp(cs, inv, &rf, plan.Graph, multi, stdout.String(), dirs)
 			}
 			return runErr
 		},
@@ -202,6 +202,7 @@ func (c *cli) pipelineEnv(withState bool) (*pipeline.Env, error) {
 	if c.digests == nil {
 		c.digests = cache.OpenStatCache(filepath.Join(cs.Dir(), "statcache"))
 	}
+	c.cache = cs
 	env := &pipeline.Env{Cache: cs, ToolVersion: toolVersionFrom(c.digests), Digests: c.digests, Executor: c.executor}
 	if withState {
 		st, dir, err := c.stateStore()
@@ -213,11 +214,28 @@ func (c *cli) pipelineEnv(withState bool) (*pipeline.Env, error) {
 	return env, nil
 }
 
-// runGraph runs g with progress on stderr.
+// runGraph runs g with progress on stderr. While it runs it holds the
+// cache (no prune removes what it uses); after a successful run the
+// cache's automatic limits apply.
 func (c *cli) runGraph(ctx context.Context, g *graph.Graph) (map[string]*graph.Result, error) {
+	release := func() {}
+	if c.cache != nil {
+		r, err := c.cache.Hold(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, &interruptedError{err: err}
+			}
+			return nil, err
+		}
+		release = r
+	}
 	pr := newProgress(c.stderr, isTerminal(c.stderr))
 	results, err := g.Run(ctx, graph.Options{Jobs: c.jobs, KeepGoing: c.keepGoing, OnEvent: pr.Event})
 	pr.Close()
+	release()
+	if err == nil && ctx.Err() == nil && c.cache != nil {
+		c.autoPrune(ctx, c.cache)
+	}
 	if c.digests != nil {
 		if serr := c.digests.Save(); serr != nil {
 			fmt.Fprintf(c.stderr, "warning: %v\n", serr)

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/stages/package/linux"
+	"github.com/unikfile/unikfile/stages/package/linux/kbuild"
 	"github.com/unikfile/unikfile/stages/package/osv"
 	"github.com/unikfile/unikfile/stages/registry"
 )
@@ -90,30 +92,52 @@ and point UNIKFILE_OSV_KERNEL at it.`,
 			if err != nil {
 				return err
 			}
+			built, err := kbuild.List(kbuild.Dir(cs.Dir(), os.Environ()))
+			if err != nil {
+				return err
+			}
 			if jsonOut {
-				if ks == nil {
-					ks = []*linux.Kernel{}
+				// One list: Debian's kernels ("fetched"), then the
+				// kernels built for apps ("minimal", with their features).
+				type entry struct {
+					Kind string
+					*linux.Kernel
+					Features []string `json:",omitempty"`
 				}
-				return writeJSON(c.stdout, ks)
+				out := []entry{}
+				for _, k := range ks {
+					out = append(out, entry{Kind: "fetched", Kernel: k})
+				}
+				for _, k := range built {
+					out = append(out, entry{Kind: "minimal", Kernel: linux.BuiltKernel(k), Features: k.Features})
+				}
+				return writeJSON(c.stdout, out)
 			}
 			if env := os.Getenv(linux.KernelEnv); env != "" {
 				fmt.Fprintf(c.stderr, "note: %s=%s is set and wins over the cache\n", linux.KernelEnv, env)
 			}
 			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tMODULES\tPATH")
+			fmt.Fprintln(tw, "VERSION\tKIND\tMODULES\tSIZE\tPATH")
 			for _, k := range ks {
 				mods := "yes"
 				if k.ModulesDir == "" {
 					mods = "no"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Version, mods, k.Path)
+				size := "-"
+				if fi, err := os.Stat(k.Path); err == nil {
+					size = fmt.Sprintf("%.1f MiB", float64(fi.Size())/(1<<20))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Version, "fetched", mods, size, k.Path)
+			}
+			for _, k := range built {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f MiB\t%s\n", k.Release, "minimal ("+strings.Join(kbuild.Distinctive(kbuild.Needs{Features: k.Features}), " ")+")", "built in", float64(k.Size)/(1<<20), k.Path())
 			}
 			return tw.Flush()
 		},
 	}
 	ls.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
 	ls.Flags().StringVar(&base, "base", linux.Name, "the base whose kernels to list: linux or osv")
-	cmd.AddCommand(fetch, ls)
+	cmd.AddCommand(fetch, ls, c.kernelBuildCommand())
 	return cmd
 }
 

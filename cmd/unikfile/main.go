@@ -11,6 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	// First of all: a no-op build is answered from its stamp before the
+	// rest of the binary initialises (the package says why).
+	_ "github.com/unikfile/unikfile/cmd/unikfile/internal/noop"
 	"github.com/unikfile/unikfile/internal/profile"
 	"github.com/unikfile/unikfile/lang"
 )
@@ -25,6 +28,7 @@ const (
 )
 
 func main() {
+	dumpCountsOnSignal(os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	go func() {
@@ -43,6 +47,7 @@ func main() {
 }
 
 func execute(ctx context.Context, args []string) int {
+	given := append([]string{}, args...)
 	// Go-style single-dash long flags people type from habit (fmt -check).
 	for i, a := range args {
 		if a == "-check" {
@@ -50,6 +55,7 @@ func execute(ctx context.Context, args []string) int {
 		}
 	}
 	cli := newCLI()
+	cli.args = given
 	out := &countingWriter{w: cli.stdout}
 	cli.stdout = out
 	root := cli.rootCommand()

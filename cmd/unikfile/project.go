@@ -42,10 +42,22 @@ func (c *cli) initCommand() *cobra.Command {
 				return err
 			}
 			name := lang.NameFrom(filepath.Base(dir))
-			if err := os.WriteFile(path, lang.Scaffold(name, modulePath), 0o644); err != nil {
+			hints := compile.GoListenPorts(dir)
+			var ports []int
+			for _, h := range hints {
+				ports = append(ports, h.Port)
+			}
+			if err := os.WriteFile(path, lang.ScaffoldPorts(name, modulePath, ports), 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.stdout, "Wrote %s (app %q, target \"dev\" on QEMU).\nNext: unikfile up\n", path, name)
+			fmt.Fprintf(c.stdout, "Wrote %s (app %q, target \"dev\" on QEMU).\n", path, name)
+			for _, h := range hints {
+				fmt.Fprintf(c.stdout, "Port %d: %s at %s.\n", h.Port, h.How, lang.Visible(h.Pos))
+			}
+			if len(hints) == 0 {
+				fmt.Fprintf(c.stderr, "note: port %d is a guess: no listen address (http.ListenAndServe(\":PORT\"), net.Listen, a PORT default) was found in the Go source; set ports in %s to the ports the app listens on\n", lang.DefaultScaffoldPort, path)
+			}
+			fmt.Fprintln(c.stdout, "Next: unikfile up")
 			return nil
 		},
 	}
@@ -247,6 +259,7 @@ func (c *cli) imagesCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+	cmd.AddCommand(c.pruneCommand())
 	return cmd
 }
 

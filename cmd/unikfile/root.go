@@ -33,11 +33,17 @@ type cli struct {
 	executor string
 	stdout   io.Writer
 	stderr   io.Writer
+	// args are the command's arguments as given (build stamps are keyed
+	// by them); nil in a cli that no command line made.
+	args []string
 
 	// keepGoing is set by build and up (--keep-going) for runGraph.
 	keepGoing bool
 	// digests is the stat cache of the run, saved after runGraph.
 	digests *cache.StatCache
+	// cache is the store a build opened (pipelineEnv), which runGraph
+	// holds while it runs.
+	cache *cache.Store
 }
 
 func newCLI() *cli { return &cli{stdout: os.Stdout, stderr: os.Stderr} }
@@ -85,6 +91,7 @@ app's own status.`,
 		c.kernelCommand(),
 		c.versionCommand(),
 	)
+	documentCommands(root)
 	return root
 }
 

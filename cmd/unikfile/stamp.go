@@ -2,29 +2,20 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
-
 	"github.com/unikfile/unikfile/cache"
 	"github.com/unikfile/unikfile/graph"
+	"github.com/unikfile/unikfile/internal/stamp"
 	"github.com/unikfile/unikfile/pipeline"
 )
 
-// Replaying build stamps (pipeline/stamp.go says what a stamp covers):
-// what the stamped build printed is printed again.
-
-// buildStamp is what a stamp replays.
-type buildStamp struct {
-	Stdout string   `json:"stdout"`
-	Nodes  []string `json:"nodes"`
-	Multi  bool     `json:"multi"`
-}
+// Build stamps (internal/stamp owns them, pipeline/stamp.go says what
+// they cover): a process whose stamp holds is answered before the binary
+// initialises (cmd/unikfile/internal/noop); the command checks again only
+// what that did not (a --cache-dir, UNIKFILE_PROFILE).
 
 // openDigests opens the cache and its stat cache once per command.
 func (c *cli) openDigests() (*cache.Store, error) {
@@ -38,51 +29,50 @@ func (c *cli) openDigests() (*cache.Store, error) {
 	return cs, nil
 }
 
-// stampPath is where the stamp of this exact build invocation lives.
-func (c *cli) stampPath(cs *cache.Store, cmd *cobra.Command, args []string) string {
-	wd, _ := os.Getwd()
-	inv := pipeline.Invocation{Tool: toolVersionFrom(c.digests), Command: cmd.CommandPath(), Args: args, Dir: wd, Environ: os.Environ()}
-	cmd.Flags().VisitAll(func(f *pflag.Flag) { inv.Flags = append(inv.Flags, f.Name+"="+f.Value.String()) })
-	cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) { inv.Flags = append(inv.Flags, "global "+f.Name+"="+f.Value.String()) })
-	return pipeline.StampPath(cs.Dir(), inv)
-}
-
-// replayStamp prints what the stamped build printed, if the stamp holds.
-func (c *cli) replayStamp(path string, rf *runFlags) bool {
+// replayStamp prints what the stamped build printed, if inv's stamp
+// holds and was not already checked when the process started.
+func (c *cli) replayStamp(cs *cache.Store, inv stamp.Invocation) (bool, error) {
 	start := time.Now()
-	payload, n, ok := c.digests.CheckStamp(path)
+	key := inv.Key()
+	if stamp.Checked(key) {
+		return false, nil
+	}
+	r, _, ok := c.digests.CheckStamp(stamp.Path(cs.Dir(), inv), key)
 	if !ok {
-		return false
+		return false, nil
 	}
-	var st buildStamp
-	if json.Unmarshal(payload, &st) != nil {
-		return false
-	}
-	g := graph.New()
-	results := map[string]*graph.Result{}
-	var lines bytes.Buffer // one write: a line per write costs more than the check
-	for _, id := range st.Nodes {
-		g.Add(&graph.Node{ID: id})
-		results[id] = &graph.Result{ID: id, Status: graph.StatusCached}
-		fmt.Fprintf(&lines, "%s: up to date\n", id)
-	}
-	fmt.Fprintf(&lines, "Nothing changed since the last identical build (%d inputs checked by their metadata).\n", n)
-	c.stderr.Write(lines.Bytes())
-	if err := c.summarize(rf, st.Multi, g, results, time.Since(start)); err != nil {
-		return false
-	}
-	fmt.Fprint(c.stdout, st.Stdout)
-	return true
+	return true, r.Print(c.stdout, c.stderr, time.Since(start))
 }
 
-// writeStamp records a successful build's inputs and output.
-func (c *cli) writeStamp(path string, g *graph.Graph, multi bool, stdout string, imageDirs []string) {
-	st := buildStamp{Stdout: stdout, Multi: multi}
-	for _, n := range g.Nodes() {
-		st.Nodes = append(st.Nodes, n.ID)
+// writeStamp records a successful build's inputs and what a replay of it
+// prints: a line per node, the count of paths checked, the summary the
+// build's flags ask for (every node cached) and the build's stdout.
+func (c *cli) writeStamp(cs *cache.Store, inv stamp.Invocation, rf *runFlags, g *graph.Graph, multi bool, stdout string, imageDirs []string) {
+	replay := func(paths int) stamp.Replay {
+		results := map[string]*graph.Result{}
+		var stderr bytes.Buffer
+		for _, n := range g.Nodes() {
+			results[n.ID] = &graph.Result{ID: n.ID, Status: graph.StatusCached}
+			fmt.Fprintf(&stderr, "%s: up to date\n", n.ID)
+		}
+		fmt.Fprintf(&stderr, "Nothing changed since the last identical build (%d inputs checked by their metadata).\n", paths)
+		if summaryMode(rf, multi) == "text" {
+			s := graph.Summarize(g, results, 0)
+			s.Stages = graph.SummarizeStages(g, results, pipeline.Stage)
+			writeSummaryTook(&stderr, s, stamp.Elapsed)
+		}
+		return stamp.Replay{Stdout: []byte(stdout), Stderr: stderr.Bytes()}
 	}
-	payload, _ := json.Marshal(st)
-	if err := pipeline.RecordStamp(c.digests, path, imageDirs, payload); err != nil {
+	if err := pipeline.RecordStamp(c.digests, stamp.Path(cs.Dir(), inv), inv, imageDirs, replay); err != nil {
 		fmt.Fprintf(c.stderr, "warning: %v\n", err)
 	}
+}
+
+// stampInvocation is this command as stamps are keyed: the executable,
+// the arguments it was given, the working directory, the environment.
+func (c *cli) stampInvocation() (stamp.Invocation, bool) {
+	if c.args == nil {
+		return stamp.Invocation{}, false
+	}
+	return stamp.Current(c.args)
 }

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/unikfile/unikfile/cache/gc"
 	"github.com/unikfile/unikfile/devloop"
 	"github.com/unikfile/unikfile/stages/registry"
 )
@@ -95,12 +98,16 @@ func (c *cli) runWatch(ctx context.Context, target string, f watchFlags, timeout
 		enc := json.NewEncoder(events)
 		render = func(e devloop.Event) { _ = enc.Encode(e) }
 	}
+	limits, err := gc.LimitsFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
 	err = devloop.Run(ctx, devloop.Options{
 		File: path, Vars: vars, Target: target,
 		Env: env, Registry: registry.Providers(), Catalog: registry.Catalog(), Jobs: c.jobs,
 		Quiet: f.quiet, Drain: f.drain, Timeout: f.timeout,
 		Exclude: []string{env.Cache.Dir(), env.StateDir},
-		OnEvent: render, Console: console,
+		OnEvent: render, Console: console, CacheLimits: limits,
 	})
 	var ue *devloop.UnikfileError
 	if errors.As(err, &ue) {

@@ -114,13 +114,7 @@ func hasPlain(addrs []address.Address) bool {
 
 // summarize prints the end-of-run summary as f asks.
 func (c *cli) summarize(f *runFlags, multi bool, g *graph.Graph, results map[string]*graph.Result, elapsed time.Duration) error {
-	mode := f.summary
-	if mode == "auto" {
-		mode = "none"
-		if multi || f.keepGoing {
-			mode = "text"
-		}
-	}
+	mode := summaryMode(f, multi)
 	s := graph.Summarize(g, results, elapsed)
 	s.Stages = graph.SummarizeStages(g, results, pipeline.Stage)
 	switch mode {
@@ -137,10 +131,28 @@ func (c *cli) summarize(f *runFlags, multi bool, g *graph.Graph, results map[str
 	return nil
 }
 
+// summaryMode is the summary f asks for: text, json or none.
+func summaryMode(f *runFlags, multi bool) string {
+	mode := f.summary
+	if mode == "auto" {
+		mode = "none"
+		if multi || f.keepGoing {
+			mode = "text"
+		}
+	}
+	return mode
+}
+
 // writeSummary prints s as two tables: one stage a line, one node a line.
 func writeSummary(w io.Writer, s *graph.Summary) error {
+	return writeSummaryTook(w, s, round(time.Duration(s.DurationMS)*time.Millisecond).String())
+}
+
+// writeSummaryTook is writeSummary with the run's duration as given (a
+// build stamp's replay prints its own).
+func writeSummaryTook(w io.Writer, s *graph.Summary, took string) error {
 	fmt.Fprintf(w, "\nSummary: %d node(s) in %s: %d built, %d cached, %d failed, %d skipped\n",
-		len(s.Nodes), round(time.Duration(s.DurationMS)*time.Millisecond), s.Built, s.Cached, s.Failed, s.Skipped)
+		len(s.Nodes), took, s.Built, s.Cached, s.Failed, s.Skipped)
 	ms := func(v int64) string { return round(time.Duration(v) * time.Millisecond).String() }
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  stage\tnodes\twork\twait for a slot\tran\n")

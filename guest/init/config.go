@@ -38,6 +38,9 @@ func parseConfig(data []byte) (*guest.Config, error) {
 			return nil, fmt.Errorf("%s: net.static: %w", guest.ConfigPath, err)
 		}
 	}
+	if c.Root != nil && (!strings.HasPrefix(c.Root.Device, "/dev/") || c.Root.FSType == "") {
+		return nil, fmt.Errorf("%s: root: device %q and fstype %q: want a /dev/ path and a filesystem type", guest.ConfigPath, c.Root.Device, c.Root.FSType)
+	}
 	if c.Net.DHCPTimeoutMillis <= 0 {
 		c.Net.DHCPTimeoutMillis = defaultDHCPTimeoutMillis
 	}

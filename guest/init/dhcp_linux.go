@@ -41,13 +41,18 @@ func openDHCPSocket(ifname string) (*dhcpSocket, error) {
 
 func (s *dhcpSocket) close() { syscall.Close(s.fd) }
 
-func (s *dhcpSocket) send(m *dhcpMessage) error {
+// send broadcasts m, or sends it to the server at to (RENEWING, once the
+// interface has its address).
+func (s *dhcpSocket) send(m *dhcpMessage, to net.IP) error {
 	b, err := m.marshal()
 	if err != nil {
 		return err
 	}
-	to := &syscall.SockaddrInet4{Port: dhcpServerPort, Addr: [4]byte{255, 255, 255, 255}}
-	return syscall.Sendto(s.fd, b, 0, to)
+	sa := &syscall.SockaddrInet4{Port: dhcpServerPort, Addr: [4]byte{255, 255, 255, 255}}
+	if ip4 := to.To4(); ip4 != nil {
+		copy(sa.Addr[:], ip4)
+	}
+	return syscall.Sendto(s.fd, b, 0, sa)
 }
 
 // recv waits until deadline for a message that match accepts.
@@ -82,59 +87,51 @@ func (s *dhcpSocket) recv(deadline time.Time, match func(*dhcpMessage) bool) (*d
 	}
 }
 
-var errTimeout = errors.New("no answer")
-
-// retryIntervals are the waits between retransmissions; the last repeats.
-var retryIntervals = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second}
-
 // dhcp gets a lease on ifname within timeout.
-func dhcp(ifname string, mac net.HardwareAddr, host string, timeout time.Duration) (*ipv4Config, time.Duration, error) {
+func dhcp(ifname string, mac net.HardwareAddr, host string, timeout time.Duration) (*dhcpLease, error) {
 	s, err := openDHCPSocket(ifname)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	defer s.close()
-	end := time.Now().Add(timeout)
-	xid := rand.Uint32()
-	var ack *dhcpMessage
-	for try := 0; ack == nil; try++ {
-		if time.Now().After(end) {
-			return nil, 0, fmt.Errorf("dhcp on %s: %w within %v", ifname, errTimeout, timeout)
-		}
-		wait := retryIntervals[min(try, len(retryIntervals)-1)]
-		if err := s.send(discover(xid, mac, host)); err != nil {
-			return nil, 0, fmt.Errorf("dhcp on %s: send discover: %w", ifname, err)
-		}
-		offer, err := s.recv(earliest(time.Now().Add(wait), end), func(m *dhcpMessage) bool { return m.isReplyTo(xid, mac, dhcpOffer) })
-		if errors.Is(err, errTimeout) {
-			continue
-		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("dhcp on %s: %w", ifname, err)
-		}
-		if err := s.send(request(xid, mac, host, offer)); err != nil {
-			return nil, 0, fmt.Errorf("dhcp on %s: send request: %w", ifname, err)
-		}
-		reply, err := s.recv(earliest(time.Now().Add(wait), end), func(m *dhcpMessage) bool {
-			return m.isReplyTo(xid, mac, dhcpAck) || m.isReplyTo(xid, mac, dhcpNak)
-		})
-		switch {
-		case errors.Is(err, errTimeout):
-			continue
-		case err != nil:
-			return nil, 0, fmt.Errorf("dhcp on %s: %w", ifname, err)
-		case reply.messageType() == dhcpNak:
-			xid = rand.Uint32()
-			continue
-		}
-		ack = reply
+	c := &dhcpClient{conn: s, mac: mac, host: host, now: time.Now, xid: rand.Uint32}
+	l, err := c.acquire(time.Now().Add(timeout))
+	if errors.Is(err, errTimeout) {
+		return nil, fmt.Errorf("dhcp on %s: %w within %v", ifname, errTimeout, timeout)
 	}
-	return leaseConfig(ack)
+	if err != nil {
+		return nil, fmt.Errorf("dhcp on %s: %w", ifname, err)
+	}
+	return l, nil
 }
 
-func earliest(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
+// socketPerExchange is a dhcpConn that opens the interface's DHCP socket
+// for each exchange of a renewal, so that a bound lease holds no socket
+// between renewals.
+type socketPerExchange struct {
+	ifname string
+	s      *dhcpSocket
+}
+
+func (c *socketPerExchange) send(m *dhcpMessage, to net.IP) error {
+	if c.s == nil {
+		s, err := openDHCPSocket(c.ifname)
+		if err != nil {
+			return err
+		}
+		c.s = s
 	}
-	return b
+	return c.s.send(m, to)
+}
+
+func (c *socketPerExchange) recv(deadline time.Time, match func(*dhcpMessage) bool) (*dhcpMessage, error) {
+	if c.s == nil {
+		return nil, errTimeout
+	}
+	m, err := c.s.recv(deadline, match)
+	// The exchange (or this attempt) is over: the next send opens the
+	// socket again.
+	c.s.close()
+	c.s = nil
+	return m, err
 }

@@ -62,6 +62,14 @@ func boot(log *logger) (status int) {
 		return statusNotStarted
 	}
 
+	if cfg.Root != nil {
+		if err := switchRoot(cfg.Root); err != nil {
+			log.errorf("root filesystem: %v", err)
+			return statusNotStarted
+		}
+		log.stepf("root is %s (%s, read-only, changes in memory)", cfg.Root.Device, cfg.Root.FSType)
+	}
+
 	loadModules(log, cfg.Modules)
 
 	host := hostname(cfg.App)

@@ -5,10 +5,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,19 +87,21 @@ func setupNetwork(log *logger, cfg *guest.Config, host string) (*ipv4Config, err
 	log.stepf("%s is up", ifname)
 
 	var c *ipv4Config
+	var lease *dhcpLease
+	var mac net.HardwareAddr
 	var errs []error
 	if cfg.Net.DHCP {
-		mac, err := readMAC(ifname)
+		mac, err = readMAC(ifname)
 		if err != nil {
 			return nil, fmt.Errorf("read MAC address of %s: %w", ifname, err)
 		}
-		var lease time.Duration
-		c, lease, err = dhcp(ifname, mac, host, time.Duration(cfg.Net.DHCPTimeoutMillis)*time.Millisecond)
+		lease, err = dhcp(ifname, mac, host, time.Duration(cfg.Net.DHCPTimeoutMillis)*time.Millisecond)
 		if err != nil {
 			errs = append(errs, err)
 			log.debugf("%v", err)
 		} else {
-			log.debugf("dhcp lease %v", lease)
+			c = lease.cfg
+			log.debugf("dhcp lease %v from %v", lease.length, lease.server)
 		}
 	}
 	if c == nil && cfg.Net.Static != nil {
@@ -117,14 +121,72 @@ func setupNetwork(log *logger, cfg *guest.Config, host string) (*ipv4Config, err
 		return nil, err
 	}
 	log.stepf("%s %s", ifname, c)
-	ones, _ := c.Mask.Size()
-	log.line(fmt.Sprintf("%s%s/%d via %s", guest.AddressMarker, c.IP, ones, c.Source))
+	announce(log, c)
+	if lease != nil && c == lease.cfg {
+		cl := &dhcpClient{conn: &socketPerExchange{ifname: ifname}, mac: mac, host: host, now: time.Now, xid: rand.Uint32}
+		cl.renewAfter, _ = cmdlineSeconds("unikfile.dhcp_t1")
+		go cl.maintain(lease, func(t time.Time) bool { time.Sleep(time.Until(t)); return true },
+			func(e leaseEvent) { leaseChanged(log, ifname, e) })
+	}
 	if len(c.DNS) > 0 {
 		if err := writeFile("/etc/resolv.conf", resolvConf(c)); err != nil {
 			return c, err
 		}
 	}
 	return c, nil
+}
+
+// announce prints the address marker: hosts that reach the guest at its own
+// address read the last one.
+func announce(log *logger, c *ipv4Config) {
+	ones, _ := c.Mask.Size()
+	log.line(fmt.Sprintf("%s%s/%d via %s", guest.AddressMarker, c.IP, ones, c.Source))
+}
+
+// leaseChanged applies what the DHCP client's upkeep reports: a renewed
+// lease with the same settings changes nothing; a new address or network
+// settings configure the interface again and are announced.
+func leaseChanged(log *logger, ifname string, e leaseEvent) {
+	if e.lost {
+		log.errorf("dhcp: the lease of %s on %s expired and no server answered; asking for a new one (the address stays configured meanwhile)", e.lease.cfg.IP, ifname)
+		return
+	}
+	log.stepf("dhcp: %s %s on %s for %v (renew in %v)", e.state, e.lease.cfg.IP, ifname, e.lease.length, e.lease.t1)
+	if !e.changed {
+		return
+	}
+	nc, err := openNetctl()
+	if err != nil {
+		log.errorf("dhcp: %v", err)
+		return
+	}
+	defer nc.close()
+	if err := nc.configure(ifname, e.lease.cfg); err != nil {
+		log.errorf("dhcp: configure %s with the new lease: %v", ifname, err)
+		return
+	}
+	announce(log, e.lease.cfg)
+	if len(e.lease.cfg.DNS) > 0 {
+		if err := writeFile("/etc/resolv.conf", resolvConf(e.lease.cfg)); err != nil {
+			log.errorf("dhcp: %v", err)
+		}
+	}
+}
+
+// cmdlineSeconds reads word=N (seconds) from the kernel command line.
+func cmdlineSeconds(word string) (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return 0, false
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(f, word+"="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return time.Duration(n) * time.Second, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // writeFile writes an /etc file, creating its directory.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -65,6 +67,59 @@ func allListening(want []int, have map[int]bool) bool {
 		}
 	}
 	return true
+}
+
+// portMismatch describes an app that listens, where the host can reach
+// it, on ports the Unikfile does not declare while a declared one is not
+// listening: "the app listens on 9090; the Unikfile declares 8080 ...".
+// It is "" when every declared port listens or the app listens on nothing
+// else (it may still be starting).
+func portMismatch(want []int, have map[int]bool) string {
+	if allListening(want, have) {
+		return ""
+	}
+	declared := map[int]bool{}
+	for _, p := range want {
+		declared[p] = true
+	}
+	var other []int
+	for p := range have {
+		if !declared[p] {
+			other = append(other, p)
+		}
+	}
+	if len(other) == 0 {
+		return ""
+	}
+	sort.Ints(other)
+	var listening []int
+	for p := range have {
+		listening = append(listening, p)
+	}
+	sort.Ints(listening)
+	wantSorted := append([]int(nil), want...)
+	sort.Ints(wantSorted)
+	return fmt.Sprintf("the app listens on %s; the Unikfile declares %s: set the app's ports to the ones it listens on (ports = [%s]), or make it listen on %s",
+		portList(listening, ", "), portList(wantSorted, ", "), portList(listening, ", "), portList(missing(wantSorted, have), " and "))
+}
+
+// missing is the ports of want that are not in have.
+func missing(want []int, have map[int]bool) []int {
+	var out []int
+	for _, p := range want {
+		if !have[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func portList(ports []int, sep string) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, sep)
 }
 
 // exitStatus is the status the init reports for the app: the exit code, or

@@ -62,3 +62,29 @@ func TestExitStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestPortMismatch(t *testing.T) {
+	set := func(ports ...int) map[int]bool {
+		m := map[int]bool{}
+		for _, p := range ports {
+			m[p] = true
+		}
+		return m
+	}
+	for _, c := range []struct {
+		want []int
+		have map[int]bool
+		msg  string
+	}{
+		{[]int{8080}, set(9090), "the app listens on 9090; the Unikfile declares 8080: set the app's ports to the ones it listens on (ports = [9090]), or make it listen on 8080"},
+		{[]int{9000, 8080}, set(8080, 9001), "the app listens on 8080, 9001; the Unikfile declares 8080, 9000: set the app's ports to the ones it listens on (ports = [8080, 9001]), or make it listen on 9000"},
+		{[]int{8080, 8081}, set(7000), "the app listens on 7000; the Unikfile declares 8080, 8081: set the app's ports to the ones it listens on (ports = [7000]), or make it listen on 8080 and 8081"},
+		{[]int{8080}, set(), ""},           // still starting
+		{[]int{8080}, set(8080, 9090), ""}, // ready: an extra port is fine
+		{[]int{8080, 8081}, set(8080), ""}, // a declared port listens, nothing else: starting
+	} {
+		if got := portMismatch(c.want, c.have); got != c.msg {
+			t.Errorf("portMismatch(%v, %v) =\n %q\nwant\n %q", c.want, c.have, got, c.msg)
+		}
+	}
+}

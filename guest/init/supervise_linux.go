@@ -16,6 +16,11 @@ import (
 // readyPoll is how often the TCP tables are read while waiting for ports.
 const readyPoll = 10 * time.Millisecond
 
+// mismatchDelay is how long the app must listen on other ports than the
+// declared ones (and not on those) before the init says so: an app may open
+// an admin port before its main one.
+const mismatchDelay = 5 * time.Second
+
 func isExecutable(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
@@ -148,6 +153,8 @@ func waitReady(log *logger, ports []int, stop <-chan struct{}) {
 	t := time.NewTicker(readyPoll)
 	defer t.Stop()
 	warned := map[int]bool{}
+	var mismatch, told string
+	var mismatchSince time.Time
 	for {
 		have, loopback := map[int]bool{}, map[int]bool{}
 		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
@@ -160,6 +167,13 @@ func waitReady(log *logger, ports []int, stop <-chan struct{}) {
 				warned[p] = true
 				log.errorf("the app listens on port %d on a loopback address only, which the host cannot reach; listen on 0.0.0.0:%d (or :%d) instead", p, p, p)
 			}
+		}
+		if m := portMismatch(ports, have); m != mismatch {
+			mismatch, mismatchSince = m, time.Now()
+		}
+		if mismatch != "" && mismatch != told && time.Since(mismatchSince) >= mismatchDelay {
+			told = mismatch
+			log.errorf("%s", mismatch)
 		}
 		if allListening(ports, have) {
 			log.stepf("ports %v listening", ports)

@@ -50,6 +50,10 @@ func (e *WatchedError) Error() string {
 	if e.Command == "down" {
 		then = "nothing is left to take down after it"
 	}
+	if e.WatchPID <= 0 {
+		return fmt.Sprintf("target %s of this project is served by `unikfile watch`, which owns its host ports and keeps it up to date; "+
+			"stop the watch (Ctrl-C in its terminal: its VMs stop with it); %s", e.Target, then)
+	}
 	return fmt.Sprintf("target %s of this project is served by `unikfile watch` (pid %d), which owns its host ports and keeps it up to date; "+
 		"stop the watch (Ctrl-C in its terminal, or kill %d: its VMs stop with it); %s", e.Target, e.WatchPID, e.WatchPID, then)
 }
@@ -57,7 +61,13 @@ func (e *WatchedError) Error() string {
 // checkNotWatched returns a WatchedError when a live watch runs instances
 // of the target. Instances of a watch that died are left to the reconciler,
 // which replaces them like any stale instance.
+//
+// A watch that holds the target's claim but has not recorded a VM yet
+// counts too: it is about to serve the target's ports.
 func checkNotWatched(store *state.Store, project, target, command string) error {
+	if pid := store.ClaimHolder(project, target); pid != 0 && pid != os.Getpid() {
+		return &WatchedError{Target: target, WatchPID: pid, Command: command}
+	}
 	insts, err := store.List(state.Filter{Project: project, Target: target})
 	if err != nil {
 		return err

@@ -52,6 +52,10 @@ type Input struct {
 	Bundle *compile.Result
 	// Shared is the output of the base's Shared work (nil without one).
 	Shared any
+	// Platform is where the image boots; Prepared is the output of the
+	// work a Preparer asked for on it (nil without any).
+	Platform Platform
+	Prepared any
 }
 
 // Built is an image in the cache.
@@ -75,6 +79,16 @@ type Env struct {
 	// (UNIKFILE_KERNEL, say); nil means os.Environ().
 	Environ []string
 	Memo    *Memo
+	// Progress receives one-line messages of long work (a kernel build)
+	// for the user; nil discards them.
+	Progress func(msg string)
+}
+
+// Say sends a progress message, if anyone listens.
+func (e *Env) Say(msg string) {
+	if e.Progress != nil {
+		e.Progress(msg)
+	}
 }
 
 // Memo computes each value once per key for every caller of one run (see

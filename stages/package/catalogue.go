@@ -29,7 +29,7 @@ func Images(cs *cache.Store) ([]Entry, error) {
 	}
 	var out []Entry
 	for _, k := range keys {
-		dir, ok := cs.Lookup("images", k)
+		dir, ok := cs.Verify("images", k) // a listing is not a use
 		if !ok {
 			continue
 		}

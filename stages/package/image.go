@@ -15,7 +15,8 @@ const FormatKernelInitrd = lang.FormatKernelInitrd
 //
 // A kernel+initrd image names its Kernel and Initrd files, or, for a base
 // whose kernel reads its root file system from a disk (osv), its Kernel
-// and RootDisk. A disk image
+// and RootDisk; the linux base names all three when a large bundle is on
+// a root disk. A disk image
 // (raw, qcow2, vmdk, ...) names its Disk file and the Boot firmware it
 // needs; it was made from the kernel+initrd image whose digest is Source,
 // and keeps that image's Cmdline, KernelVersion, MemoryMiB and Ports.
@@ -26,9 +27,11 @@ type Image struct {
 	Kernel string `json:"kernel,omitempty"` // file name inside the image directory
 	Initrd string `json:"initrd,omitempty"` // file name inside the image directory
 	// RootDisk, in a direct-boot image, is a disk (file name inside the
-	// image directory, raw) that the kernel reads its root file system
-	// from; the hypervisor attaches it read-only as the first virtio block
-	// device.
+	// image directory, raw) that the guest reads its root file system
+	// from: OSv's ROFS disk, or the linux base's EROFS disk beside an
+	// initramfs of the init alone. The hypervisor attaches it read-only as
+	// the first virtio block device, on the machine's bus (PCI, or
+	// virtio-mmio on a microVM).
 	RootDisk      string `json:"root_disk,omitempty"`
 	Cmdline       string `json:"cmdline"`
 	KernelVersion string `json:"kernel_version"`
@@ -38,6 +41,13 @@ type Image struct {
 	Digest    string `json:"digest"`
 	MemoryMiB int    `json:"memory_mib"`
 	Ports     []int  `json:"ports,omitempty"`
+	// KernelEntry is how a hypervisor enters the kernel file: "" for a
+	// bzImage (the Linux boot protocol), KernelEntryPVH for an ELF vmlinux
+	// with a PVH entry note. Bus is where the kernel finds its virtio
+	// devices: "" for PCI, BusVirtioMMIO for a microVM without PCI. A
+	// provider boots the image on a machine that fits both.
+	KernelEntry string `json:"kernel_entry,omitempty"`
+	Bus         string `json:"bus,omitempty"`
 	// Console is how the guest reports on its serial console when it is
 	// not unikfile's guest init (nil: guest.ReadyMarker and
 	// guest.ExitMarker). Disk images keep their source's.
@@ -60,6 +70,12 @@ type Image struct {
 	// Digest (false where a format's writer stamps what cannot be derived).
 	Deterministic bool `json:"deterministic,omitempty"`
 }
+
+// Kernel entry points and device buses of kernel+initrd images.
+const (
+	KernelEntryPVH = "pvh"
+	BusVirtioMMIO  = "virtio-mmio"
+)
 
 // Boot modes of disk images.
 const (

@@ -182,55 +182,37 @@ func (p *packer) visit(ip string) ([]string, error) {
 		return nil, nil
 	}
 	p.seen[real] = true
-	f, err := elf.Open(real)
+	fh, err := os.Open(real)
 	if err != nil {
-		var fe *elf.FormatError
-		if errors.As(err, &fe) || errors.Is(err, io.EOF) {
-			return nil, nil // not an ELF file
-		}
 		return nil, fmt.Errorf("read %s: %w", ip, err)
 	}
-	defer f.Close()
-	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
-		return nil, fmt.Errorf("%s is a %v %v ELF file; only x86-64 (amd64) programs can run on this base", ip, f.Class, f.Machine)
+	defer fh.Close()
+	info, err := readELF(fh)
+	if errors.Is(err, errNotELF) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ip, err)
 	}
 	var next []string
-	for _, prog := range f.Progs {
-		if prog.Type != elf.PT_INTERP {
-			continue
-		}
-		b, err := io.ReadAll(prog.Open())
-		if err != nil {
-			return nil, fmt.Errorf("read %s: interpreter: %w", ip, err)
-		}
-		interp := strings.TrimRight(string(b), "\x00")
-		if !path.IsAbs(interp) {
-			return nil, fmt.Errorf("%s: the program interpreter %q is not an absolute path", ip, interp)
-		}
-		if p.provided[path.Base(interp)] {
-			p.res.Dynamic = true
-			continue
-		}
-		if err := p.bring(interp); err != nil {
-			return nil, fmt.Errorf("%s needs the loader %s: %w", ip, interp, err)
+	if info.interp != "" && p.provided[path.Base(info.interp)] {
+		p.res.Dynamic = true // the base supplies its loader
+	} else if info.interp != "" {
+		if err := p.bring(info.interp); err != nil {
+			return nil, fmt.Errorf("%s needs the loader %s: %w", ip, info.interp, err)
 		}
 		p.res.Dynamic = true
-		next = append(next, interp)
+		next = append(next, info.interp)
 	}
-	needed, err := f.DynString(elf.DT_NEEDED)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", ip, err)
-	}
+	needed := info.needed
 	if len(needed) == 0 {
 		return next, nil
 	}
-	runpath, _ := f.DynString(elf.DT_RUNPATH)
 	var dirs []string
-	if len(runpath) == 0 {
-		rpath, _ := f.DynString(elf.DT_RPATH)
-		dirs = append(dirs, expand(rpath, ip)...)
+	if len(info.runpath) == 0 {
+		dirs = append(dirs, expand(info.rpath, ip)...)
 	}
-	dirs = append(dirs, expand(runpath, ip)...)
+	dirs = append(dirs, expand(info.runpath, ip)...)
 	if p.conf == nil {
 		if p.conf, err = ReadLdSoConfFrom(p.from, LdSoConf); err != nil {
 			return nil, err
@@ -274,6 +256,61 @@ func (p *packer) visit(ip string) ([]string, error) {
 		next = append(next, found)
 	}
 	return next, nil
+}
+
+// errNotELF is readELF's error for a file that is not an ELF file.
+var errNotELF = errors.New("not an ELF file")
+
+// elfInfo is what the closure needs of an ELF file.
+type elfInfo struct {
+	interp                 string // PT_INTERP, "" for none
+	needed, runpath, rpath []string
+}
+
+// maxInterp bounds PT_INTERP (a path).
+const maxInterp = 4096
+
+// readELF reads the program interpreter and the dynamic section's
+// DT_NEEDED, DT_RUNPATH and DT_RPATH of the ELF file in r. Files that are
+// not ELF are errNotELF; ELF files for another machine than x86-64, or
+// whose interpreter is not an absolute path, are errors.
+func readELF(r io.ReaderAt) (elfInfo, error) {
+	var info elfInfo
+	f, err := elf.NewFile(r)
+	if err != nil {
+		var fe *elf.FormatError
+		if errors.As(err, &fe) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return info, errNotELF
+		}
+		return info, fmt.Errorf("read: %w", err)
+	}
+	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
+		return info, fmt.Errorf("a %v %v ELF file; only x86-64 (amd64) programs can run on this base", f.Class, f.Machine)
+	}
+	for _, prog := range f.Progs {
+		if prog.Type != elf.PT_INTERP {
+			continue
+		}
+		if prog.Filesz > maxInterp {
+			return info, fmt.Errorf("a program interpreter of %d bytes", prog.Filesz)
+		}
+		b, err := io.ReadAll(prog.Open())
+		if err != nil {
+			return info, fmt.Errorf("read the interpreter: %w", err)
+		}
+		interp := strings.TrimRight(string(b), "\x00")
+		if !path.IsAbs(interp) {
+			return info, fmt.Errorf("the program interpreter %q is not an absolute path", interp)
+		}
+		info.interp = interp
+		break
+	}
+	if info.needed, err = f.DynString(elf.DT_NEEDED); err != nil {
+		return info, fmt.Errorf("read: %w", err)
+	}
+	info.runpath, _ = f.DynString(elf.DT_RUNPATH)
+	info.rpath, _ = f.DynString(elf.DT_RPATH)
+	return info, nil
 }
 
 func isSystemDir(d string) bool {
@@ -500,6 +537,11 @@ func readConf(fsys FS, file string, dirs *[]string, depth int) error {
 				matches, _ := fsys.Glob(pat)
 				sort.Strings(matches)
 				for _, m := range matches {
+					// ldconfig reads nothing from a match that is no
+					// file (a folder, a dangling link) and goes on.
+					if fi, err := statFollow(fsys, m); err != nil || !fi.Mode().IsRegular() {
+						continue
+					}
 					if err := readConf(fsys, m, dirs, depth+1); err != nil {
 						return err
 					}

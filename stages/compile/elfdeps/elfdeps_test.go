@@ -121,6 +121,22 @@ func TestLibraryFromLdSoConfGoesIntoLibraryPath(t *testing.T) {
 	}
 }
 
+// An include that matches a folder or a dangling link reads nothing from
+// it, as ldconfig does, instead of failing every dynamic build (found by
+// FuzzLdSoConf: "include .").
+func TestLdSoConfIncludeOfAFolderIsSkipped(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ld.so.conf")
+	os.MkdirAll(filepath.Join(dir, "ld.so.conf.d", "sub.conf"), 0o755)
+	os.Symlink("/nonexistent", filepath.Join(dir, "ld.so.conf.d", "gone.conf"))
+	os.WriteFile(filepath.Join(dir, "ld.so.conf.d", "x.conf"), []byte("/opt/x/lib\n"), 0o644)
+	os.WriteFile(conf, []byte("include .\ninclude ld.so.conf.d/*.conf\n/usr/local/lib\n"), 0o644)
+	dirs, err := ReadLdSoConf(conf)
+	if err != nil || strings.Join(dirs, " ") != "/opt/x/lib /usr/local/lib" {
+		t.Fatalf("ReadLdSoConf = %v, %v; want [/opt/x/lib /usr/local/lib]", dirs, err)
+	}
+}
+
 func TestBundledLibraryWithOriginAndStaticProgram(t *testing.T) {
 	root := t.TempDir()
 	// A library shipped in the app's own folder, found through $ORIGIN.

@@ -34,6 +34,7 @@ type Scanner struct {
 
 	partial []byte
 	last    []string // the last TailLines complete lines
+	errs    []string // the init's last error lines, without the prefix
 	ready   bool
 	exit    *int
 	address string
@@ -86,8 +87,14 @@ func (s *Scanner) line(l string) {
 	if strings.HasPrefix(l, guest.ReadyMarker) {
 		s.ready = true
 	}
-	if s.OnError != nil && strings.HasPrefix(l, guest.ErrorPrefix) {
-		s.OnError(strings.TrimPrefix(l, "unikfile-init: "))
+	if strings.HasPrefix(l, guest.ErrorPrefix) {
+		s.errs = append(s.errs, strings.TrimPrefix(l, guest.ErrorPrefix))
+		if len(s.errs) > maxErrors {
+			s.errs = s.errs[len(s.errs)-maxErrors:]
+		}
+		if s.OnError != nil {
+			s.OnError(strings.TrimPrefix(l, "unikfile-init: "))
+		}
 	}
 	if st, ok := ExitStatus(l); ok && s.exit == nil {
 		s.exit = &st
@@ -96,6 +103,15 @@ func (s *Scanner) line(l string) {
 		s.address = a
 	}
 }
+
+// maxErrors is how many of the init's error lines a Scanner keeps.
+const maxErrors = 5
+
+// Errors is the init's last error lines (without guest.ErrorPrefix), oldest
+// first: what a host quotes when the guest did not become ready (the app
+// listens on other ports than declared, on loopback only, the network
+// failed).
+func (s *Scanner) Errors() []string { return s.errs }
 
 // rules is a ConsoleProtocol compiled. A pattern that does not compile
 // matches nothing (images are written by unikfile's bases, whose tests

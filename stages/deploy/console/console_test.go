@@ -63,6 +63,22 @@ func TestLastExit(t *testing.T) {
 	}
 }
 
+func TestScannerKeepsTheInitsErrors(t *testing.T) {
+	s := &Scanner{}
+	s.Write([]byte("app output\n" + guest.ErrorPrefix + "the app listens on 9090; the Unikfile declares 8080\r\n"))
+	for i := 0; i < 2*maxErrors; i++ {
+		s.Write([]byte(guest.ErrorPrefix + "again\n"))
+	}
+	if got := s.Errors(); len(got) != maxErrors || got[0] != "again" {
+		t.Errorf("errors = %q, want the last %d", got, maxErrors)
+	}
+	s = &Scanner{}
+	s.Write([]byte(guest.ErrorPrefix + "the app listens on 9090; the Unikfile declares 8080\r\n"))
+	if got := s.Errors(); len(got) != 1 || got[0] != "the app listens on 9090; the Unikfile declares 8080" {
+		t.Errorf("errors = %q", got)
+	}
+}
+
 // A guest with its own protocol: ready at its start line, exit statuses
 // from its lines (the first one of a boot counts), and no init markers.
 func TestProtocol(t *testing.T) {

@@ -61,7 +61,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		spec.Say("%s", warning)
 	}
 	cfg := defaultPaths(spec.RunDir)
-	cfg.Binary, cfg.Machine, cfg.Accel = bin, "pc", accel
+	cfg.Binary, cfg.Machine, cfg.Accel = bin, MachinePC, accel
 	cfg.MemoryMiB, cfg.CPUs = memoryMiB(&spec), max(settings.CPUs, 1)
 	if isDisk(spec.Image) {
 		if err := p.setDisk(&cfg, &spec); err != nil {
@@ -72,16 +72,18 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		if spec.Image.Initrd != "" {
 			cfg.Initrd = filepath.Join(spec.ImageDir, spec.Image.Initrd)
 		}
-		cfg.Cmdline = spec.Image.Cmdline
 		if spec.Image.RootDisk != "" {
 			cfg.RootDisk = filepath.Join(spec.ImageDir, spec.Image.RootDisk)
 		}
+		cfg.Machine = machineFor(spec.Image)
+		cfg.Cmdline = p.machineCmdline(cfg, spec.Image.Cmdline)
 	}
 	cfg.GuestConsole = spec.Image.Console
 	if hw := spec.Image.Hardware; hw != nil {
 		cfg.CPUModel, cfg.NoACPI, cfg.DebugExit = hw.CPU, hw.NoACPI, hw.DebugExit
 	}
 	cfg.Forwards = bootFw
+	cfg.ConsoleRotates = true
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("app %s: %w", app, err)
 	}
@@ -114,6 +116,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		p: p, spec: &spec, app: app, cfg: cfg, final: final, timeout: timeout,
 		con: &consoleFollower{path: cfg.Console},
 	}
+	defer b.con.close()
 	b.con.Protocol = cfg.GuestConsole
 	if spec.Attach && spec.Console != nil {
 		b.con.Out = spec.Console
@@ -282,6 +285,9 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 			return nil, err
 		case <-timer.C:
 			why := "the guest did not print that it was ready"
+			if errs := b.con.Errors(); len(errs) > 0 {
+				why += "; its init said: " + strings.Join(errs, "; ")
+			}
 			switch {
 			case b.con.Ready() && b.accepts() && b.portsAnswer(b.cfg.Forwards) == nil:
 				why = fmt.Sprintf("the guest has not accepted a connection on its ports: %v", b.guestAccepts(ctx, b.cfg.Forwards))
@@ -458,6 +464,7 @@ func (b *booting) follow(ctx context.Context) (*state.Instance, error) {
 	tick := time.NewTicker(b.p.poll())
 	defer tick.Stop()
 	for {
+		_ = rotateConsole(ctx, b.cfg, b.p.consoleMax())
 		b.con.poll()
 		select {
 		case <-ctx.Done():

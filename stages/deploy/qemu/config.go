@@ -2,11 +2,11 @@ package qemu
 
 import (
 	"fmt"
-
-	pack "github.com/unikfile/unikfile/stages/package"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	pack "github.com/unikfile/unikfile/stages/package"
 )
 
 // Accelerators.
@@ -20,7 +20,7 @@ const (
 // instance (state.Instance.Config) and Args turns it into the command line.
 type Config struct {
 	Binary    string `json:"binary"`  // absolute path of qemu-system-x86_64
-	Machine   string `json:"machine"` // "pc"
+	Machine   string `json:"machine"` // MachinePC, MachineQ35 or MachineMicroVM
 	Accel     string `json:"accel"`   // "tcg" or "kvm", never "auto"
 	MemoryMiB int    `json:"memory_mib"`
 	CPUs      int    `json:"cpus"`
@@ -57,9 +57,13 @@ type Config struct {
 	// replacement took over an old instance's ports, the instance's Ports
 	// say where they are now.
 	Forwards []Forward `json:"forwards,omitempty"`
-	Console  string    `json:"console"`  // the serial console's file
-	QMP      string    `json:"qmp"`      // the QMP unix socket
-	PIDFile  string    `json:"pid_file"` // written by QEMU
+	Console  string    `json:"console"` // the serial console's file
+	// ConsoleRotates says the console is the chardev consoleID, which
+	// rotateConsole can point at a new file; instances started before
+	// consoles rotated have a plain -serial file.
+	ConsoleRotates bool   `json:"console_rotates,omitempty"`
+	QMP            string `json:"qmp"`      // the QMP unix socket
+	PIDFile        string `json:"pid_file"` // written by QEMU
 	// Log receives QEMU's own standard output and error; it is not an
 	// argument but where they were redirected.
 	Log string `json:"log"`
@@ -99,12 +103,8 @@ func (c Config) Args() []string {
 	for _, f := range c.Forwards {
 		netdev += ",hostfwd=" + f.Rule()
 	}
-	machine := c.Machine
-	if c.NoACPI {
-		machine += ",acpi=off"
-	}
 	args := []string{
-		"-M", machine,
+		"-M", c.machineArg(),
 		"-accel", c.Accel,
 		"-cpu", c.CPU(),
 		"-m", strconv.Itoa(c.MemoryMiB),
@@ -112,7 +112,11 @@ func (c Config) Args() []string {
 		"-nodefaults", "-no-user-config",
 		"-display", "none",
 		"-no-reboot",
-		"-serial", "file:" + c.Console,
+	}
+	if c.ConsoleRotates {
+		args = append(args, "-chardev", "file,id="+consoleID+",path="+c.Console+",append=on", "-serial", "chardev:"+consoleID)
+	} else {
+		args = append(args, "-serial", "file:"+c.Console)
 	}
 	if c.Disk != "" {
 		args = append(args, c.diskArgs()...)
@@ -125,9 +129,7 @@ func (c Config) Args() []string {
 		if c.RootDisk != "" {
 			// Read-only and shared: the file system is never written,
 			// and every instance of the image reads the cached file.
-			args = append(args,
-				"-drive", "file="+c.RootDisk+",if=none,id=rootfs,format=raw,readonly=on",
-				"-device", "virtio-blk-pci,drive=rootfs")
+			args = append(args, c.rootArgs()...)
 		}
 	}
 	if c.DebugExit != nil {
@@ -139,9 +141,7 @@ func (c Config) Args() []string {
 	}
 	args = append(args,
 		"-netdev", netdev,
-		// romfile= drops the NIC's iPXE option ROM: nothing boots from the
-		// network, and loading it costs time under TCG.
-		"-device", "virtio-net-pci,netdev="+netdevID+",romfile=",
+		"-device", c.nicArg(),
 		"-qmp", "unix:"+c.QMP+",server=on,wait=off",
 		"-pidfile", c.PIDFile,
 	)
@@ -180,7 +180,7 @@ func (c Config) Validate() error {
 	if d := c.DebugExit; d != nil && (d.IOBase < 0 || d.IOBase > 0xffff) {
 		return fmt.Errorf("isa-debug-exit I/O port %#x: ports are 0-0xffff", d.IOBase)
 	}
-	if strings.Contains(c.QMP, ",") {
+	if strings.Contains(c.QMP, ",") || strings.Contains(c.Console, ",") {
 		return fmt.Errorf("QMP socket path %q contains a comma, which QEMU's option syntax cannot carry; use a state directory without commas", c.QMP)
 	}
 	if len(c.QMP) > maxSocketPath {

@@ -40,6 +40,7 @@ func TestArgsGolden(t *testing.T) {
 			{Bind: "127.0.0.1", Host: 18443, Guest: 443},
 		},
 		Console: "/run/i/console.log", QMP: "/run/i/qmp.sock", PIDFile: "/run/i/qemu.pid", Log: "/run/i/qemu.log",
+		ConsoleRotates: true,
 	}
 	kvm := base
 	kvm.Accel, kvm.CPUs, kvm.MemoryMiB, kvm.Forwards, kvm.Initrd = AccelKVM, 2, 512, nil, ""
@@ -50,6 +51,9 @@ func TestArgsGolden(t *testing.T) {
 	bios := base
 	bios.Kernel, bios.Initrd, bios.Cmdline = "", "", ""
 	bios.Disk, bios.DiskFormat = "/images/hello/disk.vmdk", "vmdk"
+	micro := base
+	micro.Machine, micro.Kernel, micro.RootDisk = MachineMicroVM, "/images/py/kernel", "/images/py/root.erofs"
+	micro.Cmdline += TCGMicroVMCmdline(2300000)
 	rootDisk := base
 	rootDisk.Initrd, rootDisk.RootDisk, rootDisk.Cmdline = "", "/images/osv/rootfs.img", "--rootfs=rofs /app/main"
 	solo5 := base
@@ -61,7 +65,7 @@ func TestArgsGolden(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		cfg  Config
-	}{{"tcg, two forwards", base}, {"kvm, no forwards, no initrd", kvm}, {"qcow2 disk, uefi", uefi}, {"vmdk disk, bios", bios}, {"kernel and a read-only root disk (osv)", rootDisk},
+	}{{"tcg, two forwards", base}, {"kvm, no forwards, no initrd", kvm}, {"qcow2 disk, uefi", uefi}, {"vmdk disk, bios", bios}, {"microvm, root disk", micro}, {"kernel and a read-only root disk (osv)", rootDisk},
 		{"a machine the image asks for: CPU model, no ACPI, isa-debug-exit (mirage)", solo5}, {"the image's CPU model under kvm too, an exit device at another port", solo5KVM}} {
 		if err := c.cfg.Validate(); err != nil {
 			t.Errorf("%s: %v", c.name, err)
@@ -84,6 +88,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"auto is not a final accelerator", func(c *Config) { c.Accel = AccelAuto }, "accelerator"},
 		{"comma in socket path", func(c *Config) { c.QMP = "/a,b/qmp.sock" }, "comma"},
+		{"comma in console path", func(c *Config) { c.Console = "/a,b/console.log" }, "comma"},
 		{"long socket path", func(c *Config) { c.QMP = "/" + strings.Repeat("x", 120) }, "longer"},
 		{"IPv6 bind", func(c *Config) { c.Forwards = []Forward{{Bind: "::1", Host: 1, Guest: 1}} }, "IPv4"},
 		{"a CPU model with options", func(c *Config) { c.CPUModel = "Westmere,+avx" }, "one name"},
@@ -101,5 +106,21 @@ func TestValidate(t *testing.T) {
 	}
 	if err := ok.Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestMachineFor(t *testing.T) {
+	for _, c := range []struct {
+		img  pack.Image
+		want string
+	}{
+		{pack.Image{KernelEntry: pack.KernelEntryPVH, Bus: pack.BusVirtioMMIO}, MachineMicroVM},
+		{pack.Image{KernelEntry: pack.KernelEntryPVH}, MachinePC}, // a PVH kernel with PCI devices
+		{pack.Image{Bus: pack.BusVirtioMMIO}, MachinePC},          // a bzImage: no PVH entry for microvm
+		{pack.Image{}, MachinePC},
+	} {
+		if got := machineFor(&c.img); got != c.want {
+			t.Errorf("machineFor(%+v) = %s, want %s", c.img, got, c.want)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"io"
 	"os"
 	"strings"
 
@@ -9,32 +8,31 @@ import (
 	pack "github.com/unikfile/unikfile/stages/package"
 )
 
-// consoleFollower reads a console file as it grows and feeds it to the
-// console contract's scanner.
+// consoleFollower reads a console file as it grows (across rotations) and
+// feeds it to the console contract's scanner.
 type consoleFollower struct {
 	console.Scanner
 	path string
-	off  int64
+	r    *consoleReader
 }
 
 // poll reads what was appended since the last call.
 func (c *consoleFollower) poll() {
-	f, err := os.Open(c.path)
-	if err != nil {
-		return // not created yet
-	}
-	defer f.Close()
-	if _, err := f.Seek(c.off, io.SeekStart); err != nil {
-		return
-	}
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := f.Read(buf)
-		c.off += int64(n)
-		_, _ = c.Write(buf[:n])
-		if err != nil || n == 0 {
-			return
+	if c.r == nil {
+		r, _, err := openConsole(c.path, false)
+		if err != nil {
+			return // not created yet
 		}
+		c.r = r
+	}
+	_ = c.r.copyTo(&c.Scanner)
+}
+
+// close releases the file being read.
+func (c *consoleFollower) close() {
+	if c.r != nil {
+		c.r.close()
+		c.r = nil
 	}
 }
 
@@ -45,6 +43,14 @@ const exitTail = 64 << 10
 // consoleExit returns the app's exit status from the end of a console file,
 // or nil. It reads a bounded tail, so a console of any size costs the same.
 func consoleExit(path string, p *pack.ConsoleProtocol) *int {
+	if st := fileExit(path, p); st != nil {
+		return st
+	}
+	// Just rotated: the exit marker may be at the end of the older file.
+	return fileExit(rotatedPath(path), p)
+}
+
+func fileExit(path string, p *pack.ConsoleProtocol) *int {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil

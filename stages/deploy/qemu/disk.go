@@ -55,7 +55,7 @@ func (p *Provider) setDisk(cfg *Config, spec *deploy.Spec) error {
 	if spec.Image.Boot != pack.BootUEFI {
 		return nil
 	}
-	cfg.Machine, cfg.Firmware = "q35", FirmwareUEFI
+	cfg.Machine, cfg.Firmware = MachineQ35, FirmwareUEFI
 	cfg.OVMFCode = or(p.OVMFCode, DefaultOVMFCode)
 	cfg.OVMFVars = filepath.Join(spec.RunDir, ovmfVarsFile)
 	for _, f := range []string{cfg.OVMFCode, or(p.OVMFVars, DefaultOVMFVars)} {

@@ -2,7 +2,8 @@
 // (-kernel) and disk images (raw, qcow2, vmdk, vhd, vdi as a virtio disk,
 // through SeaBIOS, or OVMF on the q35 machine for UEFI) in QEMU on this
 // machine, detached in a session of their own, with user-mode
-// networking and host port forwards, the serial console in a file, a QMP
+// networking and host port forwards, the serial console in a file that
+// rotates (rotate.go: QMP chardev-change, no copy, no byte lost), a QMP
 // socket for a clean stop, and KVM when a real probe shows it works (TCG
 // otherwise, with a warning).
 //

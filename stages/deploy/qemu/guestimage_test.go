@@ -94,6 +94,13 @@ func main() {
 	}
 	fmt.Println("testinit: listening on :8080, message", params["testmsg"])
 	fmt.Println(readyMarker)
+	if params["testmode"] == "count" {
+		go func() {
+			for i := 0; ; i++ {
+				fmt.Printf("count %%d\n", i)
+			}
+		}()
+	}
 	if d, err := time.ParseDuration(params["testexit"]); err == nil {
 		go func() {
 			time.Sleep(d)

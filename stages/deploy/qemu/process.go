@@ -196,6 +196,11 @@ const consoleHead = 256 << 10
 // consoleHasLine reports whether a line of the start of a console file
 // begins with prefix.
 func consoleHasLine(path, prefix string) bool {
+	// A rotated console keeps its start in the head file.
+	return fileHasLine(headPath(path), prefix) || fileHasLine(path, prefix)
+}
+
+func fileHasLine(path, prefix string) bool {
 	f, err := os.Open(path)
 	if err != nil {
 		return false

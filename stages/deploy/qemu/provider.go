@@ -55,9 +55,13 @@ type Provider struct {
 	// OVMFCode and OVMFVars are the UEFI firmware for disk images that
 	// boot by UEFI; "" means Debian's (DefaultOVMFCode, DefaultOVMFVars).
 	OVMFCode, OVMFVars string
+	// ConsoleMax is the size at which a console file is rotated (see
+	// rotate.go); 0 means DefaultConsoleMax, less than 0 never.
+	ConsoleMax int64
 
 	stateDir string
 	probeMu  sync.Mutex
+	tsc      tscOnce
 }
 
 // New is the registry's constructor.
@@ -68,7 +72,7 @@ func New(env deploy.Env) (deploy.Provider, error) {
 // NewProvider returns the provider; it caches the KVM probe's result under
 // env.StateDir/qemu.
 func NewProvider(env deploy.Env) *Provider {
-	return &Provider{stateDir: env.StateDir}
+	return &Provider{stateDir: env.StateDir, ConsoleMax: consoleMaxFromEnv()}
 }
 
 var _ deploy.Provider = (*Provider)(nil)
@@ -150,6 +154,7 @@ func (p *Provider) Refresh(ctx context.Context, inst *state.Instance) error {
 		inst.State, inst.ExitStatus = state.Exited, exit
 	case processAlive(pid, inst.RunDir):
 		inst.PID = pid
+		_ = rotateConsole(ctx, c, p.consoleMax())
 		// A running instance stays running. A starting one stays starting
 		// even when its guest is ready: only the command that booted it
 		// makes it running (after taking over the ports of what it
@@ -192,20 +197,25 @@ func (p *Provider) Logs(ctx context.Context, inst *state.Instance, follow bool, 
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(c.Console)
+	r, older, err := openConsole(c.Console, true)
 	if errors.Is(err, os.ErrNotExist) && follow && inst.Alive() {
 		// QEMU creates the file when it starts; give a fresh boot a moment.
 		for i := 0; i < 50 && errors.Is(err, os.ErrNotExist) && ctx.Err() == nil; i++ {
 			time.Sleep(100 * time.Millisecond)
-			f, err = os.Open(c.Console)
+			r, older, err = openConsole(c.Console, true)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("instance %s: no console log: %w", inst.ID, err)
 	}
-	defer f.Close()
+	defer r.close()
 	out := console.StripCR{W: w}
-	if _, err := io.Copy(out, f); err != nil || !follow {
+	if older != nil {
+		if _, err := io.Copy(out, older); err != nil {
+			return err
+		}
+	}
+	if err := r.copyTo(out); err != nil || !follow {
 		return err
 	}
 	pid := pidOf(inst, c)
@@ -221,7 +231,10 @@ func (p *Provider) Logs(ctx context.Context, inst *state.Instance, follow bool, 
 			pid = readPIDFile(c.PIDFile)
 		}
 		alive := processAlive(pid, inst.RunDir)
-		if _, err := io.Copy(out, f); err != nil {
+		if alive {
+			_ = rotateConsole(ctx, c, p.consoleMax())
+		}
+		if err := r.copyTo(out); err != nil {
 			return err
 		}
 		if !alive {

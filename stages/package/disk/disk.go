@@ -70,6 +70,9 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 	if in.Boot != pack.BootBIOS && in.Boot != pack.BootUEFI {
 		return fail(fmt.Errorf("boot mode %q: want %q or %q", in.Boot, pack.BootBIOS, pack.BootUEFI))
 	}
+	if src.RootDisk != "" || src.KernelEntry != "" {
+		return fail(errors.New("the source image is made for direct boot (a PVH kernel or a root disk beside the initramfs); a disk needs a kernel+initrd image made for disks (a bzImage, everything in the initramfs)"))
+	}
 	tools, err := in.Tools.resolve(in.Boot)
 	if err != nil {
 		return fail(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"debug/pe"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -92,11 +93,24 @@ func (b *builder) unifiedKernelImage(ctx context.Context, out string) error {
 // imageEnd is the first address after the PE image's sections, including
 // its image base (objcopy's section addresses are absolute).
 func imageEnd(path string) (uint64, error) {
-	f, err := pe.Open(path)
+	fh, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
+	defer fh.Close()
+	end, err := peImageEnd(fh)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return end, nil
+}
+
+// peImageEnd is imageEnd of the PE file in r.
+func peImageEnd(r io.ReaderAt) (uint64, error) {
+	f, err := pe.NewFile(r)
+	if err != nil {
+		return 0, err
+	}
 	var base uint64
 	switch oh := f.OptionalHeader.(type) {
 	case *pe.OptionalHeader64:
@@ -109,6 +123,9 @@ func imageEnd(path string) (uint64, error) {
 	var end uint64
 	for _, s := range f.Sections {
 		end = max(end, uint64(s.VirtualAddress)+uint64(max(s.VirtualSize, s.Size)))
+	}
+	if base+end < base {
+		return 0, fmt.Errorf("the image base %#x and sections end past 2^64", base)
 	}
 	return base + end, nil
 }

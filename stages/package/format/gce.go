@@ -213,11 +213,22 @@ func moveGPT(f *os.File, oldSize, newSize int64) error {
 	if hsize < 92 || hsize > sector {
 		return fmt.Errorf("GPT header size %d", hsize)
 	}
-	entriesLBA := int64(binary.LittleEndian.Uint64(hdr[72:]))
+	if oldSize < 0 || newSize < oldSize {
+		return fmt.Errorf("GPT disk from %d to %d bytes", oldSize, newSize)
+	}
+	entriesLBA := binary.LittleEndian.Uint64(hdr[72:])
 	n := int64(binary.LittleEndian.Uint32(hdr[80:]))
 	esize := int64(binary.LittleEndian.Uint32(hdr[84:]))
+	// The specification: entries of 128 bytes or a multiple of 8 above;
+	// a real table is 16 KiB, 1 MiB is ample.
+	if esize < 128 || esize%8 != 0 || n == 0 || n*esize > 1<<20 {
+		return fmt.Errorf("GPT with %d entries of %d bytes", n, esize)
+	}
+	if entriesLBA < 2 || entriesLBA > uint64(oldSize/sector) {
+		return fmt.Errorf("GPT entries at LBA %d of a %d-byte disk", entriesLBA, oldSize)
+	}
 	entries := make([]byte, n*esize)
-	if _, err := f.ReadAt(entries, entriesLBA*sector); err != nil {
+	if _, err := f.ReadAt(entries, int64(entriesLBA)*sector); err != nil {
 		return err
 	}
 	entrySectors := (int64(len(entries)) + sector - 1) / sector

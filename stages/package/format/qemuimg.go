@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 )
@@ -58,11 +60,11 @@ func patchVMDKDescriptor(path, cid string) error {
 	if string(hdr[:4]) != "KDMV" {
 		return fmt.Errorf("not a sparse VMDK extent (magic %q)", hdr[:4])
 	}
-	off := int64(binary.LittleEndian.Uint64(hdr[28:])) * 512
-	size := int64(binary.LittleEndian.Uint64(hdr[36:])) * 512
-	if off == 0 || size == 0 || size > 1<<20 {
-		return fmt.Errorf("no embedded descriptor (offset %d, size %d)", off, size)
+	offSectors, sizeSectors := binary.LittleEndian.Uint64(hdr[28:]), binary.LittleEndian.Uint64(hdr[36:])
+	if offSectors == 0 || sizeSectors == 0 || sizeSectors > (1<<20)/512 || offSectors > (1<<62)/512 {
+		return fmt.Errorf("no embedded descriptor (offset %d, size %d sectors)", offSectors, sizeSectors)
 	}
+	off, size := int64(offSectors)*512, int64(sizeSectors)*512
 	area := make([]byte, size)
 	if _, err := f.ReadAt(area, off); err != nil {
 		return err
@@ -95,22 +97,31 @@ func vdi(ctx context.Context, w *writer) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	hdr := make([]byte, 512)
-	if _, err := f.ReadAt(hdr, 0); err != nil {
-		return 0, err
-	}
-	// The header (version 1.1) follows 64 bytes of text: signature at 64,
-	// version at 68, ..., the image UUID at 392 and the last snapshot's at
-	// 408.
-	if binary.LittleEndian.Uint32(hdr[64:]) != 0xbeda107f || binary.LittleEndian.Uint32(hdr[68:]) != 0x00010001 {
-		return 0, fmt.Errorf("%s: not a VDI 1.1 image", w.out)
-	}
-	copy(hdr[392:408], uuid(w.derive("vdi image")))
-	copy(hdr[408:424], uuid(w.derive("vdi snapshot")))
-	if _, err := f.WriteAt(hdr, 0); err != nil {
-		return 0, err
+	if err := patchVDIHeader(f, uuid(w.derive("vdi image")), uuid(w.derive("vdi snapshot"))); err != nil {
+		return 0, fmt.Errorf("%s: %w", w.out, err)
 	}
 	return w.rawSize()
+}
+
+// patchVDIHeader sets the image and last snapshot UUIDs of a VDI 1.1 file.
+// The header follows 64 bytes of text: signature at 64, version at 68,
+// ..., the image UUID at 392 and the last snapshot's at 408.
+func patchVDIHeader(f io.ReaderAt, image, snapshot []byte) error {
+	hdr := make([]byte, 512)
+	if _, err := f.ReadAt(hdr, 0); err != nil {
+		return fmt.Errorf("not a VDI image: %w", err)
+	}
+	if binary.LittleEndian.Uint32(hdr[64:]) != 0xbeda107f || binary.LittleEndian.Uint32(hdr[68:]) != 0x00010001 {
+		return errors.New("not a VDI 1.1 image")
+	}
+	copy(hdr[392:408], image)
+	copy(hdr[408:424], snapshot)
+	w, ok := f.(io.WriterAt)
+	if !ok {
+		return errors.New("not writable")
+	}
+	_, err := w.WriteAt(hdr, 0)
+	return err
 }
 
 // uuid sets the version (4) and variant bits of 16 bytes.
@@ -149,20 +160,30 @@ func vhdFixed(ctx context.Context, w *writer) (int64, error) {
 	if fi.Size() != size+512 {
 		return 0, fmt.Errorf("%s is %d bytes, want the raw disk's %d plus a 512-byte footer", w.out, fi.Size(), size)
 	}
-	footer := make([]byte, 512)
-	if _, err := f.ReadAt(footer, size); err != nil {
-		return 0, err
-	}
-	if string(footer[:8]) != "conectix" {
-		return 0, fmt.Errorf("%s has no VHD footer", w.out)
-	}
-	binary.BigEndian.PutUint32(footer[24:], 0) // time stamp: 2000-01-01T00:00:00Z
-	copy(footer[68:84], uuid(w.derive("vhd")))
-	binary.BigEndian.PutUint32(footer[64:], vhdChecksum(footer))
-	if _, err := f.WriteAt(footer, size); err != nil {
-		return 0, err
+	if err := patchVHDFooter(f, size, uuid(w.derive("vhd"))); err != nil {
+		return 0, fmt.Errorf("%s: %w", w.out, err)
 	}
 	return size, nil
+}
+
+// patchVHDFooter sets the time stamp (to 2000-01-01T00:00:00Z, zero) and
+// the UUID of the VHD footer at off, and its checksum.
+func patchVHDFooter(f interface {
+	io.ReaderAt
+	io.WriterAt
+}, off int64, id []byte) error {
+	footer := make([]byte, 512)
+	if _, err := f.ReadAt(footer, off); err != nil {
+		return fmt.Errorf("no VHD footer: %w", err)
+	}
+	if string(footer[:8]) != "conectix" {
+		return errors.New("no VHD footer")
+	}
+	binary.BigEndian.PutUint32(footer[24:], 0)
+	copy(footer[68:84], id)
+	binary.BigEndian.PutUint32(footer[64:], vhdChecksum(footer))
+	_, err := f.WriteAt(footer, off)
+	return err
 }
 
 // vhdChecksum is the one's complement of the sum of the footer's bytes,

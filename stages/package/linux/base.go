@@ -17,6 +17,7 @@ import (
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/compile"
 	pack "github.com/unikfile/unikfile/stages/package"
+	"github.com/unikfile/unikfile/stages/package/linux/kbuild"
 )
 
 // Name is the base's name in an app's `base` attribute.
@@ -26,7 +27,8 @@ const Name = "linux"
 type Settings struct {
 	// Kernel is a path to a vmlinuz, made absolute against the Unikfile's
 	// directory; it may lie outside the project. "" means: UNIKFILE_KERNEL,
-	// then the kernel cache.
+	// then the kernel cache. KernelMinimal is a kernel built for the app
+	// and its image's platform (minimal.go).
 	Kernel string `json:"kernel,omitempty"`
 	// Cmdline is appended to the kernel command line unikfile builds.
 	Cmdline string `json:"cmdline,omitempty"`
@@ -61,7 +63,9 @@ func (Base) Schema() *hcl.BodySchema {
 func (Base) Decode(b *lang.Block, _ *lang.App) any {
 	s := &Settings{}
 	var attr *hcl.Attribute
-	if s.Kernel, attr = b.Path("kernel"); s.Kernel != "" {
+	if k, _ := b.String("kernel", ""); k == KernelMinimal {
+		s.Kernel = KernelMinimal // built for the app: see minimal.go
+	} else if s.Kernel, attr = b.Path("kernel"); s.Kernel != "" {
 		if fi, err := os.Stat(s.Kernel); err != nil || !fi.Mode().IsRegular() {
 			why := "it is not a file"
 			if err != nil {
@@ -144,9 +148,17 @@ func (Base) Package(ctx context.Context, env *pack.Env, in pack.Input) (*pack.Bu
 	a := in.App
 	settings := SettingsOf(a)
 	initBin, _ := in.Shared.(string)
-	k, modDigest, err := kernel(env, settings.Kernel)
-	if err != nil {
-		return nil, fmt.Errorf("package %s: %w", a.Name, err)
+	var k *Kernel
+	var modDigest string
+	if built, ok := in.Prepared.(*kbuild.Kernel); ok && built != nil {
+		k = BuiltKernel(built) // every driver built in: no modules
+	} else if minimalKernel(settings, env.Environ) {
+		return nil, fmt.Errorf("package %s: the minimal kernel is built by the kernel node the pipeline adds for Base.Prepare, and none ran", a.Name)
+	} else {
+		var err error
+		if k, modDigest, err = kernel(env, settings.Kernel); err != nil {
+			return nil, fmt.Errorf("package %s: %w", a.Name, err)
+		}
 	}
 	initDigest, err := env.Digests.FileDigest(initBin)
 	if err != nil {
@@ -187,7 +199,7 @@ func (Base) Package(ctx context.Context, env *pack.Env, in pack.Input) (*pack.Bu
 			MemoryMiB:    memory,
 		}, dir)
 		return err
-	})
+	}, in.Bundle.Dir, initBin) // what a prune keeps with the image
 	if err != nil {
 		return nil, fmt.Errorf("package %s: %w", a.Name, err)
 	}

@@ -66,7 +66,18 @@ func minMemoryMiB(size int64) int {
 const (
 	KernelFile = "kernel"
 	InitrdFile = "initrd"
+	RootFile   = "root.erofs"
 )
+
+// RootDiskMinBytes is the bundle size from which an image whose kernel
+// mounts root disks (Kernel.RootFS) keeps the app on a read-only EROFS
+// disk rather than in the initramfs: the kernel then unpacks only the
+// init, and the app reads what it uses. Below it the initramfs is as
+// fast (see docs/benchmarks.md).
+const RootDiskMinBytes = 16 << 20
+
+// RootDevice is the root disk in the guest: the first virtio disk.
+const RootDevice = "/dev/vda"
 
 // baseCmdline is the kernel command line before Input.ExtraCmdline:
 //   - console=ttyS0: the console (kernel messages, the init, the app) on the
@@ -161,6 +172,19 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 	if err != nil {
 		return fail(err)
 	}
+	var root *tree
+	if in.Kernel.RootFS == RootFSEROFS && size >= RootDiskMinBytes {
+		cfg.Root = &guest.Root{Device: RootDevice, FSType: in.Kernel.RootFS}
+		if t, err = in.tree(cfg, moduleFiles); err != nil {
+			return fail(err)
+		}
+		if t, root, err = splitRoot(t); err != nil {
+			return fail(err)
+		}
+		if size, err = t.size(); err != nil {
+			return fail(err)
+		}
+	}
 	if need := minMemoryMiB(size); mem < need {
 		return fail(fmt.Errorf("memory %d MiB is too small for an initramfs of %d MiB, which the guest holds in RAM twice while unpacking it: give the app at least %d MiB (memory = \"%dMiB\")",
 			mem, size>>20, need, need))
@@ -198,6 +222,17 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 		return fail(fmt.Errorf("kernel %s changed since it was resolved (sha256 %s, was %s)", in.Kernel.Path, kernelDigest, in.Kernel.Digest))
 	}
 
+	var rootDigest string
+	if root != nil {
+		// The volume's UUID is derived from what the image holds.
+		uuid := sha256.Sum256([]byte(app + "\x00" + initrdDigest))
+		if rootDigest, err = writeAtomic(ctx, filepath.Join(outDir, RootFile), func(w io.Writer) error {
+			return root.writeEROFS(w, [16]byte(uuid[:16]))
+		}); err != nil {
+			return fail(fmt.Errorf("write root disk: %w", err))
+		}
+	}
+
 	cmdline := Cmdline(in.ExtraCmdline)
 	img := &pack.Image{
 		App:           app,
@@ -207,9 +242,14 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 		Initrd:        InitrdFile,
 		Cmdline:       cmdline,
 		KernelVersion: in.Kernel.Version,
-		Digest:        ImageDigest(kernelDigest, initrdDigest, cmdline),
+		Digest:        imageDigest(kernelDigest, initrdDigest, rootDigest, cmdline),
 		MemoryMiB:     mem,
 		Ports:         append([]int(nil), cfg.Ports...),
+		KernelEntry:   in.Kernel.Entry,
+		Bus:           in.Kernel.Bus,
+	}
+	if root != nil {
+		img.RootDisk = RootFile
 	}
 	js, err := json.MarshalIndent(img, "", "  ")
 	if err != nil {
@@ -334,6 +374,32 @@ func (in *Input) tree(cfg guest.Config, moduleFiles []string) (*tree, error) {
 	return t, nil
 }
 
+// splitRoot splits an image's tree into the initramfs (the init, its
+// configuration, the console device and the mount points the init
+// needs before the switch) and the root disk (everything else, with the
+// mount points the app's root needs).
+func splitRoot(t *tree) (initramfs, root *tree, err error) {
+	initramfs = newTree()
+	for _, p := range []string{initPath, guest.ConfigPath, consoleDev} {
+		c, _ := cleanPath(p)
+		n, ok := t.nodes[c]
+		if !ok {
+			return nil, nil, fmt.Errorf("split the root: %s is missing", p)
+		}
+		if err := initramfs.put(p, n, false); err != nil {
+			return nil, nil, err
+		}
+		delete(t.nodes, c)
+	}
+	for p, perm := range pseudoDirs {
+		if err := initramfs.put(p, &node{kind: kindDir, perm: perm, from: "the linux base"}, false); err != nil {
+			return nil, nil, err
+		}
+	}
+	// The configuration's folder is the init's; the root keeps /etc.
+	return initramfs, t, nil
+}
+
 // writeInitramfs writes the tree as a cpio archive, compressed or not.
 func writeInitramfs(w io.Writer, t *tree, compression string) error {
 	if compression != CompressionGzip {
@@ -362,8 +428,17 @@ func Cmdline(extra string) string {
 // ImageDigest is the image's identity: sha256 over the kernel's digest, the
 // initrd's digest and the command line.
 func ImageDigest(kernelDigest, initrdDigest, cmdline string) string {
+	return imageDigest(kernelDigest, initrdDigest, "", cmdline)
+}
+
+// imageDigest is ImageDigest with a root disk's digest ("" when none).
+func imageDigest(kernelDigest, initrdDigest, rootDigest, cmdline string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "kernel sha256:%s\ninitrd sha256:%s\ncmdline %s\n", kernelDigest, initrdDigest, cmdline)
+	fmt.Fprintf(h, "kernel sha256:%s\ninitrd sha256:%s\n", kernelDigest, initrdDigest)
+	if rootDigest != "" {
+		fmt.Fprintf(h, "root sha256:%s\n", rootDigest)
+	}
+	fmt.Fprintf(h, "cmdline %s\n", cmdline)
 	return hex.EncodeToString(h.Sum(nil))
 }
 

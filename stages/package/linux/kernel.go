@@ -27,7 +27,22 @@ type Kernel struct {
 	ModulesDir string
 	// Digest is the sha256 (hex) of the kernel image.
 	Digest string
+	// Entry is how a hypervisor enters Path: "" for a bzImage (the Linux
+	// boot protocol, PC machines), pack.KernelEntryPVH for an ELF vmlinux
+	// with a PVH entry note (any x86 machine, QEMU's microvm too).
+	Entry string
+	// Bus is where the kernel finds its virtio devices: "" for PCI,
+	// pack.BusVirtioMMIO for a microVM's memory-mapped devices.
+	Bus string
+	// RootFS is the filesystem of root disks the kernel mounts with an
+	// overlay over it (RootFSEROFS), or "" when images for it keep
+	// everything in the initramfs.
+	RootFS string
 }
+
+// RootFSEROFS is Kernel.RootFS of a kernel with EROFS, overlayfs and
+// virtio disks built in.
+const RootFSEROFS = "erofs"
 
 // KernelNotFoundError says no kernel was found and how to get one.
 type KernelNotFoundError struct {

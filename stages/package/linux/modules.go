@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -104,18 +105,39 @@ func (ix *moduleIndex) available(name string) bool {
 
 // depends reads the depends= list of a module's .modinfo section.
 func (ix *moduleIndex) depends(rel string) ([]string, error) {
-	f, err := elf.Open(filepath.Join(ix.dir, filepath.FromSlash(rel)))
+	f, err := os.Open(filepath.Join(ix.dir, filepath.FromSlash(rel)))
 	if err != nil {
 		return nil, fmt.Errorf("read module %s: %w", rel, err)
 	}
 	defer f.Close()
+	deps, err := modinfoDepends(f)
+	if err != nil {
+		return nil, fmt.Errorf("module %s: %w", rel, err)
+	}
+	return deps, nil
+}
+
+// maxModinfo bounds the .modinfo section read (a real one is a few KiB).
+const maxModinfo = 1 << 20
+
+// modinfoDepends reads the depends= list of the .modinfo section of the
+// kernel module (an ELF relocatable file) in r: NUL-separated key=value
+// strings, depends a comma-separated list of module names.
+func modinfoDepends(r io.ReaderAt) ([]string, error) {
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("not a kernel module: %w", err)
+	}
 	sec := f.Section(".modinfo")
 	if sec == nil {
-		return nil, fmt.Errorf("module %s has no .modinfo section", rel)
+		return nil, errors.New("no .modinfo section")
+	}
+	if sec.Type == elf.SHT_NOBITS || sec.Size > maxModinfo {
+		return nil, fmt.Errorf(".modinfo section of %d bytes", sec.Size)
 	}
 	data, err := sec.Data()
 	if err != nil {
-		return nil, fmt.Errorf("read .modinfo of %s: %w", rel, err)
+		return nil, fmt.Errorf("read .modinfo: %w", err)
 	}
 	var deps []string
 	for _, kv := range strings.Split(string(data), "\x00") {

@@ -12,7 +12,7 @@ import (
 
 // writeFakeModule writes a minimal ELF64 relocatable file whose .modinfo
 // section holds the given key=value pairs, as a kernel module's does.
-func writeFakeModule(t *testing.T, path string, modinfo ...string) {
+func writeFakeModule(t testing.TB, path string, modinfo ...string) {
 	t.Helper()
 	info := []byte(strings.Join(modinfo, "\x00") + "\x00")
 	shstr := []byte("\x00.modinfo\x00.shstrtab\x00")

@@ -1,0 +1,316 @@
+package stamp
+
+import (
+	"encoding/base64"
+	"errors"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// RacyWindow is how long after a file's last change its metadata is not
+// trusted to stand for its content: a file changed again within the same
+// timestamp tick keeps its mtime (and, on coarse filesystems, its ctime).
+// Two seconds cover the coarsest common filesystems (FAT) and the coarse
+// clock the kernel stamps files with.
+const RacyWindow = 2 * time.Second
+
+// AbsentMode marks a path that did not exist when it was recorded (an
+// ignore file, a go env file): its appearance is a change.
+const AbsentMode = ^uint32(0)
+
+// Entry is the metadata of one path as a stamp records it.
+type Entry struct {
+	Size, Mtime, Ctime int64 // Mtime and Ctime in unix ns
+	Ino, Dev           uint64
+	Mode               uint32
+	Recorded           int64 // unix ns, when the metadata was read
+}
+
+// Meta reads fi's metadata, timestamps truncated to granularity (0 keeps
+// nanoseconds; tests model coarse filesystems with it).
+func Meta(fi fs.FileInfo, granularity time.Duration) (Entry, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return Entry{}, false
+	}
+	return Entry{
+		Size:  fi.Size(),
+		Mtime: trunc(fi.ModTime().UnixNano(), granularity),
+		Ctime: trunc(st.Ctim.Sec*1e9+st.Ctim.Nsec, granularity),
+		Ino:   st.Ino,
+		Dev:   uint64(st.Dev),
+		Mode:  uint32(fi.Mode()),
+	}, true
+}
+
+func trunc(ns int64, g time.Duration) int64 {
+	if g > 0 {
+		return ns - ns%int64(g)
+	}
+	return ns
+}
+
+// Same reports whether e and o describe the same file state (Recorded
+// aside).
+func (e Entry) Same(o Entry) bool {
+	return e.Size == o.Size && e.Mtime == o.Mtime && e.Ctime == o.Ctime && e.Ino == o.Ino && e.Dev == o.Dev && e.Mode == o.Mode
+}
+
+// Racy reports whether the file may have changed again within the
+// timestamp tick of its last recorded change: its mtime or ctime (which,
+// truncated to granularity, may stand for any time up to one tick later)
+// is within RacyWindow of when the metadata was read.
+func (e Entry) Racy(granularity time.Duration) bool {
+	limit := e.Recorded - int64(RacyWindow) - int64(granularity)
+	return e.Mtime >= limit || e.Ctime >= limit
+}
+
+// Invocation is a command as a stamp is keyed by it: everything that
+// decides what the command does besides the files it reads.
+type Invocation struct {
+	Exe     string   // the executable's path (its metadata is one of the stamp's entries)
+	Args    []string // the arguments as given, flags and addresses
+	Dir     string   // the working directory
+	Environ []string // the whole environment; Key keeps what a build reads
+}
+
+// Key is the invocation as text: a stamp holds it whole, and only an
+// identical invocation replays the stamp.
+func (inv Invocation) Key() string {
+	var b strings.Builder
+	b.WriteString("exe " + strconv.Quote(inv.Exe) + "\n")
+	for _, a := range inv.Args {
+		b.WriteString("arg " + strconv.Quote(a) + "\n")
+	}
+	b.WriteString("dir " + strconv.Quote(inv.Dir) + "\n")
+	for _, kv := range Environ(inv.Environ) {
+		b.WriteString("env " + strconv.Quote(kv) + "\n")
+	}
+	return b.String()
+}
+
+// Environ is what of environ a build reads: Go's and cgo's settings,
+// unikfile's own (its variables, cache, kernel, executor), and what tools
+// and settings files are found with; sorted.
+func Environ(environ []string) []string {
+	var env []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "GO"), strings.HasPrefix(name, "CGO_"), strings.HasPrefix(name, "UNIKFILE_"),
+			name == "PATH", name == "HOME", strings.HasPrefix(name, "XDG_"):
+			env = append(env, kv)
+		}
+	}
+	sort.Strings(env)
+	return env
+}
+
+// Path is where the stamp of inv lives in the cache at cacheDir.
+func Path(cacheDir string, inv Invocation) string {
+	h := fnv.New128a()
+	io.WriteString(h, inv.Key())
+	const digits = "0123456789abcdef"
+	var name []byte
+	for _, c := range h.Sum(nil) {
+		name = append(name, digits[c>>4], digits[c&15])
+	}
+	return strings.TrimSuffix(cacheDir, "/") + "/stamps/" + string(name)
+}
+
+// Replay is what a replayed build prints. Stderr holds Elapsed where the
+// replay's own duration goes.
+type Replay struct {
+	Stdout, Stderr []byte
+}
+
+// Elapsed marks, in Replay.Stderr, where the duration of the replay is
+// printed.
+const Elapsed = "\x00elapsed\x00"
+
+// Print writes r, with elapsed (rounded as the CLI rounds durations) in
+// place of Elapsed, stderr first, each in one write.
+func (r Replay) Print(stdout, stderr io.Writer, elapsed time.Duration) error {
+	if len(r.Stderr) > 0 {
+		e := strings.ReplaceAll(string(r.Stderr), Elapsed, Round(elapsed).String())
+		if _, err := io.WriteString(stderr, e); err != nil {
+			return err
+		}
+	}
+	if len(r.Stdout) > 0 {
+		if _, err := stdout.Write(r.Stdout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Round rounds d for people: microseconds below a millisecond,
+// milliseconds below a second, then hundredths of a second.
+func Round(d time.Duration) time.Duration {
+	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond)
+	case d < time.Second:
+		return d.Round(time.Millisecond)
+	default:
+		return d.Round(10 * time.Millisecond)
+	}
+}
+
+const header = "unikfile stamp v2"
+
+// Encode is the stamp file of key, entries and r. Paths with a tab or a
+// newline cannot be recorded: ok is false and the build records no stamp.
+func Encode(key string, entries map[string]Entry, r Replay) (data []byte, ok bool) {
+	paths := make([]string, 0, len(entries))
+	for p := range entries {
+		if strings.ContainsAny(p, "\t\n") {
+			return nil, false
+		}
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	var b []byte
+	b = append(b, header+"\n"...)
+	b = append(b, strconv.Quote(key)+"\n"...)
+	b = append(b, base64.StdEncoding.EncodeToString(r.Stdout)+"\n"...)
+	b = append(b, base64.StdEncoding.EncodeToString(r.Stderr)+"\n"...)
+	for _, p := range paths {
+		e := entries[p]
+		b = append(b, p...)
+		for _, v := range []int64{e.Size, e.Mtime, e.Ctime} {
+			b = append(append(b, '\t'), strconv.FormatInt(v, 10)...)
+		}
+		for _, v := range []uint64{e.Ino, e.Dev, uint64(e.Mode)} {
+			b = append(append(b, '\t'), strconv.FormatUint(v, 10)...)
+		}
+		b = append(append(b, '\t'), strconv.FormatInt(e.Recorded, 10)...)
+		b = append(b, '\n')
+	}
+	return b, true
+}
+
+// Check reads the stamp at path and returns what to replay if it was
+// recorded for key and every path it lists still has the metadata it had,
+// and had not changed within RacyWindow of when it was recorded; n is how
+// many paths were checked. Any doubt is false. The paths are checked on
+// every CPU at once: a stamp of a large tree lists thousands, and the
+// answer is on the critical path of a no-op.
+func Check(path, key string, granularity time.Duration) (r Replay, n int, ok bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Replay{}, 0, false
+	}
+	lines := strings.Split(string(data), "\n")
+	if len(lines) < 4 || lines[0] != header {
+		return Replay{}, 0, false
+	}
+	if k, err := strconv.Unquote(lines[1]); err != nil || k != key {
+		return Replay{}, 0, false
+	}
+	if r.Stdout, err = base64.StdEncoding.DecodeString(lines[2]); err != nil {
+		return Replay{}, 0, false
+	}
+	if r.Stderr, err = base64.StdEncoding.DecodeString(lines[3]); err != nil {
+		return Replay{}, 0, false
+	}
+	lines = lines[4:]
+	workers := min(runtime.GOMAXPROCS(0), (len(lines)+chunk-1)/chunk)
+	var failed atomic.Bool
+	var checked atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := 0
+			// Worker w takes chunks w, w+workers, ...: each gets near
+			// and far paths alike.
+			for lo := w * chunk; lo < len(lines) && !failed.Load(); lo += workers * chunk {
+				for _, l := range lines[lo:min(lo+chunk, len(lines))] {
+					if l == "" {
+						continue
+					}
+					if !lineHolds(l, granularity) {
+						failed.Store(true)
+						return
+					}
+					n++
+				}
+			}
+			checked.Add(int64(n))
+		}()
+	}
+	wg.Wait()
+	if failed.Load() {
+		return Replay{}, 0, false
+	}
+	return r, int(checked.Load()), true
+}
+
+// chunk is how many stamp lines a worker checks at a time.
+const chunk = 64
+
+// lineHolds reports whether the path of one stamp line still has the
+// metadata recorded there.
+func lineHolds(l string, granularity time.Duration) bool {
+	f := strings.Split(l, "\t")
+	if len(f) != 8 {
+		return false
+	}
+	var want Entry
+	var errs [7]error
+	want.Size, errs[0] = strconv.ParseInt(f[1], 10, 64)
+	want.Mtime, errs[1] = strconv.ParseInt(f[2], 10, 64)
+	want.Ctime, errs[2] = strconv.ParseInt(f[3], 10, 64)
+	want.Ino, errs[3] = strconv.ParseUint(f[4], 10, 64)
+	want.Dev, errs[4] = strconv.ParseUint(f[5], 10, 64)
+	mode, err := strconv.ParseUint(f[6], 10, 32)
+	errs[5] = err
+	want.Mode = uint32(mode)
+	want.Recorded, errs[6] = strconv.ParseInt(f[7], 10, 64)
+	for _, err := range errs {
+		if err != nil {
+			return false
+		}
+	}
+	fi, err := os.Stat(f[0])
+	if want.Mode == AbsentMode {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	if err != nil {
+		return false
+	}
+	got, ok := Meta(fi, granularity)
+	return ok && got.Same(want) && !want.Racy(granularity)
+}
+
+// Paths lists the paths the stamp at path records (what its build relied
+// on and produced); ok is false when the file is not a stamp.
+func Paths(path string) (paths []string, ok bool, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, false, err
+	}
+	lines := strings.Split(string(data), "\n")
+	if len(lines) < 4 || lines[0] != header {
+		return nil, false, nil
+	}
+	for _, l := range lines[4:] {
+		if p, _, found := strings.Cut(l, "\t"); found {
+			paths = append(paths, p)
+		}
+	}
+	return paths, true, nil
+}

@@ -1,0 +1,162 @@
+package stamp
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestKeyCoversTheInvocation(t *testing.T) {
+	inv := Invocation{Exe: "/bin/unikfile", Args: []string{"build", "./...", "-j", "2"}, Dir: "/w",
+		Environ: []string{"PATH=/bin", "GOFLAGS=-mod=mod", "TERM=xterm"}}
+	base := inv.Key()
+	if filepath.Dir(Path("/cache", inv)) != "/cache/stamps" {
+		t.Fatalf("stamp %s is not in the cache's stamps folder", Path("/cache", inv))
+	}
+	for name, change := range map[string]func(i *Invocation){
+		"the executable": func(i *Invocation) { i.Exe = "/usr/local/bin/unikfile" },
+		"an address":     func(i *Invocation) { i.Args = []string{"build", "api", "-j", "2"} },
+		"a flag":         func(i *Invocation) { i.Args = []string{"build", "./...", "-j", "1"} },
+		"a new flag":     func(i *Invocation) { i.Args = append(slices.Clone(i.Args), "--summary", "text") },
+		"argument split": func(i *Invocation) { i.Args = []string{"build", "./... -j", "2"} },
+		"dir":            func(i *Invocation) { i.Dir = "/x" },
+		"GOFLAGS":        func(i *Invocation) { i.Environ = []string{"PATH=/bin", "GOFLAGS=", "TERM=xterm"} },
+		"PATH":           func(i *Invocation) { i.Environ = []string{"PATH=/usr/bin", "GOFLAGS=-mod=mod", "TERM=xterm"} },
+		"UNIKFILE_VAR":   func(i *Invocation) { i.Environ = append(slices.Clone(i.Environ), "UNIKFILE_VAR_port=1") },
+		"the cache":      func(i *Invocation) { i.Environ = append(slices.Clone(i.Environ), "UNIKFILE_CACHE_DIR=/c") },
+	} {
+		i := inv
+		change(&i)
+		if i.Key() == base || Path("/cache", i) == Path("/cache", inv) {
+			t.Errorf("a change of %s keeps the key", name)
+		}
+	}
+	i := inv
+	i.Environ = []string{"TERM=dumb", "GOFLAGS=-mod=mod", "PATH=/bin", "SSH_AUTH_SOCK=/x"}
+	if i.Key() != base {
+		t.Error("variables a build does not read (TERM, SSH_AUTH_SOCK), or their order, change the key")
+	}
+}
+
+// record writes a stamp of paths, as they are now, under key.
+func record(t *testing.T, path, key string, paths []string, r Replay) {
+	t.Helper()
+	entries := map[string]Entry{}
+	now := time.Now().UnixNano()
+	for _, p := range paths {
+		e := Entry{Mode: AbsentMode, Recorded: now}
+		if fi, err := os.Stat(p); err == nil {
+			e, _ = Meta(fi, 0)
+			e.Recorded = now
+		}
+		entries[p] = e
+	}
+	data, ok := Encode(key, entries, r)
+	if !ok {
+		t.Fatal("not encodable")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeOld(t *testing.T, p, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLargeStampCheckedWhole: a stamp of many paths (several chunks, on
+// every CPU) counts every path, and a change to any one of them, the last
+// or the first, is seen; so is a path that appears.
+func TestLargeStampCheckedWhole(t *testing.T) {
+	dir := t.TempDir()
+	const files = 5*chunk + 7
+	var paths []string
+	for i := 0; i < files; i++ {
+		p := filepath.Join(dir, "src", "f"+strconv.Itoa(i))
+		writeOld(t, p, "x")
+		paths = append(paths, p)
+	}
+	absent := filepath.Join(dir, "src", "Unikfile")
+	paths = append(paths, absent)
+	time.Sleep(RacyWindow + 100*time.Millisecond)
+	st := filepath.Join(dir, "stamps", "s")
+	record(t, st, "k", paths, Replay{Stdout: []byte("out")})
+	if r, n, ok := Check(st, "k", 0); !ok || n != files+1 || string(r.Stdout) != "out" {
+		t.Fatalf("unchanged: ok=%v, %d paths checked, want %d, stdout %q", ok, n, files+1, r.Stdout)
+	}
+	if _, _, ok := Check(st, "other key", 0); ok {
+		t.Error("the stamp holds for another invocation")
+	}
+	for _, i := range []int{files - 1, 0, files / 2} {
+		if err := os.Remove(paths[i]); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, ok := Check(st, "k", 0); ok {
+			t.Errorf("the stamp holds with path %d of %d removed", i, files)
+		}
+		writeOld(t, paths[i], "x")
+		time.Sleep(RacyWindow + 100*time.Millisecond)
+		record(t, st, "k", paths, Replay{})
+		if _, n, ok := Check(st, "k", 0); !ok || n != files+1 {
+			t.Fatalf("re-recorded: ok=%v, %d paths checked, want %d", ok, n, files+1)
+		}
+	}
+	writeOld(t, absent, "app {}")
+	if _, _, ok := Check(st, "k", 0); ok {
+		t.Error("the stamp holds after a path recorded as absent appeared")
+	}
+}
+
+func TestRecentChangeIsNotTrusted(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "main.go")
+	writeOld(t, p, "x") // ctime is now
+	st := filepath.Join(dir, "stamp")
+	record(t, st, "k", []string{p}, Replay{})
+	if _, _, ok := Check(st, "k", 0); ok {
+		t.Error("a stamp recorded within the racy window of an input's change was trusted")
+	}
+}
+
+func TestCorruptStampIsAMiss(t *testing.T) {
+	dir := t.TempDir()
+	st := filepath.Join(dir, "stamp")
+	for _, data := range []string{"", "unikfile stamp v1\nAAAA\n", header + "\n\"k\"\n!!\n\n", header + "\n\"k\"\n\n\n/x\t1\t2\n"} {
+		os.WriteFile(st, []byte(data), 0o644)
+		if _, _, ok := Check(st, "k", 0); ok {
+			t.Errorf("stamp %q holds", data)
+		}
+	}
+	if _, _, ok := Check(filepath.Join(dir, "none"), "k", 0); ok {
+		t.Error("a missing stamp holds")
+	}
+}
+
+func TestReplayPrintsItsOwnDuration(t *testing.T) {
+	r := Replay{Stdout: []byte("image\n"), Stderr: []byte("a: up to date\n\nSummary: 1 node(s) in " + Elapsed + ": 0 built\n")}
+	var out, errOut bytes.Buffer
+	if err := r.Print(&out, &errOut, 234567*time.Nanosecond); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "image\n" || !strings.Contains(errOut.String(), "in 235µs: 0 built") || strings.Contains(errOut.String(), "\x00") {
+		t.Errorf("stdout %q stderr %q", out.String(), errOut.String())
+	}
+}

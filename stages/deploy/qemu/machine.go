@@ -1,0 +1,99 @@
+package qemu
+
+import (
+	"strconv"
+	"sync"
+
+	pack "github.com/unikfile/unikfile/stages/package"
+)
+
+// Machine types.
+const (
+	MachinePC      = "pc"
+	MachineQ35     = "q35"
+	MachineMicroVM = "microvm"
+)
+
+// machineFor is the fastest machine a kernel+initrd image boots on:
+// QEMU's microvm for a kernel that enters at its PVH entry point and
+// finds its devices on virtio-mmio (no firmware runs, there is no PCI bus
+// to scan and no option ROM to load: QEMU jumps into the uncompressed
+// kernel); the pc machine for every other kernel (a bzImage through
+// SeaBIOS and QEMU's linuxboot, devices on PCI).
+func machineFor(img *pack.Image) string {
+	if img.KernelEntry == pack.KernelEntryPVH && img.Bus == pack.BusVirtioMMIO {
+		return MachineMicroVM
+	}
+	return MachinePC
+}
+
+// machineArg is -M's value. On microvm: no option ROMs (nothing boots
+// from a NIC) and the 8250 UART for the console. The RTC stays (the
+// guest reads the time of day from it), and so does ACPI: its power
+// button is how a stop reaches the guest's init.
+// An image that asks for no ACPI (pack.Hardware.NoACPI) gets acpi=off.
+func (c Config) machineArg() string {
+	m := c.Machine
+	if c.Machine == MachineMicroVM {
+		m = MachineMicroVM + ",x-option-roms=off,isa-serial=on"
+	}
+	if c.NoACPI {
+		m += ",acpi=off"
+	}
+	return m
+}
+
+// nicArg is the NIC's -device value: virtio-net on the machine's bus.
+// On PCI, romfile= drops the NIC's iPXE option ROM: nothing boots from
+// the network, and loading it costs time under TCG.
+func (c Config) nicArg() string {
+	if c.Machine == MachineMicroVM {
+		return "virtio-net-device,netdev=" + netdevID
+	}
+	return "virtio-net-pci,netdev=" + netdevID + ",romfile="
+}
+
+// tscOnce measures the host's TSC frequency once per provider.
+type tscOnce struct {
+	once sync.Once
+	kHz  int
+}
+
+// machineCmdline is the image's kernel command line with what the
+// machine adds. The image's own command line, and its digest, stay as
+// they were.
+func (p *Provider) machineCmdline(cfg Config, cmdline string) string {
+	if cfg.Machine != MachineMicroVM || cfg.Accel != AccelTCG {
+		return cmdline
+	}
+	p.tsc.once.Do(func() { p.tsc.kHz = HostTSCkHz() })
+	return cmdline + TCGMicroVMCmdline(p.tsc.kHz)
+}
+
+// TCGMicroVMCmdline is what a kernel on a microvm under TCG needs on its
+// command line (with a leading space), given the host's TSC frequency
+// (HostTSCkHz; 0 when unknown): the guest's TSC is the host's, but a
+// microvm has no timer the kernel can calibrate it against on a loaded
+// host (no HPET, no ACPI PM timer, and the emulated PIT's readings are
+// too irregular), so without tsc_early_khz it marks the TSC unstable and
+// keeps time in jiffies. tsc=reliable keeps the clocksource watchdog,
+// which compares the TSC with those irregular jiffies, from doing the
+// same later.
+func TCGMicroVMCmdline(tscKHz int) string {
+	if tscKHz <= 0 {
+		return ""
+	}
+	return " tsc_early_khz=" + strconv.Itoa(tscKHz) + " tsc=reliable"
+}
+
+// rootArgs attach the root disk read-only on the machine's virtio bus.
+func (c Config) rootArgs() []string {
+	dev := "virtio-blk-pci"
+	if c.Machine == MachineMicroVM {
+		dev = "virtio-blk-device"
+	}
+	return []string{
+		"-drive", "file=" + c.RootDisk + ",if=none,id=rootfs,format=raw,readonly=on",
+		"-device", dev + ",drive=rootfs",
+	}
+}
