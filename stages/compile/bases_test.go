@@ -101,7 +101,7 @@ func TestCheckBase(t *testing.T) {
 			t.Errorf("%s on linux: %v", l, err)
 		}
 	}
-	if err := CheckBase("rump", "c"); err == nil || !strings.Contains(err.Error(), `base "rump" cannot be built by this version of unikfile (supported: includeos, linux, osv)`) {
+	if err := CheckBase("rump", "c"); err == nil || !strings.Contains(err.Error(), `base "rump" cannot be built by this version of unikfile (supported: includeos, linux, mirage, osv)`) {
 		t.Errorf("rump: %v", err)
 	}
 	for _, l := range []string{"c", "cpp"} {

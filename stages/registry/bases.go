@@ -6,6 +6,7 @@ import (
 	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/stages/package/includeos"
 	"github.com/unikfile/unikfile/stages/package/linux"
+	"github.com/unikfile/unikfile/stages/package/mirage"
 	"github.com/unikfile/unikfile/stages/package/osv"
 )
 
@@ -16,6 +17,7 @@ const DefaultBase = linux.Name
 var bases = map[string]pack.Base{
 	linux.Name:     linux.Base{},
 	osv.Name:       osv.Base{},
+	mirage.Name:    mirage.Base{},
 	includeos.Name: includeos.Base{},
 }
 
