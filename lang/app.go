@@ -162,9 +162,27 @@ func decodeBase(d *decoder, app *App, c *Catalog) BaseSchema {
 		}
 		d.errorf(rng, fmt.Sprintf("Base %s does not run language %s", app.Base, app.Language),
 			"Apps on base %q are written in %s; this app's language is %q. Choose another base for it (e.g. base = %q).",
-			app.Base, strings.Join(langs, ", "), app.Language, c.DefaultBase)
+			app.Base, strings.Join(langs, ", "), app.Language, c.baseFor(app.Language))
 	}
 	return base
+}
+
+// baseFor is a base that runs language, to suggest: the default base when
+// it does, else the first by name that does.
+func (c *Catalog) baseFor(language string) string {
+	runs := func(name string) bool {
+		b := c.Bases[name]
+		return b != nil && (b.Languages() == nil || slices.Contains(b.Languages(), language))
+	}
+	if runs(c.DefaultBase) {
+		return c.DefaultBase
+	}
+	for _, name := range sortedKeys(c.Bases) {
+		if runs(name) {
+			return name
+		}
+	}
+	return c.DefaultBase
 }
 
 // validEnvName reports whether name can name an environment variable.

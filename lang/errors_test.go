@@ -98,7 +98,7 @@ app "a" {
 app "a" {
   language = "go"
   base     = "linx"
-}`, want: `base must be one of: includeos, linux, osv, rump (the bases this version of unikfile builds). Did you mean "linux"?`, line: 4, col: 14},
+}`, want: `base must be one of: includeos, linux, mirage, osv, rump (the bases this version of unikfile builds). Did you mean "linux"?`, line: 4, col: 14},
 		{name: "memory too small", src: `
 app "a" {
   language = "go"

@@ -4,6 +4,7 @@ import (
 	"debug/buildinfo"
 	"debug/elf"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -31,6 +32,13 @@ type Target struct {
 	Closure elfdeps.Options
 	// Unsupported names the languages this base cannot run, with why.
 	Unsupported map[string]string
+	// Only, if set, are the only languages this base runs (every other
+	// one is unsupported, for OnlyWhy).
+	Only    []string
+	OnlyWhy string
+	// Solo5 is the Solo5 target (virtio, spt, hvt) a MirageOS unikernel
+	// is configured for (mirage configure -t), on bases that run them.
+	Solo5 string
 	// CheckProgram, if set, says why the program the bundle starts (file
 	// on the host, name in the image) cannot run on this base.
 	CheckProgram func(file, name string) error
@@ -54,15 +62,20 @@ var osvSupplied = []string{
 	"libc.musl-x86_64.so.1", "ld-musl-x86_64.so.1",
 }
 
+// notMirage is why the bases that run Linux programs do not run OCaml:
+// unikfile builds OCaml apps as MirageOS unikernels only.
+const notMirage = "OCaml apps are built as MirageOS unikernels, which run on base \"mirage\""
+
 // targets is the table of bases, one line each.
 var targets = map[string]Target{
 	// Linux runs anything; programs are static where they can be, so that
 	// the image needs nothing from the host.
 	"linux": {
-		Name:      "linux",
-		GoEnv:     []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOWORK=off"},
-		GoLDFlags: "-s -w -buildid=",
-		CLink:     []string{"-static"},
+		Name:        "linux",
+		GoEnv:       []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOWORK=off"},
+		GoLDFlags:   "-s -w -buildid=",
+		CLink:       []string{"-static"},
+		Unsupported: map[string]string{"ocaml": notMirage},
 	},
 	// OSv loads position-independent (PIE) and dynamically linked
 	// programs into its one address space and supplies the C library
@@ -79,8 +92,9 @@ var targets = map[string]Target{
 		CLink:     []string{"-fPIE", "-pie"},
 		Closure:   elfdeps.Options{Provided: osvSupplied, LinkDir: "/usr/lib"},
 		Unsupported: map[string]string{
-			"node": "Debian's node stops OSv with an assertion in its /proc/self/maps (mmu::procfs_maps)",
-			"java": "Debian's JVM crashes on OSv (a jump to a null pointer while it starts); OSv runs Java only through its own launcher, which unikfile does not build",
+			"node":  "Debian's node stops OSv with an assertion in its /proc/self/maps (mmu::procfs_maps)",
+			"java":  "Debian's JVM crashes on OSv (a jump to a null pointer while it starts); OSv runs Java only through its own launcher, which unikfile does not build",
+			"ocaml": notMirage,
 		},
 		CheckProgram: osvRunnable,
 	},
@@ -96,9 +110,21 @@ var targets = map[string]Target{
 			"python": "Python on Rumprun needs an interpreter built with rumprun-packages, which unikfile does not build",
 			"node":   "Node.js on Rumprun needs rumprun-packages, which unikfile does not build",
 			"java":   "there is no JVM for Rumprun",
+			"ocaml":  notMirage,
 			"elf":    "Rumprun runs programs linked with its own toolchain, not Linux ELF binaries",
 		},
 		CheckProgram: rumprun.CheckProgram,
+	},
+	// MirageOS builds an OCaml program and the libraries it uses into a
+	// unikernel of its own; there is no Linux program to run. The Solo5
+	// target is virtio, the one QEMU boots (-kernel): an app compiles
+	// once for every target, and the qemu provider is the one that runs
+	// MirageOS unikernels (spt would need a compile per target).
+	"mirage": {
+		Name:    "mirage",
+		Only:    []string{"ocaml"},
+		OnlyWhy: "a MirageOS unikernel is an OCaml program (config.ml and its modules) built with the libraries it uses; programs in other languages run on base \"linux\"",
+		Solo5:   "virtio",
 	},
 	// IncludeOS links one C or C++ service with the parts of its library
 	// OS it uses into a 64-bit multiboot ELF, with CMake and the SDK's
@@ -112,6 +138,7 @@ var targets = map[string]Target{
 			"python": includeosOnly,
 			"node":   includeosOnly,
 			"java":   includeosOnly,
+			"ocaml":  notMirage,
 			"elf":    "IncludeOS links the service with its library OS from source; a Linux program needs a Linux kernel",
 		},
 	},
@@ -143,17 +170,50 @@ func CheckBase(base, language string) error {
 	if err != nil {
 		return err
 	}
-	if why, ok := t.Unsupported[language]; ok {
-		var runs []string
-		for n := range languages {
-			if _, no := t.Unsupported[n]; !no {
-				runs = append(runs, n)
-			}
-		}
-		sort.Strings(runs)
-		return fmt.Errorf("language %q cannot run on base %q: %s; on %s choose one of %s, or base = \"linux\"", language, base, why, base, strings.Join(runs, ", "))
+	if why, no := t.unsupported(language); no {
+		return fmt.Errorf("language %q cannot run on base %q: %s; on %s choose one of %s, or base = %q", language, base, why, base, strings.Join(t.runs(), ", "), BaseFor(language))
 	}
 	return nil
+}
+
+// BaseFor is a base that runs language: linux when it does, else the
+// first by name.
+func BaseFor(language string) string {
+	if _, no := targets["linux"].unsupported(language); !no {
+		return "linux"
+	}
+	var names []string
+	for n, t := range targets {
+		if _, no := t.unsupported(language); !no {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return "linux"
+	}
+	return names[0]
+}
+
+// unsupported says whether the target cannot run language, and why.
+func (t Target) unsupported(language string) (string, bool) {
+	if len(t.Only) > 0 && !slices.Contains(t.Only, language) {
+		return t.OnlyWhy, true
+	}
+	why, no := t.Unsupported[language]
+	return why, no
+}
+
+// runs are the languages of the table the target runs, sorted.
+func (t Target) runs() []string {
+	var out []string
+	for n := range languages {
+		if _, no := t.unsupported(n); !no {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // osvRunnable accepts what OSv's loader runs: a position-independent or
@@ -209,15 +269,8 @@ func or(s, def string) string {
 // sorted; nil for a base that runs them all (or is not in the table).
 func LanguagesFor(base string) []string {
 	t, ok := targets[base]
-	if !ok || len(t.Unsupported) == 0 {
+	if !ok || (len(t.Unsupported) == 0 && len(t.Only) == 0) {
 		return nil
 	}
-	var out []string
-	for n := range languages {
-		if _, no := t.Unsupported[n]; !no {
-			out = append(out, n)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return t.runs()
 }

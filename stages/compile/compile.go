@@ -90,6 +90,7 @@ var languages = map[string]Language{
 	"python": pythonLang{},
 	"node":   nodeLang{},
 	"java":   javaLang{},
+	"ocaml":  ocamlLang{},
 }
 
 // Lookup returns the language named name.

@@ -34,17 +34,17 @@ type Cross struct {
 	Program func(file, name string) error
 }
 
-// ToolchainSetting is implemented by the settings of bases whose apps may
-// name their toolchain in the app's block (rump { toolchain = "..." });
-// "" means the toolchain is looked for elsewhere.
-type ToolchainSetting interface {
-	ToolchainDir() string
+// rumprunSettings are the rump block's settings, as the compile stage
+// reads them (stages/package/rump cannot be imported here): the
+// toolchain the app names, "" when it is looked for elsewhere.
+type rumprunSettings interface {
+	RumpToolchain() string
 }
 
-// toolchainSetting is what app's base block says of its toolchain.
-func toolchainSetting(app *lang.App) string {
-	if s, ok := app.BaseSettings.(ToolchainSetting); ok && s != nil {
-		return s.ToolchainDir()
+// rumpSetting is what app's rump block says of its toolchain.
+func rumpSetting(app *lang.App) string {
+	if s, ok := app.BaseSettings.(rumprunSettings); ok && s != nil {
+		return s.RumpToolchain()
 	}
 	return ""
 }
@@ -54,7 +54,7 @@ func toolchainSetting(app *lang.App) string {
 // libc++ (2016) does not build as C++17, gcc 12's default, so C++ is
 // compiled as gnu++14 unless CXXFLAGS says otherwise.
 func rumprunCross(app *lang.App) (*Cross, error) {
-	tc, err := rumprun.Resolve(toolchainSetting(app), nil)
+	tc, err := rumprun.Resolve(rumpSetting(app), nil)
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", app.Name, err)
 	}

@@ -3,7 +3,9 @@
 // a manifest saying how to start it (the command before the app's
 // arguments, the runtime's environment, the working directory, the memory
 // it needs). Languages are a table (one file each: golang.go, c.go for C
-// and C++, rust.go, python.go, node.go, java.go, elf.go); the local
+// and C++, rust.go, python.go, node.go, java.go, elf.go, and ocaml.go,
+// whose apps are MirageOS unikernels for Solo5 built by mirage with a
+// toolchain found by mirage.go); the local
 // executor runs the host's toolchains, the first in PATH, whose identity
 // is part of every key. Dynamic ELF files get their shared-library
 // closure from elfdeps. How programs are built for each base (Go's link
@@ -15,7 +17,8 @@
 // instead (includeos.go: CMake with an IncludeOS SDK, through
 // stages/compile/includeos).
 // The buildkit executor (stages/compile/buildkit) compiles every language
-// but elf in builder images, for the linux base only (it refuses others),
+// but elf and ocaml in builder images, for the linux base only (it refuses
+// other bases, so mirage's OCaml apps are compiled locally),
 // and shares the key and bundle helpers here (SourceDigest, FinishBundle,
 // ReadBundle) and each language's commands, arguments, choices and launch
 // (GoBuildArgs, CFlags, CStaticArgs, PickProgram, CargoBuildArgs,

@@ -12,10 +12,10 @@ import (
 )
 
 // rumpSettings stands for the rump base's block (compile sees it through
-// ToolchainSetting only).
+// RumpToolchain only).
 type rumpSettings struct{ dir string }
 
-func (s rumpSettings) ToolchainDir() string { return s.dir }
+func (s rumpSettings) RumpToolchain() string { return s.dir }
 
 // C and C++ for the rump base are compiled with Rumprun's toolchain, by
 // make, CMake and from listed sources: the bundle's program is an object

@@ -8,7 +8,8 @@ import (
 
 // ForeignGuests is implemented by a provider that boots the images of
 // bases without unikfile's guest init: it applies an image's own console
-// protocol (pack.Image.Console: its ready line, exit lines and address)
+// protocol (pack.Image.Console: its ready line, the guest's acceptance of
+// connections on the forwarded ports (Accepts), exit lines and address)
 // and attaches its read-only root disk (pack.Image.RootDisk). A provider
 // that does not implement it would wait for markers such a guest never
 // prints, or boot its kernel without its file system.

@@ -6,12 +6,23 @@ package pack
 // lines (carriage returns removed).
 type ConsoleProtocol struct {
 	// Boot is the prefix of the first line of every boot; a console file
-	// may hold several, and only the last one's lines count.
+	// may hold several, and only the last one's lines count. "" when a
+	// console file holds one boot: all its lines count.
 	Boot string `json:"boot"`
 	// Ready is the prefix of the line the guest prints once the app is
 	// ready: every declared port listens (or, without ports, the app has
-	// started).
+	// started). "" when the guest prints no such line (a unikernel that is
+	// the app): the console then has nothing to wait for, and readiness is
+	// Accepts alone.
 	Ready string `json:"ready"`
+	// Accepts says that, once the Ready line (if any) has been seen, the
+	// app is ready only when the guest has also accepted a connection on
+	// every forwarded port, as the hypervisor sees it (QEMU's user network
+	// records that the guest answered the connection's SYN): a guest that
+	// cannot print a ready line of its own after its ports listen sets it.
+	// A connection the host side of a forward takes proves nothing: the
+	// hypervisor takes it before the guest has answered.
+	Accepts bool `json:"accepts,omitempty"`
 	// Exits are the lines that say the app ended, in the order they are
 	// tried on each line; the first line that matches one gives the exit
 	// status.

@@ -54,6 +54,10 @@ type Image struct {
 	// not unikfile's guest init (nil: guest.ReadyMarker and
 	// guest.ExitMarker). Disk images keep their source's.
 	Console *ConsoleProtocol `json:"console,omitempty"`
+	// Hardware is what the guest needs of its virtual machine besides
+	// the usual (a CPU model, no ACPI, an exit device); nil for none.
+	// Disk images keep their source's.
+	Hardware *Hardware `json:"hardware,omitempty"`
 
 	// Disk images only.
 	Disk string `json:"disk,omitempty"` // file name inside the image directory

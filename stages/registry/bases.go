@@ -6,6 +6,7 @@ import (
 	pack "github.com/unikfile/unikfile/stages/package"
 	"github.com/unikfile/unikfile/stages/package/includeos"
 	"github.com/unikfile/unikfile/stages/package/linux"
+	"github.com/unikfile/unikfile/stages/package/mirage"
 	"github.com/unikfile/unikfile/stages/package/osv"
 	"github.com/unikfile/unikfile/stages/package/rump"
 )
@@ -18,6 +19,7 @@ var bases = map[string]pack.Base{
 	linux.Name:     linux.Base{},
 	osv.Name:       osv.Base{},
 	rump.Name:      rump.Base{},
+	mirage.Name:    mirage.Base{},
 	includeos.Name: includeos.Base{},
 }
 

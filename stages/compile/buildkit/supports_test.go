@@ -22,6 +22,9 @@ func TestSupportsLanguageAndBase(t *testing.T) {
 		{"c", "rump", false},
 		{"cpp", "rump", false},
 		{"go", "no-such-base", false},
+		{"ocaml", "mirage", false},
+		{"ocaml", "linux", false},
+		{"go", "mirage", false},
 	} {
 		if got := e.Supports(&lang.App{Name: "a", Language: c.lang, Base: c.base}); got != c.want {
 			t.Errorf("Supports(%s on %s) = %v, want %v", c.lang, c.base, got, c.want)

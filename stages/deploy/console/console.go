@@ -167,9 +167,12 @@ func (r *rules) addr(line string) (string, bool) {
 	return "", false
 }
 
-// Ready says the guest printed guest.ReadyMarker: every declared port
-// listens.
-func (s *Scanner) Ready() bool { return s.ready }
+// Ready says the guest printed guest.ReadyMarker (every declared port
+// listens), or with a Protocol its Ready line; a Protocol without a Ready
+// line has none to wait for, and the provider goes by its Accepts.
+func (s *Scanner) Ready() bool {
+	return s.ready || s.Protocol != nil && s.Protocol.Ready == ""
+}
 
 // Exit is the app's exit status once the guest printed it, else nil.
 func (s *Scanner) Exit() *int { return s.exit }

@@ -112,4 +112,14 @@ func TestProtocol(t *testing.T) {
 	if got := LastExitWith([]byte("OSv v1\nprogram exited with status 2\nOSv v1\nserving\n"), p); got != nil {
 		t.Errorf("a running guest has exit %d", *got)
 	}
+	// A guest that is the app (no boot line): any line of the console
+	// gives the status, not only the last; with no ready line it has none
+	// to wait for.
+	q := &pack.ConsoleProtocol{Accepts: true, Exits: []pack.ExitLine{{Pattern: `Solo5: solo5_exit\((-?\d+)\) called`}}}
+	if s := (&Scanner{Protocol: q}); !s.Ready() {
+		t.Error("a protocol without a ready line waits for one")
+	}
+	if got := LastExitWith([]byte("Solo5: banner\nhello\nSolo5: solo5_exit(3) called\n"), q); got == nil || *got != 3 {
+		t.Errorf("no started line: exit %v, want 3", got)
+	}
 }

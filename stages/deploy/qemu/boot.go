@@ -79,6 +79,9 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		cfg.Cmdline = p.machineCmdline(cfg, spec.Image.Cmdline)
 	}
 	cfg.GuestConsole = spec.Image.Console
+	if hw := spec.Image.Hardware; hw != nil {
+		cfg.CPUModel, cfg.NoACPI, cfg.DebugExit = hw.CPU, hw.NoACPI, hw.DebugExit
+	}
 	cfg.Forwards = bootFw
 	cfg.ConsoleRotates = true
 	if err := cfg.Validate(); err != nil {
@@ -263,7 +266,7 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 		if b.con.Exit() != nil {
 			return b.exitedEarly(ctx)
 		}
-		if b.con.Ready() && b.portsAnswer(b.cfg.Forwards) == nil {
+		if b.con.Ready() && b.portsAnswer(b.cfg.Forwards) == nil && (!b.accepts() || b.guestAccepts(ctx, b.cfg.Forwards) == nil) {
 			return nil, nil
 		}
 		select {
@@ -273,7 +276,7 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 		case <-b.exited:
 			b.con.poll()
 			b.con.Flush()
-			if b.con.Exit() != nil {
+			if b.exitStatus() != nil {
 				return b.exitedEarly(ctx)
 			}
 			err := fmt.Errorf("app %s: qemu exited (%v) before the app was ready\ncommand: %s\n%s",
@@ -285,7 +288,10 @@ func (b *booting) waitReady(ctx context.Context) (*state.Instance, error) {
 			if errs := b.con.Errors(); len(errs) > 0 {
 				why += "; its init said: " + strings.Join(errs, "; ")
 			}
-			if b.con.Ready() {
+			switch {
+			case b.con.Ready() && b.accepts() && b.portsAnswer(b.cfg.Forwards) == nil:
+				why = fmt.Sprintf("the guest has not accepted a connection on its ports: %v", b.guestAccepts(ctx, b.cfg.Forwards))
+			case b.con.Ready():
 				why = fmt.Sprintf("the guest is ready but the forwarded host port does not answer: %v", b.portsAnswer(b.cfg.Forwards))
 			}
 			err := fmt.Errorf("app %s was not ready after %s (accel %s): %s\n%s", b.app, b.timeout, b.cfg.Accel, why, b.quote())
@@ -308,6 +314,12 @@ func (b *booting) portsAnswer(fw []Forward) error {
 	return nil
 }
 
+// accepts says the image's console protocol asks for the guest's own
+// acceptance of a connection on every forwarded port (see guestAccepts).
+func (b *booting) accepts() bool {
+	return b.cfg.GuestConsole != nil && b.cfg.GuestConsole.Accepts
+}
+
 // exitedEarly handles an exit marker before readiness: the guest powers off
 // by itself; the instance is returned as exited with an error.
 func (b *booting) exitedEarly(ctx context.Context) (*state.Instance, error) {
@@ -322,8 +334,33 @@ func (b *booting) exitedEarly(ctx context.Context) (*state.Instance, error) {
 	b.waitReaped()
 	b.con.poll()
 	b.con.Flush()
-	b.inst.State, b.inst.ExitStatus = state.Exited, b.con.Exit()
-	return b.inst, fmt.Errorf("app %s exited with status %d before it was ready; last console lines:\n%s", b.app, *b.con.Exit(), b.con.Tail())
+	st := b.exitStatus() // called once one of them told
+	b.inst.State, b.inst.ExitStatus = state.Exited, st
+	return b.inst, fmt.Errorf("app %s exited with status %d before it was ready; last console lines:\n%s", b.app, *st, b.con.Tail())
+}
+
+// exitStatus is the app's exit status: the console's exit line, or once
+// QEMU has exited by itself, what the image's exit device says QEMU's
+// status means (pack.DebugExit); nil when neither tells.
+func (b *booting) exitStatus() *int {
+	if st := b.con.Exit(); st != nil {
+		return st
+	}
+	if b.cfg.DebugExit == nil || b.exited == nil {
+		return nil
+	}
+	select {
+	case <-b.exited:
+	default:
+		return nil
+	}
+	var ee *exec.ExitError
+	if errors.As(b.waitErr, &ee) {
+		if st, ok := b.cfg.DebugExit.AppStatus(ee.ExitCode()); ok {
+			return &st
+		}
+	}
+	return nil
 }
 
 // halts says the guest halts after its exit line instead of powering off
@@ -461,8 +498,8 @@ func (b *booting) follow(ctx context.Context) (*state.Instance, error) {
 		case <-b.exited:
 			b.con.poll()
 			b.con.Flush()
-			if b.con.Exit() != nil {
-				b.inst.State, b.inst.ExitStatus = state.Exited, b.con.Exit()
+			if st := b.exitStatus(); st != nil {
+				b.inst.State, b.inst.ExitStatus = state.Exited, st
 				return b.inst, nil
 			}
 			b.inst.State = state.Failed

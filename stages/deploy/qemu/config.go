@@ -2,11 +2,11 @@ package qemu
 
 import (
 	"fmt"
-
-	pack "github.com/unikfile/unikfile/stages/package"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	pack "github.com/unikfile/unikfile/stages/package"
 )
 
 // Accelerators.
@@ -30,6 +30,14 @@ type Config struct {
 	// RootDisk is the direct-boot image's root file system disk (an
 	// absolute path), attached read-only on virtio-blk.
 	RootDisk string `json:"root_disk,omitempty"`
+	// CPUModel, NoACPI and DebugExit are what the image's guest needs of
+	// the machine (pack.Image.Hardware): a -cpu model for every
+	// accelerator, a machine without ACPI tables, and QEMU's
+	// isa-debug-exit device with what its exit statuses mean, kept so
+	// that a later command reads them the same way.
+	CPUModel  string          `json:"cpu_model,omitempty"`
+	NoACPI    bool            `json:"no_acpi,omitempty"`
+	DebugExit *pack.DebugExit `json:"debug_exit,omitempty"`
 	// GuestConsole is the image's console protocol when its guest is not
 	// unikfile's init (pack.Image.Console); kept so that a later command
 	// reads the exit status from the console the same way.
@@ -77,9 +85,12 @@ func (f Forward) Rule() string {
 // netdevID names the one network backend, for -netdev and hostfwd_add.
 const netdevID = "n0"
 
-// CPU is the -cpu model: the host's own with KVM, everything TCG can
-// emulate otherwise.
+// CPU is the -cpu model: the image's when it names one, else the host's
+// own with KVM and everything TCG can emulate otherwise.
 func (c Config) CPU() string {
+	if c.CPUModel != "" {
+		return c.CPUModel
+	}
 	if c.Accel == AccelKVM {
 		return "host"
 	}
@@ -121,6 +132,13 @@ func (c Config) Args() []string {
 			args = append(args, c.rootArgs()...)
 		}
 	}
+	if c.DebugExit != nil {
+		dev := "isa-debug-exit"
+		if c.DebugExit.IOBase != 0 {
+			dev += fmt.Sprintf(",iobase=%#x", c.DebugExit.IOBase)
+		}
+		args = append(args, "-device", dev)
+	}
 	args = append(args,
 		"-netdev", netdev,
 		"-device", c.nicArg(),
@@ -155,6 +173,12 @@ func (c Config) Validate() error {
 	}
 	if c.MemoryMiB <= 0 || c.CPUs <= 0 {
 		return fmt.Errorf("memory %d MiB and %d CPUs: both must be positive", c.MemoryMiB, c.CPUs)
+	}
+	if strings.ContainsAny(c.CPUModel, ", ") {
+		return fmt.Errorf("CPU model %q: a QEMU CPU model is one name (qemu-system-x86_64 -cpu help lists them)", c.CPUModel)
+	}
+	if d := c.DebugExit; d != nil && (d.IOBase < 0 || d.IOBase > 0xffff) {
+		return fmt.Errorf("isa-debug-exit I/O port %#x: ports are 0-0xffff", d.IOBase)
 	}
 	if strings.Contains(c.QMP, ",") || strings.Contains(c.Console, ",") {
 		return fmt.Errorf("QMP socket path %q contains a comma, which QEMU's option syntax cannot carry; use a state directory without commas", c.QMP)

@@ -2,12 +2,12 @@ package qemu
 
 import (
 	"flag"
-
-	pack "github.com/unikfile/unikfile/stages/package"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	pack "github.com/unikfile/unikfile/stages/package"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -56,11 +56,17 @@ func TestArgsGolden(t *testing.T) {
 	micro.Cmdline += TCGMicroVMCmdline(2300000)
 	rootDisk := base
 	rootDisk.Initrd, rootDisk.RootDisk, rootDisk.Cmdline = "", "/images/osv/rootfs.img", "--rootfs=rofs /app/main"
+	solo5 := base
+	solo5.Initrd, solo5.Cmdline = "", "--ipv4=10.0.2.15/24 --ipv4-gateway=10.0.2.2"
+	solo5.CPUModel, solo5.NoACPI, solo5.DebugExit = "Westmere", true, &pack.DebugExit{Statuses: map[int]int{83: 0}}
+	solo5KVM := solo5
+	solo5KVM.Accel, solo5KVM.DebugExit = AccelKVM, &pack.DebugExit{IOBase: 0xf4}
 	var b strings.Builder
 	for _, c := range []struct {
 		name string
 		cfg  Config
-	}{{"tcg, two forwards", base}, {"kvm, no forwards, no initrd", kvm}, {"qcow2 disk, uefi", uefi}, {"vmdk disk, bios", bios}, {"microvm, root disk", micro}, {"kernel and a read-only root disk (osv)", rootDisk}} {
+	}{{"tcg, two forwards", base}, {"kvm, no forwards, no initrd", kvm}, {"qcow2 disk, uefi", uefi}, {"vmdk disk, bios", bios}, {"microvm, root disk", micro}, {"kernel and a read-only root disk (osv)", rootDisk},
+		{"a machine the image asks for: CPU model, no ACPI, isa-debug-exit (mirage)", solo5}, {"the image's CPU model under kvm too, an exit device at another port", solo5KVM}} {
 		if err := c.cfg.Validate(); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 		}
@@ -85,6 +91,8 @@ func TestValidate(t *testing.T) {
 		{"comma in console path", func(c *Config) { c.Console = "/a,b/console.log" }, "comma"},
 		{"long socket path", func(c *Config) { c.QMP = "/" + strings.Repeat("x", 120) }, "longer"},
 		{"IPv6 bind", func(c *Config) { c.Forwards = []Forward{{Bind: "::1", Host: 1, Guest: 1}} }, "IPv4"},
+		{"a CPU model with options", func(c *Config) { c.CPUModel = "Westmere,+avx" }, "one name"},
+		{"an exit device beyond the I/O ports", func(c *Config) { c.DebugExit = &pack.DebugExit{IOBase: 0x10000} }, "I/O port"},
 		{"twice the same host port", func(c *Config) {
 			c.Forwards = []Forward{{Bind: "127.0.0.1", Host: 80, Guest: 1}, {Bind: "127.0.0.1", Host: 80, Guest: 2}}
 		}, "twice"},

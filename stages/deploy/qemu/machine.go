@@ -31,11 +31,16 @@ func machineFor(img *pack.Image) string {
 // from a NIC) and the 8250 UART for the console. The RTC stays (the
 // guest reads the time of day from it), and so does ACPI: its power
 // button is how a stop reaches the guest's init.
+// An image that asks for no ACPI (pack.Hardware.NoACPI) gets acpi=off.
 func (c Config) machineArg() string {
+	m := c.Machine
 	if c.Machine == MachineMicroVM {
-		return MachineMicroVM + ",x-option-roms=off,isa-serial=on"
+		m = MachineMicroVM + ",x-option-roms=off,isa-serial=on"
 	}
-	return c.Machine
+	if c.NoACPI {
+		m += ",acpi=off"
+	}
+	return m
 }
 
 // nicArg is the NIC's -device value: virtio-net on the machine's bus.

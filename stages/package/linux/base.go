@@ -49,8 +49,9 @@ type Base struct{}
 
 var _ pack.Base = Base{}
 
-// Languages: the linux base runs every language.
-func (Base) Languages() []string { return nil }
+// Languages: the linux base runs every language that builds a Linux
+// program (OCaml apps are MirageOS unikernels, see compile.TargetFor).
+func (Base) Languages() []string { return compile.LanguagesFor(Name) }
 
 // Schema is the linux block's body.
 func (Base) Schema() *hcl.BodySchema {

@@ -29,16 +29,13 @@ type Settings struct {
 	Toolchain string `json:"toolchain,omitempty"`
 }
 
-// ToolchainDir is what the compile stage compiles the app with
-// (compile.ToolchainSetting).
-func (s *Settings) ToolchainDir() string {
+// RumpToolchain is the toolchain setting, for the compile stage.
+func (s *Settings) RumpToolchain() string {
 	if s == nil {
 		return ""
 	}
 	return s.Toolchain
 }
-
-var _ compile.ToolchainSetting = (*Settings)(nil)
 
 // SettingsOf returns the app's rump settings (zero for an app decoded
 // elsewhere).

@@ -9,7 +9,9 @@ const BootMarker = "rump kernel bare metal bootstrap"
 // ReadyMarker starts the line Rumprun prints when it calls the app's main
 // (lib/librumprun_base/rumprun.c: `=== calling "argv[0]" main() ===`).
 // Rumprun prints nothing once the app listens: this is the last line it
-// prints before the app runs.
+// prints before the app runs, and the protocol's Accepts makes the
+// provider wait, after it, for the guest to accept a connection on each
+// forwarded port.
 const ReadyMarker = `=== calling "`
 
 // Exit statuses for ends that are not the app's own.
@@ -30,8 +32,9 @@ const (
 // it configured. Then Rumprun halts the CPU: it does not power off.
 func Console() *pack.ConsoleProtocol {
 	return &pack.ConsoleProtocol{
-		Boot:  BootMarker,
-		Ready: ReadyMarker,
+		Boot:    BootMarker,
+		Ready:   ReadyMarker,
+		Accepts: true,
 		Exits: []pack.ExitLine{
 			{Pattern: `=== main\(\) of ".*" returned (-?\d+) ===`},
 			{Pattern: `=== (?:ERROR: )?_exit\((-?\d+)\) called ===`},
