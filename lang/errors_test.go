@@ -253,11 +253,11 @@ target "t" {
 		{name: "a base that is not built, with its block", src: `
 app "a" {
   language = "c"
-  base     = "mirage"
-  mirage {
-    target = "virtio"
+  base     = "unikraft"
+  unikraft {
+    target = "qemu"
   }
-}`, want: `Unsupported base "mirage"`, line: 4, col: 14},
+}`, want: `Unsupported base "unikraft"`, line: 4, col: 14},
 		{name: "a second qemu block", src: `
 app "a" { language = "go" }
 target "t" {
