@@ -77,7 +77,7 @@ target "dev" {
 	p := newProject(t, files)
 	p.cacheDir = t.TempDir() // this test checks what is rebuilt
 	p.ok("up", "--timeout", "5m")
-	if got := slowGet(t, port); got != "Hello from IncludeOS\n" {
+	if got := get(t, port); got != "Hello from IncludeOS\n" {
 		t.Errorf("GET / = %q", got)
 	}
 	before := p.ps()
@@ -111,7 +111,7 @@ target "dev" {
 	if len(after) != 1 || after[0].ID == before[0].ID || after[0].State != "running" {
 		t.Fatalf("after an edit: %+v (before %s)\n%s", after, before[0].ID, r.stderr)
 	}
-	if got := slowGet(t, port); got != "Hello from an edited IncludeOS\n" {
+	if got := get(t, port); got != "Hello from an edited IncludeOS\n" {
 		t.Errorf("after the edit: GET / = %q", got)
 	}
 	p.ok("down")
@@ -174,7 +174,8 @@ target "countdown" {
 }
 
 // examples/includeos through up: the C++ service (DHCP on QEMU's user
-// network) answers from direct boot and from a GRUB-booted qcow2 disk.
+// network) answers from direct boot and from a GRUB-booted qcow2 disk,
+// as soon as up returns (it waits for the guest's own acceptance).
 func TestIncludeOSExamplesUp(t *testing.T) {
 	sdk := includeosSDK(t)
 	p := newProject(t, exampleFiles(t, "includeos"))
@@ -182,7 +183,7 @@ func TestIncludeOSExamplesUp(t *testing.T) {
 	port := freePort(t)
 	p.ok("up", "--var", "port="+strconv.Itoa(port), "--timeout", "5m", "dev", "disk")
 	for _, pt := range []int{port, port + 1} {
-		if got := slowGet(t, pt); got != "hello from C++ on IncludeOS\n" {
+		if got := get(t, pt); got != "hello from C++ on IncludeOS\n" {
 			t.Errorf("GET :%d = %q", pt, got)
 		}
 	}

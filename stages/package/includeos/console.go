@@ -11,10 +11,10 @@ const BootMarker = " IncludeOS "
 // service's Service::start (or main): " +--> Running [ NAME ]"
 // (src/kernel/kernel.cpp). IncludeOS has no readiness signal of its own
 // and unikfile runs nothing beside the service, so this line is the
-// image's ready line: a service that listens in Service::start listens
-// right after it; one that listens once DHCP has answered may take a
-// moment more (the qemu provider then only checks that the forwarded host
-// ports take connections).
+// image's ready line, and the protocol's Accepts makes the provider wait
+// after it until the guest itself has accepted a connection on each
+// forwarded port: a service that listens once DHCP has answered listens
+// a moment after this line.
 const StartedMarker = " +--> Running [ "
 
 // StatusCrashed is the exit status of a service IncludeOS stopped with a
@@ -32,8 +32,9 @@ const StatusCrashed = 134
 // Inet prints each address it configures as "IP: <tab><tab>ADDRESS".
 func Console() *pack.ConsoleProtocol {
 	return &pack.ConsoleProtocol{
-		Boot:  BootMarker,
-		Ready: StartedMarker,
+		Boot:    BootMarker,
+		Ready:   StartedMarker,
+		Accepts: true,
 		Exits: []pack.ExitLine{
 			{Pattern: `\s*\[ Kernel \] Service exiting with status (-?\d+)`},
 			{Pattern: `Service exited with status (-?\d+)`},
