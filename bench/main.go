@@ -30,7 +30,7 @@ var (
 	boots  = flag.Int("boots", 9, "boots on each side of the boot comparison; TCG boot times vary by ±15% from run to run, so it takes several")
 	accel  = flag.String("accel", "tcg", "QEMU accelerator for both sides of the boot comparison")
 	kernel = flag.String("kernel", "", "vmlinuz (default: $UNIKFILE_KERNEL or the newest in the cache)")
-	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block), osv (boot and watch on the osv base against linux), mirage (boot of a MirageOS unikernel against linux and osv), includeos (boot on the includeos base beside linux and osv), fastboot (the minimal kernel: boot, watch, size, interpreted runtimes before and after); and, not part of all: kill (kill -9 of up or build at random moments), soak (a watch fed many edits)")
+	suite  = flag.String("suite", "all", "which benchmarks: all, hello (build, no-change up, boot), monorepo (a generated tree against make), aws (the EBS upload against uploading every block), osv (boot and watch on the osv base against linux), mirage (boot of a MirageOS unikernel against linux and osv), rump (boot on the rump base against linux and osv), includeos (boot on the includeos base beside linux and osv), fastboot (the minimal kernel: boot, watch, size, interpreted runtimes before and after); and, not part of all: kill (kill -9 of up or build at random moments), soak (a watch fed many edits)")
 	apps   = flag.Int("apps", 100, "apps in the monorepo benchmark's generated tree (two per Unikfile)")
 	// profileDir passes UNIKFILE_PROFILE to the unikfile runs of the
 	// monorepo suite: Go's CPU, block and mutex profiles and an execution
@@ -52,6 +52,9 @@ func main() {
 	}
 	if err == nil && (*suite == "all" || *suite == "osv") && !*gceOnly {
 		err = benchOSv()
+	}
+	if err == nil && (*suite == "all" || *suite == "rump") && !*gceOnly {
+		err = benchRump()
 	}
 	if err == nil && (*suite == "all" || *suite == "mirage") && !*gceOnly {
 		err = benchMirage()
@@ -281,6 +284,8 @@ func bareBuild(e *env, i int) error {
 func plainQEMU(e *env, imageDir string) (time.Duration, error) {
 	if img, err := pack.ReadImage(imageDir); err == nil && img.RootDisk != "" {
 		return plainOSv(imageDir, img)
+	} else if err == nil && img.KernelEntry == pack.KernelEntryMultiboot {
+		return plainMultiboot(imageDir, img)
 	}
 	cmdline, err := os.ReadFile(filepath.Join(imageDir, "cmdline"))
 	if err != nil {

@@ -98,7 +98,7 @@ app "a" {
 app "a" {
   language = "go"
   base     = "linx"
-}`, want: `base must be one of: includeos, linux, mirage, osv (the bases this version of unikfile builds). Did you mean "linux"?`, line: 4, col: 14},
+}`, want: `base must be one of: includeos, linux, mirage, osv, rump (the bases this version of unikfile builds). Did you mean "linux"?`, line: 4, col: 14},
 		{name: "memory too small", src: `
 app "a" {
   language = "go"
@@ -253,11 +253,11 @@ target "t" {
 		{name: "a base that is not built, with its block", src: `
 app "a" {
   language = "c"
-  base     = "rump"
-  rump {
-    toolchain = "rumprun"
+  base     = "unikraft"
+  unikraft {
+    target = "qemu"
   }
-}`, want: `Unsupported base "rump"`, line: 4, col: 14},
+}`, want: `Unsupported base "unikraft"`, line: 4, col: 14},
 		{name: "a second qemu block", src: `
 app "a" { language = "go" }
 target "t" {

@@ -95,7 +95,11 @@ func (r *planner) makeDisk(ctx context.Context, a *lang.App, src *Image, boot st
 	}
 	env := r.env
 	tools := disk.Tools{}
-	toolsDigest, err := tools.Digest(boot)
+	digest := tools.Digest
+	if src.Image.KernelEntry == pack.KernelEntryMultiboot {
+		digest = tools.MultibootDigest
+	}
+	toolsDigest, err := digest(boot)
 	if err != nil {
 		return nil, false, fmt.Errorf("package %s: %w", src.App, err)
 	}

@@ -8,7 +8,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/compile/elfdeps"
+	"github.com/unikfile/unikfile/stages/compile/rumprun"
 )
 
 // A Target is how programs are built for one base: what the base's kernel
@@ -40,6 +42,9 @@ type Target struct {
 	// CheckProgram, if set, says why the program the bundle starts (file
 	// on the host, name in the image) cannot run on this base.
 	CheckProgram func(file, name string) error
+	// Cross, if set, is the base's own C and C++ toolchain for app (see
+	// Cross); nil compiles with the host's.
+	Cross func(app *lang.App) (*Cross, error)
 	// Compiler, if set, builds the programs of every language the base
 	// runs in place of the language table's own build: a base whose
 	// programs are linked with its kernel by a toolchain of its own (an
@@ -92,6 +97,23 @@ var targets = map[string]Target{
 			"ocaml": notMirage,
 		},
 		CheckProgram: osvRunnable,
+	},
+	// Rumprun links a POSIX program with NetBSD's rump kernels into one
+	// image: C and C++ only, compiled with Rumprun's own toolchain (its
+	// programs are relocatable objects that the rump base bakes).
+	"rump": {
+		Name:  "rump",
+		Cross: rumprunCross,
+		Unsupported: map[string]string{
+			"go":     "Go on Rumprun needed a patched Go 1.5 (rumprun-packages), which unikfile does not build",
+			"rust":   "Rust's x86_64-rumprun-netbsd target was removed from rustc",
+			"python": "Python on Rumprun needs an interpreter built with rumprun-packages, which unikfile does not build",
+			"node":   "Node.js on Rumprun needs rumprun-packages, which unikfile does not build",
+			"java":   "there is no JVM for Rumprun",
+			"ocaml":  notMirage,
+			"elf":    "Rumprun runs programs linked with its own toolchain, not Linux ELF binaries",
+		},
+		CheckProgram: rumprun.CheckProgram,
 	},
 	// MirageOS builds an OCaml program and the libraries it uses into a
 	// unikernel of its own; there is no Linux program to run. The Solo5

@@ -101,8 +101,19 @@ func TestCheckBase(t *testing.T) {
 			t.Errorf("%s on linux: %v", l, err)
 		}
 	}
-	if err := CheckBase("rump", "c"); err == nil || !strings.Contains(err.Error(), `base "rump" cannot be built by this version of unikfile (supported: includeos, linux, mirage, osv)`) {
-		t.Errorf("rump: %v", err)
+	for _, l := range []string{"c", "cpp"} {
+		if err := CheckBase("rump", l); err != nil {
+			t.Errorf("%s on rump: %v", l, err)
+		}
+	}
+	for _, l := range []string{"go", "rust", "python", "node", "java", "ocaml", "elf"} {
+		err := CheckBase("rump", l)
+		if err == nil || !strings.Contains(err.Error(), `language "`+l+`" cannot run on base "rump"`) || !strings.Contains(err.Error(), "choose one of c, cpp,") {
+			t.Errorf("%s on rump: %v", l, err)
+		}
+	}
+	if err := CheckBase("nosuchbase", "c"); err == nil || !strings.Contains(err.Error(), `base "nosuchbase" cannot be built by this version of unikfile (supported: includeos, linux, mirage, osv, rump)`) {
+		t.Errorf("an unknown base: %v", err)
 	}
 	for _, l := range []string{"c", "cpp"} {
 		if err := CheckBase("includeos", l); err != nil {

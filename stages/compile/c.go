@@ -68,11 +68,36 @@ func (c cLang) cc() (string, string) {
 	return name, hint
 }
 
+// cross is the base's own C and C++ toolchain for app, or nil for the
+// host's.
+func cross(app *lang.App) (*Cross, error) {
+	t, err := TargetFor(app.Base)
+	if err != nil || t.Cross == nil {
+		return nil, err
+	}
+	return t.Cross(app)
+}
+
 func (c cLang) Toolchain(ctx context.Context, app *lang.App) (string, error) {
-	cc, hint := c.cc()
-	id, err := toolIdentity(ctx, cc, hint, "--version")
+	x, err := cross(app)
 	if err != nil {
 		return "", err
+	}
+	var id string
+	if x != nil {
+		// A cross toolchain is what it is: $CC and $CXX name host
+		// compilers and do not apply.
+		if id, err = x.Identity(ctx); err != nil {
+			return "", err
+		}
+		if c.cxx {
+			id += "; cxxflags " + x.CXXFlags
+		}
+	} else {
+		cc, hint := c.cc()
+		if id, err = toolIdentity(ctx, cc, hint, "--version"); err != nil {
+			return "", err
+		}
 	}
 	switch BuildSystem(app.Source) {
 	case "cmake":
@@ -110,11 +135,32 @@ func (c cLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.W
 		return Launch{}, err
 	}
 	cc, hint := c.cc()
+	x, err := cross(app)
+	if err != nil {
+		return Launch{}, err
+	}
+	target, err := TargetFor(app.Base)
+	if err != nil {
+		return Launch{}, err
+	}
 	flags := CFlags(work)
+	cxxDefault := ""
+	isProgram := func(file, _ string) error { return checkExecutable(file) }
+	if x != nil {
+		cc, hint = x.CC, "the "+x.Name+" toolchain's C compiler"
+		if c.cxx {
+			cc, hint = x.CXX, "the "+x.Name+" toolchain's C++ compiler"
+		}
+		cxxDefault = x.CXXFlags
+		isProgram = x.Program
+	}
 	env := run.Environ(
 		"CFLAGS="+strings.TrimSpace(os.Getenv("CFLAGS")+" "+flags),
-		"CXXFLAGS="+strings.TrimSpace(os.Getenv("CXXFLAGS")+" "+flags),
+		"CXXFLAGS="+strings.TrimSpace(cxxDefault+" "+os.Getenv("CXXFLAGS")+" "+flags),
 	)
+	if x != nil {
+		env = x.Environ(env)
+	}
 	name, _, _ := c.compiler()
 	lang := CLanguage(c.cxx)
 	fail := func(what string, err error) (Launch, error) {
@@ -128,20 +174,28 @@ func (c cLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.W
 	switch BuildSystem(src) {
 	case "cmake":
 		out := filepath.Join(work, "build")
-		if _, err := run.Run(ctx, run.Cmd{Path: "cmake", Args: CMakeConfigureArgs(src, out, cc, c.cxx), Env: env, Stdout: log, Stderr: log, Hint: cmakeHint}); err != nil {
+		args := CMakeConfigureArgs(src, out, cc, c.cxx)
+		if x != nil {
+			args = append(args[:len(args)-1], "-DCMAKE_TOOLCHAIN_FILE="+x.CMakeToolchain)
+		}
+		if _, err := run.Run(ctx, run.Cmd{Path: "cmake", Args: args, Env: env, Stdout: log, Stderr: log, Hint: cmakeHint}); err != nil {
 			return fail("cmake", err)
 		}
 		if _, err := run.Run(ctx, run.Cmd{Path: "cmake", Args: CMakeBuildArgs(out, jobs), Env: env, Stdout: log, Stderr: log, Hint: cmakeHint}); err != nil {
 			return fail("cmake --build", err)
 		}
-		if bin, err = PickProgram(app, out); err != nil {
+		if bin, err = pickProgram(app, out, isProgram); err != nil {
 			return Launch{}, err
 		}
 	case "make":
-		if _, err := run.Run(ctx, run.Cmd{Path: "make", Args: MakeArgs(jobs, cc, c.cxx), Dir: src, Env: env, Stdout: log, Stderr: log, Hint: makeHint}); err != nil {
+		args := MakeArgs(jobs, cc, c.cxx)
+		if x != nil {
+			args = []string{"-j", jobs, "CC=" + x.CC, "CXX=" + x.CXX, "AR=" + x.AR, "RANLIB=" + x.RANLIB}
+		}
+		if _, err := run.Run(ctx, run.Cmd{Path: "make", Args: args, Dir: src, Env: env, Stdout: log, Stderr: log, Hint: makeHint}); err != nil {
 			return fail("make", err)
 		}
-		if bin, err = PickProgram(app, src); err != nil {
+		if bin, err = pickProgram(app, src, isProgram); err != nil {
 			return Launch{}, err
 		}
 	default:
@@ -150,16 +204,37 @@ func (c cLang) Build(ctx context.Context, app *lang.App, rootfs string, log io.W
 			return Launch{}, err
 		}
 		bin = filepath.Join(work, "main")
-		// Linked as the base wants it: static on linux, PIE on OSv.
-		target, err := TargetFor(app.Base)
-		if err != nil {
-			return Launch{}, err
+		// Linked as the base wants it: static on linux, so that the
+		// program needs nothing from the host at run time; PIE on OSv.
+		args := target.CLinkArgs(flags, bin, srcs)
+		if c.cxx {
+			args = append(strings.Fields(cxxDefault), args...)
 		}
-		if _, err := run.Run(ctx, run.Cmd{Path: cc, Args: target.CLinkArgs(flags, bin, srcs), Dir: src, Env: env, Stdout: log, Stderr: log, Hint: hint}); err != nil {
+		if _, err := run.Run(ctx, run.Cmd{Path: cc, Args: args, Dir: src, Env: env, Stdout: log, Stderr: log, Hint: hint}); err != nil {
 			return fail(name+" "+strings.Join(srcs, " "), err)
 		}
 	}
+	if x != nil {
+		return installCrossProgram(ctx, x, bin, rootfs)
+	}
 	return installProgram(ctx, app, bin, rootfs)
+}
+
+// installCrossProgram puts a program of a cross toolchain at /app/main
+// with its symbols (the base links it further) but without debugging
+// information.
+func installCrossProgram(ctx context.Context, x *Cross, bin, rootfs string) (Launch, error) {
+	if err := x.Program(bin, NativeProgram); err != nil {
+		return Launch{}, err
+	}
+	out := filepath.Join(rootfs, filepath.FromSlash(NativeProgram))
+	if err := copyFile(bin, out, 0o755); err != nil {
+		return Launch{}, err
+	}
+	if _, err := run.Run(ctx, run.Cmd{Path: "strip", Args: []string{"--strip-debug", out}, Hint: "install binutils: apt-get install binutils"}); err != nil {
+		return Launch{}, fmt.Errorf("strip %s: %w", bin, err)
+	}
+	return Launch{}, nil
 }
 
 // copySourceTo copies app's source (honouring the ignore files) to dst.
@@ -172,7 +247,7 @@ func copySourceTo(src, dst string) error {
 }
 
 // installProgram puts the built program at /app/main, stripped, with its
-// shared-library closure.
+// shared-library closure as app's base wants it.
 func installProgram(ctx context.Context, app *lang.App, bin, rootfs string) (Launch, error) {
 	out, err := PlaceProgram(bin, rootfs)
 	if err != nil {
@@ -313,6 +388,12 @@ func CSources(app *lang.App, cxx bool) ([]string, error) {
 // PickProgram is main (relative to dir) or the one executable ELF file a
 // build left in dir.
 func PickProgram(app *lang.App, dir string) (string, error) {
+	return pickProgram(app, dir, func(file, _ string) error { return checkExecutable(file) })
+}
+
+// pickProgram is main (relative to dir) or the one executable program
+// (isProgram) a build left in dir.
+func pickProgram(app *lang.App, dir string, isProgram func(file, name string) error) (string, error) {
 	if app.Main != "" && app.Main != "." {
 		p := filepath.Join(dir, filepath.FromSlash(app.Main))
 		if _, err := os.Stat(p); err != nil {
@@ -325,7 +406,7 @@ func PickProgram(app *lang.App, dir string) (string, error) {
 		if err != nil || !d.Type().IsRegular() {
 			return nil
 		}
-		if fi, err := d.Info(); err == nil && fi.Mode()&0o111 != 0 && checkExecutable(p) == nil && !strings.HasSuffix(p, ".so") && !strings.Contains(p, ".so.") && !strings.Contains(p, "CMakeFiles") {
+		if fi, err := d.Info(); err == nil && fi.Mode()&0o111 != 0 && isProgram(p, p) == nil && !strings.HasSuffix(p, ".so") && !strings.Contains(p, ".so.") && !strings.Contains(p, "CMakeFiles") {
 			found = append(found, p)
 		}
 		return nil

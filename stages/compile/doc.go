@@ -10,11 +10,12 @@
 // is part of every key. Dynamic ELF files get their shared-library
 // closure from elfdeps. How programs are built for each base (Go's link
 // mode, C's link flags, the libraries a base's kernel supplies, the
-// languages it cannot run) is the table of targets in bases.go; the
-// app's base picks its line, whose name is part of the key. A base whose
-// programs are linked with its kernel by a toolchain of its own has a
-// Compiler in its line that builds them instead (includeos.go: CMake with
-// an IncludeOS SDK, through stages/compile/includeos).
+// languages it cannot run, a base's own cross toolchain) is the table of
+// targets in bases.go; the app's base picks its line, whose name is part
+// of the key. A base whose programs are linked with its kernel by a
+// toolchain of its own has a Compiler in its line that builds them
+// instead (includeos.go: CMake with an IncludeOS SDK, through
+// stages/compile/includeos).
 // The buildkit executor (stages/compile/buildkit) compiles every language
 // but elf and ocaml in builder images, for the linux base only (it refuses
 // other bases, so mirage's OCaml apps are compiled locally),

@@ -30,6 +30,10 @@ type ConsoleProtocol struct {
 	// Address is a regular expression whose first group is the guest's
 	// IPv4 address; "" when the console does not tell.
 	Address string `json:"address,omitempty"`
+	// Halts says the guest stops its CPU after an exit line instead of
+	// powering off (Rumprun does): a provider stops the VM once it has
+	// seen one, rather than waiting for it to end.
+	Halts bool `json:"halts,omitempty"`
 }
 
 // ExitLine is a console line that ends the app.

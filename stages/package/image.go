@@ -43,7 +43,9 @@ type Image struct {
 	Ports     []int  `json:"ports,omitempty"`
 	// KernelEntry is how a hypervisor enters the kernel file: "" for a
 	// bzImage (the Linux boot protocol), KernelEntryPVH for an ELF vmlinux
-	// with a PVH entry note. Bus is where the kernel finds its virtio
+	// with a PVH entry note, KernelEntryMultiboot for a multiboot kernel
+	// (rump's; QEMU's -kernel loads it as it loads a bzImage, and disks
+	// boot it through SYSLINUX's mboot.c32, by BIOS only). Bus is where the kernel finds its virtio
 	// devices: "" for PCI, BusVirtioMMIO for a microVM without PCI. A
 	// provider boots the image on a machine that fits both.
 	KernelEntry string `json:"kernel_entry,omitempty"`
@@ -73,8 +75,9 @@ type Image struct {
 
 // Kernel entry points and device buses of kernel+initrd images.
 const (
-	KernelEntryPVH = "pvh"
-	BusVirtioMMIO  = "virtio-mmio"
+	KernelEntryPVH       = "pvh"
+	KernelEntryMultiboot = "multiboot"
+	BusVirtioMMIO        = "virtio-mmio"
 )
 
 // Boot modes of disk images.

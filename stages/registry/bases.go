@@ -8,6 +8,7 @@ import (
 	"github.com/unikfile/unikfile/stages/package/linux"
 	"github.com/unikfile/unikfile/stages/package/mirage"
 	"github.com/unikfile/unikfile/stages/package/osv"
+	"github.com/unikfile/unikfile/stages/package/rump"
 )
 
 // DefaultBase is an app's base when it names none.
@@ -17,6 +18,7 @@ const DefaultBase = linux.Name
 var bases = map[string]pack.Base{
 	linux.Name:     linux.Base{},
 	osv.Name:       osv.Base{},
+	rump.Name:      rump.Base{},
 	mirage.Name:    mirage.Base{},
 	includeos.Name: includeos.Base{},
 }

@@ -19,6 +19,8 @@ func TestSupportsLanguageAndBase(t *testing.T) {
 		{"elf", "linux", false},
 		{"go", "osv", false},
 		{"c", "osv", false},
+		{"c", "rump", false},
+		{"cpp", "rump", false},
 		{"go", "no-such-base", false},
 		{"ocaml", "mirage", false},
 		{"ocaml", "linux", false},

@@ -323,9 +323,11 @@ func (b *booting) accepts() bool {
 // exitedEarly handles an exit marker before readiness: the guest powers off
 // by itself; the instance is returned as exited with an error.
 func (b *booting) exitedEarly(ctx context.Context) (*state.Instance, error) {
-	select {
-	case <-b.exited:
-	case <-time.After(exitGrace):
+	if !b.halts() {
+		select {
+		case <-b.exited:
+		case <-time.After(exitGrace):
+		}
 	}
 	// The app is gone: nothing to stop gracefully.
 	_ = stopProcess(context.WithoutCancel(ctx), b.cmd.Process.Pid, b.spec.RunDir, b.cfg.QMP, "")
@@ -359,6 +361,12 @@ func (b *booting) exitStatus() *int {
 		}
 	}
 	return nil
+}
+
+// halts says the guest halts after its exit line instead of powering off
+// (pack.ConsoleProtocol.Halts): there is nothing to wait for.
+func (b *booting) halts() bool {
+	return b.cfg.GuestConsole != nil && b.cfg.GuestConsole.Halts
 }
 
 // quote is the tail of QEMU's own log and of the console, for errors.
@@ -466,6 +474,15 @@ func (b *booting) follow(ctx context.Context) (*state.Instance, error) {
 	for {
 		_ = rotateConsole(ctx, b.cfg, b.p.consoleMax())
 		b.con.poll()
+		if b.con.Exit() != nil && b.halts() {
+			// The app ended and the guest halted: stop its QEMU.
+			_ = stopProcess(context.WithoutCancel(ctx), b.cmd.Process.Pid, b.spec.RunDir, b.cfg.QMP, "")
+			b.waitReaped()
+			b.con.poll()
+			b.con.Flush()
+			b.inst.State, b.inst.ExitStatus = state.Exited, b.con.Exit()
+			return b.inst, nil
+		}
 		select {
 		case <-ctx.Done():
 			_ = stopProcess(context.WithoutCancel(ctx), b.cmd.Process.Pid, b.spec.RunDir, b.cfg.QMP, b.cfg.Console)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	pack "github.com/unikfile/unikfile/stages/package"
 )
 
 // mbrCodeSize is the boot code area of an MBR, before the disk signature
@@ -40,8 +42,17 @@ func (b *builder) bios(ctx context.Context) error {
 	if err := b.mkfs(ctx, part); err != nil {
 		return fmt.Errorf("format: %w", err)
 	}
+	conf := syslinuxConfig(img.Initrd != "", img.Cmdline)
+	if img.KernelEntry == pack.KernelEntryMultiboot {
+		conf = multibootConfig(img.Cmdline)
+		for name, f := range map[string]string{"MBOOT.C32": or(b.in.Tools.MBoot, DefaultMBoot), "LIBCOM32.C32": b.in.Tools.libcom32()} {
+			if err := b.copyIn(ctx, b.tools[f], name); err != nil {
+				return err
+			}
+		}
+	}
 	cfg := filepath.Join(b.work, "syslinux.cfg")
-	if err := os.WriteFile(cfg, []byte(syslinuxConfig(img.Initrd != "", img.Cmdline)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return err
 	}
 	if err := b.copyIn(ctx, b.src(img.Kernel), "KERNEL"); err != nil {
@@ -74,6 +85,24 @@ func syslinuxConfig(initrd bool, cmdline string) string {
 		"LABEL linux",
 		"  KERNEL /KERNEL",
 		"  APPEND " + appendLine,
+		"",
+	}, "\n")
+}
+
+// multibootConfig boots the multiboot kernel at once through mboot.c32,
+// with the image's command line after the kernel's name (the multiboot
+// command line is the kernel's path and its arguments). COM32 says what
+// the file is; with KERNEL, SYSLINUX 6 guesses from the name and took
+// MBOOT.C32 for a Linux kernel ("Booting kernel failed: Invalid
+// argument").
+func multibootConfig(cmdline string) string {
+	return strings.Join([]string{
+		"DEFAULT multiboot",
+		"PROMPT 0",
+		"TIMEOUT 0",
+		"LABEL multiboot",
+		"  COM32 /MBOOT.C32",
+		"  APPEND /KERNEL " + cmdline,
 		"",
 	}, "\n")
 }

@@ -70,10 +70,14 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 	if in.Boot != pack.BootBIOS && in.Boot != pack.BootUEFI {
 		return fail(fmt.Errorf("boot mode %q: want %q or %q", in.Boot, pack.BootBIOS, pack.BootUEFI))
 	}
-	if src.RootDisk != "" || src.KernelEntry != "" {
+	multiboot := src.KernelEntry == pack.KernelEntryMultiboot
+	if multiboot && in.Boot != pack.BootBIOS {
+		return fail(fmt.Errorf("the kernel is a multiboot kernel (base %s), which disks boot by BIOS only (SYSLINUX's mboot.c32): use boot = \"bios\"", src.Base))
+	}
+	if src.RootDisk != "" || src.KernelEntry == pack.KernelEntryPVH {
 		return fail(errors.New("the source image is made for direct boot (a PVH kernel or a root disk beside the initramfs); a disk needs a kernel+initrd image made for disks (a bzImage, everything in the initramfs)"))
 	}
-	tools, err := in.Tools.resolve(in.Boot)
+	tools, err := in.Tools.resolve(in.Boot, multiboot)
 	if err != nil {
 		return fail(err)
 	}
@@ -111,6 +115,7 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 		VirtualSize:   size,
 		Source:        src.Digest,
 		Deterministic: true,
+		Console:       src.Console,
 	}
 	if err := WriteImage(outDir, img); err != nil {
 		return fail(err)

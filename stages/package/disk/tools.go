@@ -19,6 +19,9 @@ import (
 type Tools struct {
 	MBR  string // syslinux's mbr.bin; default DefaultMBR
 	Stub string // systemd's EFI stub; default DefaultStub
+	// MBoot is SYSLINUX's mboot.c32, which boots multiboot kernels, with
+	// the libcom32.c32 it needs beside it; default DefaultMBoot.
+	MBoot string
 	// SbinDirs are searched for programs not in PATH (sfdisk and mkfs.vfat
 	// live in /usr/sbin, which a user's PATH often lacks); nil means
 	// DefaultSbinDirs.
@@ -48,9 +51,15 @@ func (t Tools) lookProgram(name string) (string, error) {
 
 // Debian's locations of the files the images are made of.
 const (
-	DefaultMBR  = "/usr/lib/syslinux/mbr/mbr.bin"
-	DefaultStub = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+	DefaultMBR   = "/usr/lib/syslinux/mbr/mbr.bin"
+	DefaultStub  = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+	DefaultMBoot = "/usr/lib/syslinux/modules/bios/mboot.c32"
 )
+
+// libcom32 is the library mboot.c32 loads, next to it.
+func (t Tools) libcom32() string {
+	return filepath.Join(filepath.Dir(or(t.MBoot, DefaultMBoot)), "libcom32.c32")
+}
 
 // tool is one program or file, with the Debian package it comes from.
 type tool struct {
@@ -58,7 +67,7 @@ type tool struct {
 	file      bool // a data file, not a program in PATH
 }
 
-func (t Tools) needed(boot string) []tool {
+func (t Tools) needed(boot string, multiboot bool) []tool {
 	common := []tool{
 		{name: "sfdisk", pkg: "fdisk"},
 		{name: "mkfs.vfat", pkg: "dosfstools"},
@@ -67,9 +76,15 @@ func (t Tools) needed(boot string) []tool {
 	}
 	switch boot {
 	case pack.BootBIOS:
-		return append(common,
+		bios := append(common,
 			tool{name: "syslinux", pkg: "syslinux"},
 			tool{name: or(t.MBR, DefaultMBR), pkg: "syslinux-common", file: true})
+		if multiboot {
+			bios = append(bios,
+				tool{name: or(t.MBoot, DefaultMBoot), pkg: "syslinux-common", file: true},
+				tool{name: t.libcom32(), pkg: "syslinux-common", file: true})
+		}
+		return bios
 	case pack.BootUEFI:
 		return append(common,
 			tool{name: "objcopy", pkg: "binutils"},
@@ -99,12 +114,13 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// resolve finds every tool boot needs, or says which packages to install.
-func (t Tools) resolve(boot string) (resolved, error) {
+// resolve finds every tool boot needs (for a multiboot kernel: with
+// mboot.c32), or says which packages to install.
+func (t Tools) resolve(boot string, multiboot bool) (resolved, error) {
 	r := resolved{}
 	miss := &MissingToolError{}
 	pkgs := map[string]bool{}
-	for _, tl := range t.needed(boot) {
+	for _, tl := range t.needed(boot, multiboot) {
 		var p string
 		var err error
 		if tl.file {
@@ -133,8 +149,14 @@ func (t Tools) resolve(boot string) (resolved, error) {
 // the contents of each program and file the disk is made with, so an
 // upgraded syslinux or stub makes new disks. It fails like Build when a
 // tool is missing.
-func (t Tools) Digest(boot string) (string, error) {
-	r, err := t.resolve(boot)
+func (t Tools) Digest(boot string) (string, error) { return t.digest(boot, false) }
+
+// MultibootDigest is Digest for the disks of multiboot kernels
+// (pack.KernelEntryMultiboot), which also need mboot.c32.
+func (t Tools) MultibootDigest(boot string) (string, error) { return t.digest(boot, true) }
+
+func (t Tools) digest(boot string, multiboot bool) (string, error) {
+	r, err := t.resolve(boot, multiboot)
 	if err != nil {
 		return "", err
 	}
