@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -126,13 +127,20 @@ func Run(ctx context.Context, c Cmd) (*Result, error) {
 	cmd.Env = c.Env
 	cmd.Stdin = c.Stdin
 	var stdout, stderr bytes.Buffer
+	out, errw := c.Stdout, c.Stderr
+	if out != nil && errw != nil {
+		// exec copies each stream on a goroutine of its own, and callers
+		// often pass one writer (a log, a buffer) for both.
+		var mu sync.Mutex
+		out, errw = &lockedWriter{mu: &mu, w: out}, &lockedWriter{mu: &mu, w: errw}
+	}
 	cmd.Stdout = &stdout
-	if c.Stdout != nil {
-		cmd.Stdout = c.Stdout
+	if out != nil {
+		cmd.Stdout = out
 	}
 	cmd.Stderr = &stderr
-	if c.Stderr != nil {
-		cmd.Stderr = io.MultiWriter(&stderr, c.Stderr)
+	if errw != nil {
+		cmd.Stderr = io.MultiWriter(&stderr, errw)
 	}
 	err = cmd.Run()
 	// The group may hold children that outlived the leader; stop them too.
@@ -193,4 +201,16 @@ func Getenv(environ []string, key string) string {
 		}
 	}
 	return v
+}
+
+// lockedWriter serialises the writes of a command's two streams.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
