@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -214,33 +212,7 @@ func TestMirageWatchSwapsWithoutFailedRequests(t *testing.T) {
 	if got, err := fetch(port); err != nil || got != mirageAnswer {
 		t.Fatalf("first version: %q, %v", got, err)
 	}
-	var ok, failed atomic.Int64
-	var mu sync.Mutex
-	var errs []string
-	last := ""
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			got, err := fetch(port)
-			mu.Lock()
-			if err != nil {
-				failed.Add(1)
-				errs = append(errs, err.Error())
-			} else {
-				ok.Add(1)
-				last = got
-			}
-			mu.Unlock()
-		}
-	})
+	reqs := startRequests(port)
 	for i := 0; i < 3; i++ {
 		want := fmt.Sprintf("v%d", i)
 		p.saveByRename("web/unikernel.ml", editAnswer(t, p, want))
@@ -249,15 +221,6 @@ func TestMirageWatchSwapsWithoutFailedRequests(t *testing.T) {
 			t.Fatalf("after swap %d: %q, %v; want %s", i, got, err, want)
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d requests failed during 3 reloads: %v", failed.Load(), failed.Load()+ok.Load(), errs)
-	}
-	if last != "v2" {
-		t.Fatalf("the request loop last saw %q, want v2", last)
-	}
-	t.Logf("%d requests, none failed", ok.Load())
+	reqs.stopAndCheck(t, 3, "v2")
 	w.stop(syscall.SIGINT)
 }

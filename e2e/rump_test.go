@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -202,33 +200,7 @@ target "dev" {
 	if got, err := fetch(port); err != nil || got != "v0" {
 		t.Fatalf("first version: %q, %v", got, err)
 	}
-	var ok, failed atomic.Int64
-	var mu sync.Mutex
-	var errs []string
-	last := ""
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			got, err := fetch(port)
-			mu.Lock()
-			if err != nil {
-				failed.Add(1)
-				errs = append(errs, err.Error())
-			} else {
-				ok.Add(1)
-				last = got
-			}
-			mu.Unlock()
-		}
-	})
+	reqs := startRequests(port)
 	for i := 1; i <= 3; i++ {
 		want := fmt.Sprintf("v%d", i)
 		p.saveByRename("main.c", versionSource(want))
@@ -237,15 +209,6 @@ target "dev" {
 			t.Fatalf("after swap %d: %q, %v; want %s", i, got, err, want)
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d requests failed during 3 reloads: %v", failed.Load(), failed.Load()+ok.Load(), errs)
-	}
-	if last != "v3" {
-		t.Fatalf("the request loop last saw %q, want v3", last)
-	}
-	t.Logf("%d requests, none failed", ok.Load())
+	reqs.stopAndCheck(t, 3, "v3")
 	w.stop(syscall.SIGINT)
 }

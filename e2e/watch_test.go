@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -149,33 +147,7 @@ func TestWatchSwapsWithoutFailedRequests(t *testing.T) {
 		t.Fatalf("first version: %q, %v", got, err)
 	}
 
-	var ok, failed atomic.Int64
-	var mu sync.Mutex
-	var last string
-	var errs []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(50 * time.Millisecond) // 20 requests/s
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			got, err := fetch(port)
-			mu.Lock()
-			if err != nil {
-				failed.Add(1)
-				errs = append(errs, err.Error())
-			} else {
-				ok.Add(1)
-				last = got
-			}
-			mu.Unlock()
-		}
-	})
+	reqs := startRequests(port)
 	for i := 1; i <= 5; i++ {
 		want := fmt.Sprintf("v%d", i)
 		p.saveByRename("main.go", helloSource(want))
@@ -187,16 +159,7 @@ func TestWatchSwapsWithoutFailedRequests(t *testing.T) {
 			t.Fatalf("after swap %d: %q, %v; want %s", i, got, err, want)
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d requests failed during 5 reloads: %v", failed.Load(), failed.Load()+ok.Load(), errs)
-	}
-	if last != "v5" {
-		t.Fatalf("the request loop last saw %q, want v5", last)
-	}
-	t.Logf("%d requests, none failed", ok.Load())
+	reqs.stopAndCheck(t, 5, "v5")
 	w.stop(syscall.SIGINT)
 }
 
