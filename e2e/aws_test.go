@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -106,6 +107,7 @@ func TestAWSUpUnchangedEditLogsDown_EndpointStandsInForTheGuest(t *testing.T) {
 		t.Fatalf("ps: %+v", insts)
 	}
 	first := insts[0]
+	wantAMIs(t, p, first.ImageDigest)
 
 	srv.ResetCalls()
 	r = p.ok("up", "cloud")
@@ -154,10 +156,38 @@ func TestAWSUpUnchangedEditLogsDown_EndpointStandsInForTheGuest(t *testing.T) {
 		t.Errorf("logs after the edit do not show the new image's console:\n%s", logs)
 	}
 
+	wantAMIs(t, p, insts[0].ImageDigest)
+
 	p.ok("down", "cloud")
 	wantInventory(t, srv, "after down", map[string]int{})
 	if insts := p.ps(); len(insts) != 0 {
 		t.Errorf("ps after down: %+v", insts)
+	}
+	wantAMIs(t, p)
+	p.write("Unikfile", awsUnikfile+"target \"local\" {\n  provider = \"qemu\"\n  apps     = [app.hello]\n}\n")
+	if r := p.run("images", "--target", "local"); r.code != 1 || !strings.Contains(r.stderr, `provider "qemu" keeps no images of its own`) {
+		t.Errorf("images --target of a qemu target: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// wantAMIs checks that `images --target cloud` lists exactly one available
+// AMI per digest, of the app hello, in the endpoint's region.
+func wantAMIs(t *testing.T, p *project, digests ...string) {
+	t.Helper()
+	var got []struct{ ID, Digest, App, State, Where string }
+	if err := json.Unmarshal([]byte(p.ok("images", "--target", "cloud", "--json").stdout), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(digests) {
+		t.Fatalf("images --target cloud: %+v, want AMIs of %v", got, digests)
+	}
+	for i, d := range digests {
+		if g := got[i]; g.Digest != d || g.App != "hello" || g.State != "available" || !strings.HasPrefix(g.ID, "ami-") || g.Where == "" {
+			t.Errorf("images --target cloud: %+v, want an available AMI of hello's %s", g, d)
+		}
+	}
+	if r := p.ok("images", "--target", "cloud"); len(digests) > 0 && !strings.Contains(r.stdout, digests[0][:12]) {
+		t.Errorf("images --target cloud does not show %.12s:\n%s", digests[0], r.stdout)
 	}
 }
 

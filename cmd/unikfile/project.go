@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -18,7 +19,9 @@ import (
 	"github.com/unikfile/unikfile/internal/atomicfile"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/compile"
+	"github.com/unikfile/unikfile/stages/deploy"
 	pack "github.com/unikfile/unikfile/stages/package"
+	"github.com/unikfile/unikfile/stages/registry"
 	"github.com/unikfile/unikfile/state"
 )
 
@@ -185,13 +188,24 @@ func (c *cli) formatFile(f string, check bool) (changed bool, err error) {
 
 func (c *cli) imagesCommand() *cobra.Command {
 	var jsonOut bool
+	var target string
 	cmd := &cobra.Command{
 		Use:   "images",
-		Short: "List the images in the cache",
+		Short: "List the images in the cache, or those a target's provider keeps",
+		Long: `List the images in the cache: app, digest, format, size, and the
+instances that use each.
+
+With --target NAME, list instead the images the target's provider keeps of
+its own that unikfile made (AMIs on aws, in the target's region), in use or
+not, with the digest each was made from.`,
 		Example: `  unikfile images
-  unikfile images --json`,
+  unikfile images --json
+  unikfile images --target prod`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if target != "" {
+				return c.remoteImages(cmd.Context(), target, jsonOut)
+			}
 			cs, err := c.cacheStore()
 			if err != nil {
 				return err
@@ -259,8 +273,55 @@ func (c *cli) imagesCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+	cmd.Flags().StringVar(&target, "target", "", "list the images the provider of this target of the Unikfile keeps")
 	cmd.AddCommand(c.pruneCommand())
 	return cmd
+}
+
+// remoteImages lists the images the provider of the current Unikfile's
+// target keeps of its own.
+func (c *cli) remoteImages(ctx context.Context, name string, jsonOut bool) error {
+	ws, err := c.loadWorkspace(nil)
+	if err != nil {
+		return err
+	}
+	var t *lang.Target
+	for _, p := range ws.w.Projects {
+		if p.Dir == ws.mainDir {
+			t = p.Target(name)
+		}
+	}
+	if t == nil {
+		return fmt.Errorf("the Unikfile in %s has no target %q; unikfile graph lists its targets", ws.mainDir, name)
+	}
+	_, dir, err := c.stateStore()
+	if err != nil {
+		return err
+	}
+	prov, err := registry.Providers().New(t.Provider, deploy.Env{StateDir: dir})
+	if err != nil {
+		return err
+	}
+	lister, ok := prov.(deploy.ImageLister)
+	if !ok {
+		return fmt.Errorf("target %s: provider %q keeps no images of its own (it boots the cache's images: unikfile images lists them)", name, t.Provider)
+	}
+	imgs, err := lister.Images(ctx, t)
+	if err != nil {
+		return fmt.Errorf("target %s: %w", name, err)
+	}
+	if jsonOut {
+		if imgs == nil {
+			imgs = []deploy.RemoteImage{}
+		}
+		return writeJSON(c.stdout, imgs)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tDIGEST\tAPP\tSTATE\tWHERE\tCREATED")
+	for _, r := range imgs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s ago\n", r.ID, short(r.Digest), r.App, r.State, r.Where, time.Since(r.Created).Round(time.Second))
+	}
+	return tw.Flush()
 }
 
 func humanSize(n int64) string {

@@ -3,12 +3,15 @@ package aws
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/unikfile/unikfile/lang"
+	"github.com/unikfile/unikfile/stages/deploy"
 	pack "github.com/unikfile/unikfile/stages/package"
 )
 
@@ -141,3 +144,34 @@ func rootSnapshot(im ec2types.Image) string {
 	}
 	return ""
 }
+
+// Images lists the AMIs unikfile made in the target's region (any state
+// but deregistered), for `unikfile images --target`.
+func (p *Provider) Images(ctx context.Context, t *lang.Target) ([]deploy.RemoteImage, error) {
+	c, err := p.clientsFor(ctx, SettingsOf(t).Region)
+	if err != nil {
+		return nil, err
+	}
+	var out []deploy.RemoteImage
+	in := &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []ec2types.Filter{managedFilter(TagManaged, "true")}}
+	for {
+		res, err := c.ec2.DescribeImages(ctx, in)
+		if err != nil {
+			return nil, explain(c.region, err)
+		}
+		for _, im := range res.Images {
+			r := deploy.RemoteImage{ID: awssdk.ToString(im.ImageId), Digest: tagValue(im.Tags, TagDigest),
+				App: tagValue(im.Tags, TagApp), State: string(im.State), Where: c.region}
+			r.Created, _ = time.Parse(time.RFC3339, awssdk.ToString(im.CreationDate))
+			out = append(out, r)
+		}
+		if awssdk.ToString(res.NextToken) == "" {
+			break
+		}
+		in.NextToken = res.NextToken
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+var _ deploy.ImageLister = (*Provider)(nil)
