@@ -128,9 +128,11 @@ func Run(ctx context.Context, c Cmd) (*Result, error) {
 	cmd.Stdin = c.Stdin
 	var stdout, stderr bytes.Buffer
 	out, errw := c.Stdout, c.Stderr
-	if out != nil && errw != nil {
-		// exec copies each stream on a goroutine of its own, and callers
-		// often pass one writer (a log, a buffer) for both.
+	_, outFile := out.(*os.File)
+	if out != nil && errw != nil && !outFile {
+		// exec copies each stream that is not a file on a goroutine of its
+		// own, and callers often pass one writer (a log, a buffer) for both.
+		// A file stays a file: the child writes to it directly.
 		var mu sync.Mutex
 		out, errw = &lockedWriter{mu: &mu, w: out}, &lockedWriter{mu: &mu, w: errw}
 	}
