@@ -84,6 +84,9 @@ func TestBootWithStandInGuestMakesImageFirewallAndInstance(t *testing.T) {
 	if count(calls, "storage.objects.insert") != 1 || count(calls, "storage.uploads.put") < 2 {
 		t.Errorf("storage calls %v: want one resumable upload in several chunks", calls)
 	}
+	if !e.saidContaining("% (0.") || !e.saidContaining("hello: uploading image: ") {
+		t.Errorf("no progress line during the upload in %q", e.said)
+	}
 	if objs := e.gcs.Objects(); len(objs) != 0 {
 		t.Errorf("the staged archive is still there: %v", objs)
 	}

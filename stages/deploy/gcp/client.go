@@ -10,9 +10,9 @@ import (
 	"strings"
 
 	"cloud.google.com/go/auth/credentials"
-	"cloud.google.com/go/storage"
 	compute "google.golang.org/api/compute/v1"
 	"google.golang.org/api/option"
+	storage "google.golang.org/api/storage/v1"
 )
 
 // Environment variables that point the clients at other endpoints than
@@ -30,7 +30,7 @@ const adcHint = "give unikfile Application Default Credentials: `gcloud auth app
 // services are the API clients, made once per provider.
 type services struct {
 	compute *compute.Service
-	storage *storage.Client
+	storage *storage.Service
 }
 
 // clients returns the provider's API clients, creating them the first
@@ -56,7 +56,7 @@ func (p *Provider) clients(ctx context.Context) (*services, error) {
 		sopts = append(sopts, option.WithEndpoint(ep))
 	}
 	sopts = append(sopts, p.StorageOptions...)
-	s, err := storage.NewClient(context.WithoutCancel(ctx), sopts...)
+	s, err := storage.NewService(context.WithoutCancel(ctx), sopts...)
 	if err != nil {
 		return nil, credentialsError("Cloud Storage", err)
 	}

@@ -1,7 +1,7 @@
 // Package gcp is the Google Compute Engine provider (`provider = "gcp"`):
 // it owns the target's `gcp { ... }` block (settings.go) and runs gce
 // images as instances, through google.golang.org/api's compute/v1 client
-// and cloud.google.com/go/storage, with Application Default Credentials.
+// and google.golang.org/api/storage/v1 (the JSON API, as the compute client), with Application Default Credentials.
 //
 // A boot uploads the gce archive to the target's bucket (a resumable
 // upload), imports it as an image named and labelled by the archive's

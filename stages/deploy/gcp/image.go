@@ -2,8 +2,9 @@ package gcp
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"encoding/base64"
+	"encoding/binary"
 	"hash/crc32"
 	"io"
 	"os"
@@ -11,9 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"cloud.google.com/go/storage"
 	compute "google.golang.org/api/compute/v1"
+	"google.golang.org/api/googleapi"
+	storage "google.golang.org/api/storage/v1"
 
+	"github.com/unikfile/unikfile/stages/deploy"
 	pack "github.com/unikfile/unikfile/stages/package"
 )
 
@@ -149,27 +152,29 @@ func (b *booting) ensureBucket(ctx context.Context) error {
 		return nil
 	}
 	cfg := b.cfg
-	bkt := b.svc.storage.Bucket(cfg.Bucket)
-	_, err := bkt.Attrs(ctx)
+	_, err := b.svc.storage.Buckets.Get(cfg.Bucket).Context(ctx).Do()
 	if err == nil {
 		return nil
 	}
-	if !errors.Is(err, storage.ErrBucketNotExist) {
+	if !isNotFound(err) {
 		return apiError(op{what: "look for bucket " + cfg.Bucket, perm: "storage.buckets.get", resource: "bucket " + cfg.Bucket}, err)
 	}
 	loc := strings.ToUpper(region(cfg.Zone))
 	b.spec.Say("%s: creating bucket gs://%s in %s", b.app, cfg.Bucket, loc)
-	err = bkt.Create(ctx, cfg.Project, &storage.BucketAttrs{
-		Location:                 loc,
-		UniformBucketLevelAccess: storage.UniformBucketLevelAccess{Enabled: true},
-		Labels:                   map[string]string{labelManaged: managedValue},
-	})
+	_, err = b.svc.storage.Buckets.Insert(cfg.Project, &storage.Bucket{
+		Name:     cfg.Bucket,
+		Location: loc,
+		IamConfiguration: &storage.BucketIamConfiguration{
+			UniformBucketLevelAccess: &storage.BucketIamConfigurationUniformBucketLevelAccess{Enabled: true},
+		},
+		Labels: map[string]string{labelManaged: managedValue},
+	}).Context(ctx).Do()
 	if err != nil {
 		return apiError(op{what: "create bucket " + cfg.Bucket, perm: "storage.buckets.create", resource: "project " + cfg.Project}, err)
 	}
 	b.undo("delete bucket "+cfg.Bucket, func(ctx context.Context) error {
-		err := b.svc.storage.Bucket(cfg.Bucket).Delete(ctx)
-		if errors.Is(err, storage.ErrBucketNotExist) || isNotFound(err) {
+		err := b.svc.storage.Buckets.Delete(cfg.Bucket).Context(ctx).Do()
+		if err == nil || isNotFound(err) {
 			return nil
 		}
 		return apiError(op{what: "delete bucket " + cfg.Bucket, perm: "storage.buckets.delete", resource: "bucket " + cfg.Bucket}, err)
@@ -198,29 +203,28 @@ func (b *booting) upload(ctx context.Context) error {
 	o := op{what: fmt.Sprintf("upload the image archive to gs://%s/%s", cfg.Bucket, cfg.Object), perm: "storage.objects.create", resource: "bucket " + cfg.Bucket}
 	b.spec.Say("%s: uploading the image archive (%.1f MiB) to gs://%s/%s", b.app, float64(size)/(1<<20), cfg.Bucket, cfg.Object)
 	// The object's name is the image's: writing it again writes the same
-	// bytes, so every attempt may be retried.
-	obj := b.svc.storage.Bucket(cfg.Bucket).Object(cfg.Object).Retryer(storage.WithPolicy(storage.RetryAlways))
-	uctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := obj.NewWriter(uctx)
-	w.ContentType = "application/gzip"
-	w.ChunkSize = b.p.uploadChunk(size)
-	w.CRC32C, w.SendCRC32C = sum.Sum32(), true
-	w.Metadata = map[string]string{"unikfile-image": cfg.Image}
+	// bytes, so every attempt may be retried (the session's start here;
+	// each chunk is retried by the client on its own).
+	progress := deploy.UploadProgress(size, func(f string, a ...any) { b.spec.Say(b.app+": "+f, a...) })
+	var crc [4]byte
+	binary.BigEndian.PutUint32(crc[:], sum.Sum32())
 	b.undo("delete gs://"+cfg.Bucket+"/"+cfg.Object, func(ctx context.Context) error { return b.p.deleteObject(ctx, b.svc, cfg) })
-	if _, err := io.Copy(w, f); err != nil {
-		cancel()
-		_ = w.Close()
-		return b.uploadError(o, err)
-	}
-	if err := w.Close(); err != nil {
+	_, err = b.svc.storage.Objects.Insert(cfg.Bucket, &storage.Object{
+		Name:        cfg.Object,
+		ContentType: "application/gzip",
+		Crc32c:      base64.StdEncoding.EncodeToString(crc[:]),
+		Metadata:    map[string]string{"unikfile-image": cfg.Image},
+	}).Media(f, googleapi.ChunkSize(b.p.uploadChunk(size)), googleapi.ContentType("application/gzip")).
+		ProgressUpdater(func(sent, _ int64) { progress(sent) }).
+		WithRetry(nil, nil).Context(ctx).Do()
+	if err != nil {
 		return b.uploadError(o, err)
 	}
 	return nil
 }
 
 func (b *booting) uploadError(o op, err error) error {
-	if isNotFound(err) || errors.Is(err, storage.ErrBucketNotExist) {
+	if isNotFound(err) {
 		return fmt.Errorf("%s: bucket %s does not exist (or is not visible to these credentials); create it (gcloud storage buckets create gs://%s --project %s --location %s), or set create_bucket = true in the gcp block",
 			o.what, b.cfg.Bucket, b.cfg.Bucket, b.cfg.Project, region(b.cfg.Zone))
 	}
@@ -245,8 +249,8 @@ func (p *Provider) deleteObject(ctx context.Context, svc *services, cfg Config) 
 	if cfg.Bucket == "" || cfg.Object == "" {
 		return nil
 	}
-	err := svc.storage.Bucket(cfg.Bucket).Object(cfg.Object).Delete(ctx)
-	if err == nil || errors.Is(err, storage.ErrObjectNotExist) || errors.Is(err, storage.ErrBucketNotExist) || isNotFound(err) {
+	err := svc.storage.Objects.Delete(cfg.Bucket, cfg.Object).Context(ctx).Do()
+	if err == nil || isNotFound(err) {
 		return nil
 	}
 	return apiError(op{what: fmt.Sprintf("delete the staged archive gs://%s/%s", cfg.Bucket, cfg.Object), perm: "storage.objects.delete", resource: "bucket " + cfg.Bucket}, err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vmware/govmomi/vmdk"
 
+	"github.com/unikfile/unikfile/stages/deploy"
 	pack "github.com/unikfile/unikfile/stages/package"
 )
 
@@ -150,7 +151,7 @@ func (p *Provider) ensureImage(ctx context.Context, on dsFile, l *localImage, sa
 	}
 	staging := img.flat
 	staging.Path = path.Join(img.dir.Path, "upload-"+randomHex(4)+"-flat.vmdk")
-	say("uploading image %.12s to %s (%s)", l.digest, img.dir, mib(l.capacity))
+	say("uploading image %.12s to %s (%s)", l.digest, img.dir, deploy.MiB(l.capacity))
 	var open io.ReadCloser
 	reopen := func() (io.Reader, error) {
 		if open != nil {
@@ -165,7 +166,7 @@ func (p *Provider) ensureImage(ctx context.Context, on dsFile, l *localImage, sa
 			open.Close()
 		}
 	}()
-	err := staging.upload(ctx, l.capacity, reopen, p.attempts(), p.retryDelay(), progressLine(l.capacity, say))
+	err := staging.upload(ctx, l.capacity, reopen, p.attempts(), p.retryDelay(), deploy.UploadProgress(l.capacity, say))
 	if err != nil {
 		return fail(err)
 	}
@@ -230,23 +231,6 @@ func (p *Provider) lockImage(digest string) func() {
 func bytesOpener(b []byte) func() (io.Reader, error) {
 	return func() (io.Reader, error) { return strings.NewReader(string(b)), nil }
 }
-
-// progressLine reports an upload every 10%.
-func progressLine(total int64, say func(string, ...any)) func(int64) {
-	next := int64(10)
-	return func(sent int64) {
-		if total <= 0 {
-			return
-		}
-		pct := sent * 100 / total
-		if pct >= next && pct < 100 {
-			say("uploading image: %d%% (%s of %s)", pct, mib(sent), mib(total))
-			next = pct/10*10 + 10
-		}
-	}
-}
-
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
