@@ -2,9 +2,9 @@ package gcp
 
 import (
 	"context"
-	"fmt"
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
