@@ -57,8 +57,8 @@ func newChaosEnv(name string) (*chaosEnv, func(), error) {
 	if e.kernel, err = findKernel(); err != nil {
 		return nil, cleanup, err
 	}
-	if out, err := exec.Command("go", "build", "-o", e.bin, filepath.Join(root, "cmd", "unikfile")).CombinedOutput(); err != nil {
-		return nil, cleanup, fmt.Errorf("build unikfile: %v\n%s", err, out)
+	if err := buildUnikfile(root, e.bin); err != nil {
+		return nil, cleanup, err
 	}
 	if err := copyDir(filepath.Join(root, "examples", "hello"), e.project); err != nil {
 		return nil, cleanup, err

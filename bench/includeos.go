@@ -63,8 +63,8 @@ func benchIncludeOS() error {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "unikfile")
-	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd", "unikfile")).CombinedOutput(); err != nil {
-		return fmt.Errorf("build unikfile: %v\n%s", err, out)
+	if err := buildUnikfile(root, bin); err != nil {
+		return err
 	}
 	// mk copies an example with the accelerator fixed and, for the
 	// includeos example, the SDK named in the app's block.

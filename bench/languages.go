@@ -34,8 +34,8 @@ func benchLanguages() error {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "unikfile")
-	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd", "unikfile")).CombinedOutput(); err != nil {
-		return fmt.Errorf("build unikfile: %v\n%s", err, out)
+	if err := buildUnikfile(root, bin); err != nil {
+		return err
 	}
 	k, err := findKernel()
 	if err != nil {

@@ -105,8 +105,8 @@ func benchmark() error {
 	if e.kernel, err = findKernel(); err != nil {
 		return err
 	}
-	if out, err := exec.Command("go", "build", "-o", e.bin, filepath.Join(root, "cmd", "unikfile")).CombinedOutput(); err != nil {
-		return fmt.Errorf("build unikfile: %v\n%s", err, out)
+	if err := buildUnikfile(root, e.bin); err != nil {
+		return err
 	}
 	if err := copyDir(filepath.Join(root, "examples", "hello"), e.project); err != nil {
 		return err

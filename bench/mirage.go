@@ -68,8 +68,8 @@ func benchMirage() error {
 		return err
 	}
 	bin := filepath.Join(tmp, "unikfile")
-	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd", "unikfile")).CombinedOutput(); err != nil {
-		return fmt.Errorf("build unikfile: %v\n%s", err, out)
+	if err := buildUnikfile(root, bin); err != nil {
+		return err
 	}
 	newEnv := func(base string) *env {
 		return &env{tmp: filepath.Join(tmp, base), bin: bin, project: filepath.Join(tmp, base, "project"), cache: filepath.Join(tmp, base, "cache"),

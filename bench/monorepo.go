@@ -41,10 +41,11 @@ func monorepoBench(root, kernel string) error {
 	}
 	defer os.RemoveAll(tmp)
 	bin, packer := filepath.Join(tmp, "unikfile"), filepath.Join(tmp, "packer")
-	for out, pkg := range map[string]string{bin: "cmd/unikfile", packer: "bench/packer"} {
-		if b, err := exec.Command("go", "build", "-o", out, filepath.Join(root, pkg)).CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %v\n%s", pkg, err, b)
-		}
+	if err := buildUnikfile(root, bin); err != nil {
+		return err
+	}
+	if b, err := exec.Command("go", "build", "-o", packer, filepath.Join(root, "bench", "packer")).CombinedOutput(); err != nil {
+		return fmt.Errorf("build bench/packer: %v\n%s", err, b)
 	}
 	tree := filepath.Join(tmp, "mono")
 	changed, err := writeMonorepo(tree, *apps, packer, kernel)

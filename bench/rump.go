@@ -61,8 +61,8 @@ func benchRump() error {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "unikfile")
-	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd", "unikfile")).CombinedOutput(); err != nil {
-		return fmt.Errorf("build unikfile: %v\n%s", err, out)
+	if err := buildUnikfile(root, bin); err != nil {
+		return err
 	}
 	mk := func(base string) (*env, error) {
 		e := &env{tmp: filepath.Join(tmp, base), bin: bin, project: filepath.Join(tmp, base, "c"), cache: filepath.Join(tmp, base, "cache"),

@@ -41,7 +41,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(tmp, "unikfile")
-	out, err := exec.Command("go", "build", "-o", binary, "../cmd/unikfile").CombinedOutput()
+	// Built as scripts/install-deps builds it: static, without cgo.
+	build := exec.Command("go", "build", "-o", binary, "../cmd/unikfile")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build unikfile: %v\n%s", err, out)
 		os.Exit(1)
