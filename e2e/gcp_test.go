@@ -105,6 +105,11 @@ func TestGCPThroughTheBinaryWithStandInGuest(t *testing.T) {
 	if got := gce.Images(); len(got) != 1 || got[0] == firstImage {
 		t.Errorf("images after the replacement: %v (the first was %s)", got, firstImage)
 	}
+	var listed []struct{ ID, Digest, App, State string }
+	if err := json.Unmarshal([]byte(p.ok("images", "--target", "gce", "--json").stdout), &listed); err != nil ||
+		len(listed) != 1 || listed[0].ID != gce.Images()[0] || listed[0].App != "hello" || listed[0].State != "READY" || len(listed[0].Digest) != 64 {
+		t.Errorf("images --target gce: %+v (%v), want the one image %v", listed, err, gce.Images())
+	}
 	if got := gce.Instances(); len(got) != 1 || got[0] == inst[0] {
 		t.Errorf("instances after the replacement: %v", got)
 	}

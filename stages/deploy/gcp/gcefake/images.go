@@ -38,6 +38,27 @@ func init() {
 		return img.Image, nil
 	})
 	handle("compute.images.insert", "POST", "projects/{project}/global/images", (*Server).insertImage, "requestId", "forceCreate")
+	handle("compute.images.list", "GET", "projects/{project}/global/images", func(s *Server, r *request) (any, *apiError) {
+		if e := s.permission("compute.images.list", "projects/"+r.v("project")); e != nil {
+			return nil, e
+		}
+		match, e := parseFilter(r.URL.Query().Get("filter"))
+		if e != nil {
+			return nil, e
+		}
+		l := &compute.ImageList{Kind: "compute#imageList", Items: []*compute.Image{}}
+		var names []string
+		for key, img := range s.images {
+			if img.project == r.v("project") && match(img.Labels) {
+				names = append(names, key)
+			}
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			l.Items = append(l.Items, s.images[k].Image)
+		}
+		return l, nil
+	}, "filter", "maxResults", "orderBy", "pageToken", "returnPartialSuccess")
 	handle("compute.images.delete", "DELETE", "projects/{project}/global/images/{image}", func(s *Server, r *request) (any, *apiError) {
 		project := r.v("project")
 		path := "projects/" + project + "/global/images/" + r.v("image")
