@@ -2,6 +2,7 @@ package stamp
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -147,6 +148,15 @@ func TestCorruptStampIsAMiss(t *testing.T) {
 	}
 	if _, _, ok := Check(filepath.Join(dir, "none"), "k", 0); ok {
 		t.Error("a missing stamp holds")
+	}
+	// A line of an absent path holds with its eight fields, and not with
+	// one more or one fewer.
+	absent := fmt.Sprintf("%s\t0\t0\t0\t0\t0\t%d\t0", filepath.Join(dir, "gone"), AbsentMode)
+	for line, want := range map[string]bool{absent: true, absent + "\t0": false, absent[:strings.LastIndex(absent, "\t")]: false} {
+		os.WriteFile(st, []byte(header+"\n\"k\"\n\n\n"+line+"\n"), 0o644)
+		if _, _, ok := Check(st, "k", 0); ok != want {
+			t.Errorf("stamp line %q: holds %v, want %v", line, ok, want)
+		}
 	}
 }
 
