@@ -230,7 +230,7 @@ func kernelTable(e *env) error {
 		}
 		fmt.Printf("%-46s %10s %10s %9s %s\n", strings.Join(distinct, " "), mib(fi.Size()), loaded, round(time.Duration(info.BuildSeconds*float64(time.Second))), how)
 	}
-	fmt.Printf("  goal: <= 4 MiB; a vmlinux file holds the 2 MiB alignment gaps of its segments, \"loaded\" is what QEMU copies in\n\n")
+	fmt.Printf("  goal: <= 4 MiB; \"loaded\" is what QEMU copies in (a vmlinux built before pvh/2 also holds 2 MiB alignment fill)\n\n")
 	return nil
 }
 

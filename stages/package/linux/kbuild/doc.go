@@ -17,7 +17,8 @@
 // same needs, written whole or not at all).
 //
 // Its kernels are PVH vmlinux files with virtio-mmio devices for
-// microVMs (QEMU's microvm boots them with no firmware) and bzImages with
+// microVMs (QEMU's microvm boots them with no firmware; stored compacted:
+// program headers only, without the linker's alignment fill) and bzImages with
 // PCI (and an EFI stub for UEFI disks) for PCs and clouds.
 //
 // It must not know about images, apps or targets beyond their language
