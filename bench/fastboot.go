@@ -149,8 +149,9 @@ func benchFastboot() error {
 // kernel (before) and the minimal one (after), and where the time goes:
 // the medians of as many plain boots of the same image with the init's
 // verbose lines, in wall time and in the CPU time QEMU used (its user +
-// system time, which another process's load changes much less than the
-// wall time: on a shared machine, compare those).
+// system time: it leaves out the time QEMU waited for a CPU, though not
+// the slowdown of sharing the cores with other work, so on a shared
+// machine it varies less than the wall time but still varies).
 func benchRuntimes(root, tmp, bin, cache, debian string) error {
 	fmt.Printf("runtimes, up of a built image to the first answer (median of %d), and where plain boots of the same image spend it (medians of %d):\n", *fastbootBoots, *fastbootBoots)
 	fmt.Printf("%-7s %-8s %9s   %s\n", "runtime", "kernel", "up->HTTP", "plain boot: QEMU+kernel | init setup | app start | first answer  (plain; QEMU CPU: to app start | app start)")
