@@ -70,8 +70,8 @@ func benchFastboot() error {
 		return err
 	}
 	bin := filepath.Join(tmp, "unikfile")
-	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd", "unikfile")).CombinedOutput(); err != nil {
-		return fmt.Errorf("build unikfile: %v\n%s", err, out)
+	if err := buildUnikfile(root, bin); err != nil {
+		return err
 	}
 	e := &env{tmp: tmp, bin: bin, project: filepath.Join(tmp, "hello"), cache: filepath.Join(tmp, "cache"),
 		state: filepath.Join(tmp, "state"), kernel: "minimal", port: freePort()}
