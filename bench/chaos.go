@@ -12,8 +12,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -308,7 +310,7 @@ var countsLine = regexp.MustCompile(`^unikfile: pid \d+: goroutines (\d+), open 
 // runSoak feeds a watch soakEdits edits and checks that after the last
 // one it holds what it held after the first: QEMU processes, open file
 // descriptors, goroutines and child processes.
-func runSoak() error {
+func runSoak() (err error) {
 	e, cleanup, err := newChaosEnv("soak")
 	defer cleanup()
 	if err != nil {
@@ -328,13 +330,30 @@ func runSoak() error {
 		return err
 	}
 	defer func() { cancel(); cmd.Wait() }()
-	lines := make(chan string, 1024)
+	// Room for every line of a long soak: a reader that blocked would
+	// block the watch's own writes to its standard error.
+	lines := make(chan string, 1<<16)
+	var log lastLines
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			log.add(sc.Text())
 			lines <- sc.Text()
 		}
 		close(lines)
+	}()
+	// A failure keeps what the watch said last and its goroutines
+	// (SIGQUIT makes Go print them) in a file that outlives the run.
+	defer func() {
+		if err == nil {
+			return
+		}
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		time.Sleep(3 * time.Second)
+		f := filepath.Join(os.TempDir(), fmt.Sprintf("unikfile-soak-failure-%d.log", time.Now().Unix()))
+		if os.WriteFile(f, []byte(strings.Join(log.lines(), "\n")+"\n"), 0o644) == nil {
+			err = fmt.Errorf("%w (the watch's last output and goroutines: %s)", err, f)
+		}
 	}()
 	waitLine := func(match func(string) bool, what string) (string, error) {
 		timeout := time.After(10 * time.Minute)
@@ -416,4 +435,26 @@ func loadAverage() string {
 	}
 	f := strings.Fields(string(b))
 	return "load average " + strings.Join(f[:3], " ")
+}
+
+// lastLines keeps the last lines written to it (a watch's standard error and,
+// after SIGQUIT, its goroutine dump).
+type lastLines struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (t *lastLines) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.l = append(t.l, line)
+	if len(t.l) > 2000 {
+		t.l = t.l[len(t.l)-1000:]
+	}
+}
+
+func (t *lastLines) lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.l)
 }

@@ -160,19 +160,32 @@ func benchWatch(e *env) error {
 // waitBody polls until the app's answer contains want, 20 times a second:
 // the old version answers the polls until the swap, and under TCG a faster
 // poll would slow the new VM's boot by keeping the old one busy.
+//
+// Each request may take 50 ms, so that a new version is seen within a
+// poll or two; one that times out doubles that (up to 2 s), so that a
+// machine too loaded to answer within 50 ms is still heard.
 func waitBody(port int, want string, limit time.Duration) error {
-	client := &http.Client{Timeout: 50 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	timeout := 50 * time.Millisecond
 	deadline := time.Now().Add(limit)
+	last := "no answer yet"
 	for time.Now().Before(deadline) {
+		client := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
 		resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
-		if err == nil {
+		switch {
+		case err == nil:
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if strings.Contains(string(b), want) {
 				return nil
 			}
+			last = fmt.Sprintf("last answer %q", strings.TrimSpace(string(b)))
+		case os.IsTimeout(err):
+			timeout = min(2*timeout, 2*time.Second)
+			last = err.Error()
+		default:
+			last = err.Error()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("no answer with %q on port %d within %s", want, port, limit)
+	return fmt.Errorf("no answer with %q on port %d within %s (%s)", want, port, limit, last)
 }
