@@ -46,7 +46,7 @@ func benchWatch(e *env) error {
 		return err
 	}
 	defer func() { cancel(); cmd.Wait() }()
-	lines := make(chan string, 100)
+	lines := make(chan string, 1<<16) // a reader that blocked would block the watch
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
