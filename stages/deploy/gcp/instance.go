@@ -59,6 +59,11 @@ func (b *booting) insertInstance(ctx context.Context) error {
 	res := instanceResource(cfg, b.s, b.spec.Image, fmt.Sprintf("unikfile instance %s of app %s, target %s, %s", b.spec.ID, b.app, b.spec.Target.Name, b.spec.Project))
 	o := op{what: "create instance " + cfg.Instance, perm: "compute.instances.create", resource: cfg.instancePath()}
 	rid := requestID()
+	// The instance's name is this boot's own (it holds the instance ID),
+	// so its removal is registered before the call: a call cancelled (or
+	// whose answer is lost) after GCE made the instance leaves nothing
+	// either, and removing one that was never made is no error.
+	b.undo("delete instance "+cfg.Instance, func(ctx context.Context) error { return b.p.deleteInstance(ctx, b.svc, cfg) })
 	var gop *compute.Operation
 	err := retry(ctx, b.p.backoff(), func() (err error) {
 		gop, err = b.svc.compute.Instances.Insert(cfg.Project, cfg.Zone, res).RequestId(rid).Context(ctx).Do()
@@ -66,16 +71,14 @@ func (b *booting) insertInstance(ctx context.Context) error {
 	})
 	switch {
 	case isConflict(err):
-		// A retry of this boot: the instance is this one's (its name holds
-		// the instance ID); wait for it like for a new one.
-		b.undo("delete instance "+cfg.Instance, func(ctx context.Context) error { return b.p.deleteInstance(ctx, b.svc, cfg) })
+		// A retry of this boot: the instance is this one's; wait for it
+		// like for a new one.
 		return nil
 	case isNotFound(err) && strings.Contains(err.Error(), cfg.Image):
 		return err // the image is gone: the caller makes it again
 	case err != nil:
 		return apiError(o, err)
 	}
-	b.undo("delete instance "+cfg.Instance, func(ctx context.Context) error { return b.p.deleteInstance(ctx, b.svc, cfg) })
 	return b.p.waitZone(ctx, b.svc.compute, cfg.Project, cfg.Zone, gop, o.what)
 }
 
