@@ -48,7 +48,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 		_ = os.RemoveAll(spec.RunDir)
 		return nil, fmt.Errorf("app %s: %w", app, err)
 	}
-	f, err := os.Create(b.cfg.Console)
+	f, err := deploy.CreateConsoleCopy(b.cfg.Console, p.consoleMax())
 	if err != nil {
 		_ = os.RemoveAll(spec.RunDir)
 		return nil, fmt.Errorf("app %s: %w", app, err)
@@ -111,7 +111,7 @@ type booting struct {
 	cfg  Config
 	inst *state.Instance
 	con  *console.Scanner
-	log  *os.File // the local copy of the console
+	log  *deploy.ConsoleCopy // the local copy of the console
 	// serial reads the console; follow goes on where waitReady stopped.
 	serial *serialReader
 	// undos remove what this boot made, last first.

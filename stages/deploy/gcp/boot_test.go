@@ -3,6 +3,8 @@ package gcp
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -292,6 +294,76 @@ func TestAttachedBootFollowsTheConsoleUntilTheAppExits(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.nothingLeft()
+}
+
+// An attached boot keeps a local copy of the console for as long as it
+// follows it; that copy rotates at ConsoleMax, so a chatty app that runs
+// for days does not fill the disk, and once the instance is gone `logs`
+// prints both generations in order, ending with the exit status.
+func TestAttachedConsoleCopyRotatesAndLogsReadsBothGenerations(t *testing.T) {
+	e := newEnv(t)
+	const lines = 600
+	e.setGuest(func(inst *compute.Instance, f []string) gcefake.Guest {
+		g := gcefake.ReadyGuest(inst, f, 5*time.Millisecond)
+		for i := range lines {
+			g.Lines = append(g.Lines, gcefake.Line{After: time.Duration(10+i/4) * time.Millisecond, Text: fmt.Sprintf("app: line %04d %s", i, strings.Repeat("x", 80))})
+		}
+		st := 0
+		g.Exit = &st
+		return g
+	})
+	e.p.ConsoleMax = 8 << 10
+	img, dir := e.image(pack.BootBIOS, 10)
+	spec := e.spec(testTarget(testSettings()), img, dir)
+	spec.Attach, spec.Console = true, io.Discard
+	inst, err := e.p.Boot(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.p.Stop(context.Background(), inst); err != nil || inst.State != state.Exited {
+		t.Fatalf("stop: %v, %s", err, inst.State)
+	}
+	e.nothingLeft()
+	// The copy is two generations, each about ConsoleMax (a poll's bytes
+	// are never split), and nothing else.
+	files, _ := filepath.Glob(filepath.Join(spec.RunDir, ConsoleFile+"*"))
+	if len(files) != 2 {
+		t.Fatalf("console files %v, want console.log and console.log.1", files)
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil || fi.Size() > 2*e.p.ConsoleMax+64<<10 {
+			t.Errorf("%s: %v, %d bytes; want about %d", f, err, fi.Size(), e.p.ConsoleMax)
+		}
+	}
+	var out bytes.Buffer
+	if err := e.provider().Logs(context.Background(), inst, false, &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if !strings.HasSuffix(got, "unikfile-init: exit status 0\n") {
+		t.Errorf("logs does not end with the exit status:\n%s", got[max(0, len(got)-300):])
+	}
+	// What logs prints is a run of the app's lines without a gap or a
+	// repeat, ending with the last.
+	var nums []int
+	for _, l := range strings.Split(got, "\n") {
+		var n int
+		if _, err := fmt.Sscanf(l, "app: line %d", &n); err == nil {
+			nums = append(nums, n)
+		}
+	}
+	if len(nums) == 0 || nums[len(nums)-1] != lines-1 {
+		t.Fatalf("logs lacks the last line: %d lines read", len(nums))
+	}
+	for i := 1; i < len(nums); i++ {
+		if nums[i] != nums[i-1]+1 {
+			t.Fatalf("logs jumps from line %d to %d", nums[i-1], nums[i])
+		}
+	}
+	if len(nums) == lines {
+		t.Errorf("all %d lines kept in %d bytes: the copy did not rotate", lines, len(got))
+	}
 }
 
 // getSerialPortOutput's start and next: logs -f follows a console that

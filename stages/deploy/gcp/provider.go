@@ -61,6 +61,9 @@ type Provider struct {
 	// Host names this machine in the labels of what it creates; "" means
 	// os.Hostname.
 	Host string
+	// ConsoleMax is the size at which the local copy of a console is
+	// rotated; 0 means deploy.ConsoleMax(), less than 0 never.
+	ConsoleMax int64
 
 	mu  sync.Mutex
 	svc *services
@@ -90,6 +93,13 @@ func (p *Provider) chunkSize() int {
 		return p.ChunkSize
 	}
 	return DefaultChunkSize
+}
+
+func (p *Provider) consoleMax() int64 {
+	if p.ConsoleMax != 0 {
+		return p.ConsoleMax
+	}
+	return deploy.ConsoleMax()
 }
 
 func (p *Provider) host() string {
@@ -222,8 +232,7 @@ func (p *Provider) exitStatus(ctx context.Context, svc *services, cfg Config) *i
 			return st
 		}
 	}
-	b, _ := os.ReadFile(cfg.Console)
-	return console.LastExit(b)
+	return console.LastExit(deploy.ReadConsoleCopy(cfg.Console))
 }
 
 // Stop deletes the instance, its firewall rule, the staged archive if it
@@ -243,8 +252,7 @@ func (p *Provider) Stop(ctx context.Context, inst *state.Instance) error {
 			return fmt.Errorf("instance %s: %w", inst.ID, err)
 		}
 	}
-	b, _ := os.ReadFile(cfg.Console)
-	if exit := console.LastExit(b); exit != nil {
+	if exit := console.LastExit(deploy.ReadConsoleCopy(cfg.Console)); exit != nil {
 		inst.State, inst.ExitStatus = state.Exited, exit
 	} else if inst.State != state.Exited {
 		inst.State = state.Stopped
@@ -285,7 +293,7 @@ func (p *Provider) Logs(ctx context.Context, inst *state.Instance, follow bool, 
 	}
 	out := console.StripCR{W: w}
 	local := func() error {
-		f, err := os.Open(cfg.Console)
+		f, err := deploy.OpenConsoleCopy(cfg.Console)
 		if err != nil {
 			return fmt.Errorf("instance %s: no console: the instance is gone from GCE and this host kept no copy (%v)", inst.ID, err)
 		}

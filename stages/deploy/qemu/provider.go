@@ -56,7 +56,7 @@ type Provider struct {
 	// boot by UEFI; "" means Debian's (DefaultOVMFCode, DefaultOVMFVars).
 	OVMFCode, OVMFVars string
 	// ConsoleMax is the size at which a console file is rotated (see
-	// rotate.go); 0 means DefaultConsoleMax, less than 0 never.
+	// rotate.go); 0 means deploy.DefaultConsoleMax, less than 0 never.
 	ConsoleMax int64
 
 	stateDir string
@@ -72,7 +72,7 @@ func New(env deploy.Env) (deploy.Provider, error) {
 // NewProvider returns the provider; it caches the KVM probe's result under
 // env.StateDir/qemu.
 func NewProvider(env deploy.Env) *Provider {
-	return &Provider{stateDir: env.StateDir, ConsoleMax: consoleMaxFromEnv()}
+	return &Provider{stateDir: env.StateDir, ConsoleMax: deploy.ConsoleMax()}
 }
 
 var _ deploy.Provider = (*Provider)(nil)

@@ -6,13 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
 
 	"github.com/unikfile/unikfile/internal/atomicfile"
+	"github.com/unikfile/unikfile/stages/deploy"
 )
 
 // Console rotation. QEMU's file chardev cannot rotate its file itself, but
@@ -39,20 +39,13 @@ import (
 // under QEMU's global lock, as the serial device's writes do: once
 // chardev-change has returned, the old file gets no more).
 
-// DefaultConsoleMax is the size at which a console file is rotated.
-const DefaultConsoleMax = 8 << 20
-
-// ConsoleMaxEnv overrides DefaultConsoleMax (bytes), for tests and for
-// users who want more or less console kept.
-const ConsoleMaxEnv = "UNIKFILE_CONSOLE_MAX_BYTES"
-
 // consoleID names the serial console's chardev.
 const consoleID = "con0"
 
 // lockWait bounds how long a reader waits for a rotation to finish.
 const lockWait = 5 * time.Second
 
-func rotatedPath(console string) string { return console + ".1" }
+func rotatedPath(console string) string { return deploy.RotatedConsole(console) }
 func headPath(console string) string    { return console + ".head" }
 func lockPath(console string) string {
 	return filepath.Join(filepath.Dir(console), "console.lock")
@@ -63,16 +56,7 @@ func (p *Provider) consoleMax() int64 {
 	if p.ConsoleMax != 0 {
 		return p.ConsoleMax
 	}
-	return DefaultConsoleMax
-}
-
-// consoleMaxFromEnv reads ConsoleMaxEnv; 0 when unset or bad.
-func consoleMaxFromEnv() int64 {
-	n, err := strconv.ParseInt(os.Getenv(ConsoleMaxEnv), 10, 64)
-	if err != nil || n <= 0 {
-		return 0
-	}
-	return n
+	return deploy.DefaultConsoleMax
 }
 
 // rotateConsole rotates the console of a running instance whose file has
