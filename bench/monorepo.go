@@ -100,31 +100,55 @@ func monorepoBench(root, kernel string) error {
 		return err
 	}
 
-	// 1. Cold builds at -j1 and -j2. unikfile prints its summary as JSON,
-	// which is the graph's own account of what ran when.
+	// 1. Cold builds at -j1 and -j2, *runs times each, interleaved, so
+	// that a slow minute of the machine falls on both sides; the medians
+	// are compared. unikfile prints its summary as JSON, which is the
+	// graph's own account of what ran when (shown for its last run).
 	cold := map[string][2]time.Duration{}
+	coldCPU := map[string][2]time.Duration{}
+	coldRuns := map[string][][4]time.Duration{} // wall and CPU of unikfile and make
 	stages := map[string][]stageTime{}
 	loads := map[string]string{}
-	for _, j := range []string{"1", "2"} {
-		freshCache()
-		loads[j] = loadavg()
-		du, err := timeIt(func() error { return unikfile("build", "./...", "-j", j, "--summary", "json") })
-		if err != nil {
-			return err
+	for r := 0; r < *runs; r++ {
+		for _, j := range []string{"1", "2"} {
+			freshCache()
+			if r == 0 {
+				loads[j] = loadavg()
+			}
+			du, err := timeIt(func() error { return unikfile("build", "./...", "-j", j, "--summary", "json") })
+			if err != nil {
+				return err
+			}
+			cu := lastCPU
+			if stages[j], err = readStages(stdout.Bytes()); err != nil {
+				return err
+			}
+			cleanMake()
+			dm, err := timeIt(func() error { return mk("-j", j) })
+			if err != nil {
+				return err
+			}
+			coldRuns[j] = append(coldRuns[j], [4]time.Duration{du, dm, cu, lastCPU})
 		}
-		if stages[j], err = readStages(stdout.Bytes()); err != nil {
-			return err
-		}
-		cleanMake()
-		dm, err := timeIt(func() error { return mk("-j", j) })
-		if err != nil {
-			return err
-		}
-		cold[j] = [2]time.Duration{du, dm}
 	}
 	for _, j := range []string{"1", "2"} {
-		report("cold build -j"+j+": unikfile build ./...", cold[j][0], "make -j"+j, cold[j][1])
-		fmt.Printf("  load average before: %s; unikfile's stages (work summed over nodes, when they ran):\n", loads[j])
+		var u, m, cu, cm []time.Duration
+		for _, x := range coldRuns[j] {
+			u, m, cu, cm = append(u, x[0]), append(m, x[1]), append(cu, x[2]), append(cm, x[3])
+		}
+		cold[j] = [2]time.Duration{median(u), median(m)}
+		coldCPU[j] = [2]time.Duration{median(cu), median(cm)}
+	}
+	for _, j := range []string{"1", "2"} {
+		report(fmt.Sprintf("cold build -j%s: unikfile build ./... (median of %d)", j, len(coldRuns[j])), cold[j][0], "make -j"+j, cold[j][1])
+		fmt.Printf("  CPU (user+sys, with the compilers): unikfile %s, make %s, %.2fx\n", round(coldCPU[j][0]), round(coldCPU[j][1]),
+			float64(coldCPU[j][0])/float64(coldCPU[j][1]))
+		fmt.Printf("  each run (unikfile/make):")
+		for _, x := range coldRuns[j] {
+			fmt.Printf(" %s/%s", round(x[0]), round(x[1]))
+		}
+		fmt.Println()
+		fmt.Printf("  load average before: %s; unikfile's stages in its last run (work summed over nodes, when they ran):\n", loads[j])
 		for _, st := range stages[j] {
 			fmt.Printf("    %-8s %4d nodes  work %9s  wait for a slot %8s per node  ran %s to %s\n", st.Stage, st.Nodes,
 				round(ms(st.WallMS)), round(ms(st.QueueMS/int64(max(st.Nodes, 1)))), round(ms(st.FirstMS)), round(ms(st.LastMS)))
