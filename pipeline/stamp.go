@@ -45,23 +45,9 @@ func Stampable(apps []lang.ProjectApp, format, executor string, environ []string
 	return true
 }
 
-// ToolchainFiles are the files a stampable build's toolchain answers from:
-// the go binary (and what its link points at) and Go's settings file.
-func ToolchainFiles(environ []string) []string {
-	var out []string
-	if p, err := lookPath("go", environ); err == nil {
-		out = append(out, p)
-		if real, err := filepath.EvalSymlinks(p); err == nil && real != p {
-			out = append(out, real)
-		}
-	}
-	if p := run.Getenv(environ, "GOENV"); p != "" && p != "off" {
-		out = append(out, p)
-	} else if dir, err := os.UserConfigDir(); err == nil {
-		out = append(out, filepath.Join(dir, "go", "env"))
-	}
-	return out
-}
+// ToolchainFiles are the files a stampable build's toolchain answers from
+// (compile.GoToolchainFiles).
+func ToolchainFiles(environ []string) []string { return compile.GoToolchainFiles(environ) }
 
 // RecordStamp writes the stamp of inv at path after a successful build:
 // the metadata of everything sc saw, plus the images produced (imageDirs)
@@ -82,19 +68,4 @@ func RecordStamp(sc *cache.StatCache, path string, inv stamp.Invocation, imageDi
 		return nil
 	}
 	return cache.WriteStamp(path, inv.Key(), snap, replay(snap.Len()))
-}
-
-// lookPath finds file in environ's PATH, as exec.LookPath does in the
-// process's own.
-func lookPath(file string, environ []string) (string, error) {
-	for _, dir := range filepath.SplitList(run.Getenv(environ, "PATH")) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, file)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", os.ErrNotExist
 }

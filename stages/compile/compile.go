@@ -153,7 +153,7 @@ func Compile(ctx context.Context, app *lang.App, opts Options) (*Result, error) 
 	if target.Compiler != nil {
 		l, toolName = target.Compiler, target.Name+" "+app.Language
 	}
-	tc, err := opts.Memo.toolchain(ctx, toolName, l, app)
+	tc, err := opts.Memo.toolchain(ctx, toolName, l, app, opts.Cache)
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/unikfile/unikfile/cache"
 	"github.com/unikfile/unikfile/internal/run"
@@ -124,5 +127,52 @@ func TestParentGoWorkIsIgnored(t *testing.T) {
 	os.WriteFile(filepath.Join(filepath.Dir(app.Source), "go.work"), []byte("go 1.22\n\nuse ./elsewhere\n"), 0o644)
 	if _, err := compileWith(t, app, t.TempDir()); err != nil {
 		t.Fatalf("a go.work outside the build context must not matter: %v", err)
+	}
+}
+
+// What `go env` says is kept in the cache across runs (each run has its
+// own Memo), so a rebuild does not start `go env` again; a new go binary
+// is asked again.
+func TestGoToolchainIdentityIsKeptAcrossRuns(t *testing.T) {
+	realGo, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go in PATH")
+	}
+	bin := t.TempDir()
+	log := filepath.Join(t.TempDir(), "calls")
+	wrapper := filepath.Join(bin, "go")
+	write := func(tag string) {
+		script := "#!/bin/sh\n# " + tag + "\necho \"$1\" >> " + log + "\nexec " + realGo + " \"$@\"\n"
+		if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("first")
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	time.Sleep(cache.RacyWindow + 100*time.Millisecond) // a just-written go is not trusted
+	app := writeApp(t, okMain)
+	cs, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	envCalls := func() int {
+		b, _ := os.ReadFile(log)
+		return strings.Count(string(b), "env\n")
+	}
+	for i := range 2 {
+		os.WriteFile(filepath.Join(app.Source, "main.go"), []byte(strings.Replace(okMain, "hi", fmt.Sprint("hi ", i), 1)), 0o644)
+		if _, err := Compile(context.Background(), app, Options{Cache: cs, ToolVersion: "test", Memo: &Memo{}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := envCalls(); n != 1 {
+		t.Fatalf("go env ran %d times in two runs with the same go, want once", n)
+	}
+	write("second, a longer script")
+	if _, err := Compile(context.Background(), app, Options{Cache: cs, ToolVersion: "test", Memo: &Memo{}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := envCalls(); n != 2 {
+		t.Errorf("go env ran %d times, want a second time after go changed", n)
 	}
 }

@@ -107,6 +107,16 @@ func (goLang) ToolchainScope(app *lang.App) (string, bool) {
 	return scope, true
 }
 
+// ToolchainInputs: without cgo, `go env` answers from the go binary, Go's
+// settings file and the environment (and the go.mod lines of the scope).
+func (goLang) ToolchainInputs(app *lang.App) (files, environ []string, ok bool) {
+	if cgo(app) {
+		return nil, nil, false // the C compiler's identity is part of it
+	}
+	env := buildEnv(app)
+	return GoToolchainFiles(env), env, true
+}
+
 // ExtraInputs are the folders of go.mod's local replace directives.
 func (goLang) ExtraInputs(app *lang.App) ([]string, error) {
 	data, err := os.ReadFile(filepath.Join(app.Source, "go.mod"))
@@ -227,4 +237,38 @@ func GoModulePath(dir string) (string, error) {
 		return "", fmt.Errorf("%s declares no module path (a `module example.com/app` line); fix it, or run `go mod init`", path)
 	}
 	return mp, nil
+}
+
+// GoToolchainFiles are the files the go command answers `go env` from,
+// besides the environment and the source's go.mod: the go binary found in
+// environ's PATH (and what its link points at) and Go's settings file
+// (GOENV, else `go env -w`'s file in the user's config folder).
+func GoToolchainFiles(environ []string) []string {
+	var out []string
+	if p, err := lookPathIn("go", run.Getenv(environ, "PATH")); err == nil {
+		out = append(out, p)
+		if real, err := filepath.EvalSymlinks(p); err == nil && real != p {
+			out = append(out, real)
+		}
+	}
+	if p := run.Getenv(environ, "GOENV"); p != "" && p != "off" {
+		out = append(out, p)
+	} else if dir, err := os.UserConfigDir(); err == nil {
+		out = append(out, filepath.Join(dir, "go", "env"))
+	}
+	return out
+}
+
+// lookPathIn finds an executable file in path (a PATH value).
+func lookPathIn(file, path string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, file)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", os.ErrNotExist
 }

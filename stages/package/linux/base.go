@@ -14,6 +14,7 @@ import (
 	"github.com/unikfile/unikfile/cache"
 	"github.com/unikfile/unikfile/guest"
 	"github.com/unikfile/unikfile/internal/run"
+	"github.com/unikfile/unikfile/internal/stamp"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/compile"
 	pack "github.com/unikfile/unikfile/stages/package"
@@ -92,12 +93,23 @@ func (Base) Shared() *pack.Shared {
 func buildInit(ctx context.Context, env *pack.Env) (any, bool, error) {
 	// guest.Build pins GOOS, GOARCH, GOAMD64, GOFLAGS and CGO; what it
 	// inherits from this environment is below.
-	gover, err := run.Run(ctx, run.Cmd{Path: "go", Args: []string{"env", "-json", "GOVERSION", "GOROOT", "GOEXPERIMENT", "GODEBUG"},
-		Hint: "the guest init is built with Go: install Go (https://go.dev/doc/install) and put it in PATH"})
+	// What go says is kept across runs while the go binary, its settings
+	// file and the environment stay the same (cache.Facts).
+	args := []string{"env", "-json", "GOVERSION", "GOROOT", "GOEXPERIMENT", "GODEBUG"}
+	environ := os.Environ() // what the go command runs with
+	q := "guest init: go " + strings.Join(args, " ") + "\n" + strings.Join(stamp.Environ(environ), "\n")
+	gover, err := env.Cache.Facts().Get(q, compile.GoToolchainFiles(environ), func() (string, error) {
+		res, err := run.Run(ctx, run.Cmd{Path: "go", Args: args,
+			Hint: "the guest init is built with Go: install Go (https://go.dev/doc/install) and put it in PATH"})
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(res.Stdout)), nil
+	})
 	if err != nil {
 		return "", false, err
 	}
-	key := (&cache.Key{}).Add("stage", "init").Add("source", guest.SourceDigest()).Add("go", strings.TrimSpace(string(gover.Stdout))).Sum()
+	key := (&cache.Key{}).Add("stage", "init").Add("source", guest.SourceDigest()).Add("go", gover).Sum()
 	dir, hit, err := env.Cache.Fill(ctx, "init", key, func(ctx context.Context, dir string) error {
 		return guest.Build(ctx, "go", filepath.Join(dir, "init"))
 	})
