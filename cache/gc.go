@@ -116,6 +116,16 @@ func (s *Store) Hold(ctx context.Context) (release func(), err error) {
 	return onceFunc(func() { _ = fl.Unlock(); _ = fl.Close() }), nil
 }
 
+// Lock takes the GC lock exclusively, as Prune does, for a caller that
+// removes what builds of this store use without Prune (the kernels'
+// folder: package kbuild), or that must keep this store's builds out
+// while it prunes another: at once when wait is false (ok false when
+// builds hold it), else until ctx ends, calling waiting once if it has
+// to wait. A Prune of the same store meanwhile needs Policy.Locked.
+func (s *Store) Lock(ctx context.Context, wait bool, waiting func()) (release func(), ok bool, err error) {
+	return s.lockExclusive(ctx, wait, waiting)
+}
+
 // lockExclusive takes the GC lock for a prune: at once when wait is
 // false (ok false when builds hold it), else until ctx ends, calling
 // waiting once if it has to wait.
@@ -289,6 +299,9 @@ type Policy struct {
 	// called when it starts to wait.
 	Wait    bool
 	Waiting func()
+	// Locked says the caller holds the GC lock already (Lock): Prune
+	// neither takes it nor waits.
+	Locked bool
 }
 
 // PruneResult is what a prune did.
@@ -308,18 +321,21 @@ type PruneResult struct {
 }
 
 // Prune removes the entries the policy lets go. It holds the GC lock
-// exclusively while it decides and removes.
+// exclusively while it decides and removes (or its caller does:
+// Policy.Locked).
 func (s *Store) Prune(ctx context.Context, p Policy) (PruneResult, error) {
 	var res PruneResult
-	release, ok, err := s.lockExclusive(ctx, p.Wait, p.Waiting)
-	if err != nil {
-		return res, err
+	if !p.Locked {
+		release, ok, err := s.lockExclusive(ctx, p.Wait, p.Waiting)
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			res.Skipped = true
+			return res, nil
+		}
+		defer release()
 	}
-	if !ok {
-		res.Skipped = true
-		return res, nil
-	}
-	defer release()
 	entries, err := s.List()
 	if err != nil {
 		return res, err

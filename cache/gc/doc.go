@@ -10,5 +10,9 @@
 // descriptions (package pack) and instance records (package state), and
 // must not build, boot or stop anything.
 //
-// Callers: the CLI's `images prune` and, after a build, Auto.
+// It also says which built kernels (package kbuild, a store of its own)
+// this cache still needs: KernelsKept, for `kernel prune`.
+//
+// Callers: the CLI's `images prune` and `kernel prune` and, after a
+// build, Auto.
 package gc

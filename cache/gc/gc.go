@@ -273,3 +273,85 @@ func Auto(ctx context.Context, cs *cache.Store, st *state.Store, l Limits) (Resu
 	}
 	return Prune(ctx, cs, st, opts)
 }
+
+// KernelRoots are what a prune of the kernels unikfile builds (package
+// kbuild, outside this cache) must keep for the sake of this cache.
+type KernelRoots struct {
+	// Digests are the sha256 of the kernel files of the images a prune
+	// of this cache keeps (with all, only of those instances use), and of
+	// the images disks among them were made from: the next build of their
+	// app asks for the same kernel, and would compile it again.
+	Digests map[string]bool
+	// Paths are what build stamps name (unless all): a stamp of a build
+	// with a minimal kernel names the kernel's folder.
+	Paths []string
+}
+
+// KernelsKept returns the kernel roots of cs: the images Prune with
+// Options{All: all} keeps now, and what it keeps with them. A caller
+// that prunes kernels holds cs's GC lock (cache.Store.Lock) from this
+// call to its prune's end, so that no build adds an image meanwhile.
+// digest is the sha256 of a file (a StatCache's FileDigest, or
+// cache.FileDigest).
+func KernelsKept(cs *cache.Store, st *state.Store, all bool, digest func(string) (string, error)) (KernelRoots, error) {
+	out := KernelRoots{Digests: map[string]bool{}}
+	entries, err := cs.List()
+	if err != nil {
+		return out, err
+	}
+	images := map[string]*pack.Image{}
+	byID := map[string]cache.Entry{}
+	byDigest := map[string]string{}
+	for _, e := range entries {
+		byID[e.ID()] = e
+		if e.Kind != "images" {
+			continue
+		}
+		if img, err := pack.ReadImage(e.Dir); err == nil {
+			images[e.ID()] = img
+			if img.Format == pack.FormatKernelInitrd {
+				byDigest[img.Digest] = e.ID()
+			}
+		}
+	}
+	ids, err := roots(cs, st, entries, images, all)
+	if err != nil {
+		return out, err
+	}
+	// Everything the roots were made from: a qcow2 disk its raw disk, a
+	// disk its kernel+initrd image.
+	seen := map[string]bool{}
+	for len(ids) > 0 {
+		id := ids[len(ids)-1]
+		ids = ids[:len(ids)-1]
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		ids = append(ids, byID[id].Refs...)
+		img := images[id]
+		if img == nil {
+			continue
+		}
+		if src, ok := byDigest[img.Source]; ok && img.Source != "" {
+			ids = append(ids, src)
+		}
+		if img.Base != "linux" || img.Kernel == "" {
+			continue
+		}
+		d, err := digest(filepath.Join(byID[id].Dir, img.Kernel))
+		if err != nil {
+			continue // an image without its kernel file keeps nothing
+		}
+		out.Digests[d] = true
+	}
+	if !all {
+		des, _ := os.ReadDir(stampsDir(cs))
+		for _, de := range des {
+			if paths, err := cache.StampedPaths(filepath.Join(stampsDir(cs), de.Name())); err == nil {
+				out.Paths = append(out.Paths, paths...)
+			}
+		}
+	}
+	return out, nil
+}

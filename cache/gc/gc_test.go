@@ -224,3 +224,71 @@ func TestLimitsFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// The kernels a kernel prune keeps for this cache: those of the images a
+// prune keeps (the newest of each app, what instances use, a disk's
+// kernel+initrd image), by the digest of their kernel file, and what
+// stamps name; with all, only the instances' images.
+func TestKernelsKept(t *testing.T) {
+	f := newFixture(t)
+	withKernel := func(key, body string, img pack.Image) string {
+		dir := f.entry("images", key, &img)
+		if err := os.WriteFile(filepath.Join(dir, "kernel"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	lin := func(app, digest string) pack.Image {
+		return pack.Image{App: app, Base: "linux", Format: pack.FormatKernelInitrd, Kernel: "kernel", Digest: digest}
+	}
+	running := withKernel("a1", "k-running", lin("a", "d-a1"))
+	withKernel("a2", "k-old", lin("a", "d-a2"))
+	withKernel("a3", "k-newest", lin("a", "d-a3"))
+	withKernel("b1", "k-disk-source", lin("b", "d-b1"))
+	withKernel("b2", "k-b-newer", lin("b", "d-b2"))
+	f.entry("images", "braw", &pack.Image{App: "b", Base: "linux", Format: "raw", Boot: "bios", Digest: "d-braw", Source: "d-b1"})
+	if err := f.st.Put(&state.Instance{ID: "a-1", Project: "/p", Target: "dev", App: "a", Provider: "qemu",
+		ImageDigest: "d-a1", ImageDir: running, State: state.Running}); err != nil {
+		t.Fatal(err)
+	}
+	stamps := filepath.Join(f.cs.Dir(), "stamps")
+	os.MkdirAll(stamps, 0o755)
+	sc := cache.OpenStatCache(filepath.Join(t.TempDir(), "sc"))
+	sc.Saw("/kbuild/objects/kernel/k1")
+	snap, _ := sc.Snapshot()
+	if err := cache.WriteStamp(filepath.Join(stamps, "s"), "key", snap, stamp.Replay{}); err != nil {
+		t.Fatal(err)
+	}
+	digest := func(s string) string { return sha(t, s) }
+	roots, err := KernelsKept(f.cs, f.st, false, cache.FileDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for body, want := range map[string]bool{"k-running": true, "k-old": false, "k-newest": true, "k-disk-source": true, "k-b-newer": true} {
+		if roots.Digests[digest(body)] != want {
+			t.Errorf("kernel %s kept = %v, want %v", body, !want, want)
+		}
+	}
+	if len(roots.Digests) != 4 || len(roots.Paths) != 1 || roots.Paths[0] != "/kbuild/objects/kernel/k1" {
+		t.Errorf("roots %+v", roots)
+	}
+	roots, err = KernelsKept(f.cs, f.st, true, cache.FileDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(roots.Digests) != 1 || !roots.Digests[digest("k-running")] || len(roots.Paths) != 0 {
+		t.Errorf("with all: %+v", roots)
+	}
+}
+
+func sha(t *testing.T, s string) string {
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := cache.FileDigest(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

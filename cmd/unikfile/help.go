@@ -45,7 +45,8 @@ var examples = map[string]string{
 	"unikfile completion fish":       `  unikfile completion fish > ~/.config/fish/completions/unikfile.fish`,
 	"unikfile completion powershell": `  unikfile completion powershell | Out-String | Invoke-Expression`,
 	"unikfile kernel": `  unikfile kernel fetch      # Debian's cloud kernel into the cache
-  unikfile kernel ls         # the kernels there, the one builds use first`,
+  unikfile kernel ls         # the kernels there, the one builds use first
+  unikfile kernel prune      # built kernels, sources and object trees nothing needs`,
 	"unikfile version": `  unikfile version
   unikfile version | cut -d' ' -f2`,
 }

@@ -137,7 +137,7 @@ and point UNIKFILE_OSV_KERNEL at it.`,
 	}
 	ls.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
 	ls.Flags().StringVar(&base, "base", linux.Name, "the base whose kernels to list: linux or osv")
-	cmd.AddCommand(fetch, ls, c.kernelBuildCommand())
+	cmd.AddCommand(fetch, ls, c.kernelBuildCommand(), c.kernelPruneCommand())
 	return cmd
 }
 

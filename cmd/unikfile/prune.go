@@ -28,7 +28,9 @@ state store uses (whatever its state), nor what that image was made from.
 Unless --all, it keeps the newest image of each app, what it was made from
 (its bundle, the guest init, the kernel+initrd image of a disk) and what a
 build stamp names, so the next build of an unchanged app is still a cache
-hit. Kernels (unikfile kernel fetch) are never removed.
+hit. It removes no kernel: Debian's (unikfile kernel fetch) stay, and the
+minimal kernels unikfile builds, with their sources and object trees, are
+in the kbuild folder, which unikfile kernel prune prunes.
 
 --older-than and --keep-size limit the prune as BuildKit's garbage
 collection does: only entries unused for that long go, and least recently

@@ -190,6 +190,19 @@ func (b *Builder) lookup(key string) (*Kernel, error) {
 // Cancelling ctx stops make's whole process group; nothing is recorded
 // then. The second result says the kernel was already built.
 func (b *Builder) Build(ctx context.Context, n Needs) (*Kernel, bool, error) {
+	store, err := cache.Open(b.Root)
+	if err != nil {
+		return nil, false, err
+	}
+	// The build holds the folder's GC lock shared from its choice of the
+	// source to its kernel's making: a prune (Prune) waits for it, and it
+	// waits for a prune, so neither the source, the tree nor the kernel
+	// it found goes while it uses them.
+	release, err := store.Hold(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
 	p, err := b.Plan(ctx, n)
 	if err != nil {
 		return nil, false, err
@@ -210,10 +223,6 @@ func (b *Builder) Build(ctx context.Context, n Needs) (*Kernel, bool, error) {
 			return nil, false, err
 		}
 		p.Key = kernelKey(p.Fragment, n, p.Source, p.Compiler)
-	}
-	store, err := cache.Open(b.Root)
-	if err != nil {
-		return nil, false, err
 	}
 	tree := treeDir(b.Root, p.Source, n)
 	unlock, err := lockFile(ctx, tree+".lock", func() {
@@ -250,7 +259,8 @@ func ReadKernel(dir string) (*Kernel, error) {
 	return &k, nil
 }
 
-// List returns the kernels built under root.
+// List returns the kernels built under root. Listing is not a use: a
+// kernel only listed still ages for Prune's OlderThan.
 func List(root string) ([]*Kernel, error) {
 	if _, err := os.Stat(filepath.Join(root, "objects", kindKernel)); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -265,7 +275,7 @@ func List(root string) ([]*Kernel, error) {
 	}
 	var out []*Kernel
 	for _, key := range keys {
-		dir, _ := store.Lookup(kindKernel, key)
+		dir, _ := store.Verify(kindKernel, key)
 		if k, err := ReadKernel(dir); err == nil {
 			out = append(out, k)
 		}

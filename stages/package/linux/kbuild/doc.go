@@ -14,7 +14,11 @@
 // changes; make niced and with progress lines; cancellation kills make's
 // process group; the kernel stored under a key of the recipe, the
 // source, the compiler and the fragment, shared by every app with the
-// same needs, written whole or not at all).
+// same needs, written whole or not at all), and the folder's pruning
+// (Prune: superseded sources and their trees, trees no kept kernel was
+// built in, kernels the caller does not keep; under the folder's GC lock,
+// which Build holds shared, and the trees' locks; each removal one rename
+// out of the way first).
 //
 // Its kernels are PVH vmlinux files with virtio-mmio devices for
 // microVMs (QEMU's microvm boots them with no firmware; stored compacted:

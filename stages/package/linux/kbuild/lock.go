@@ -43,3 +43,21 @@ func lockFile(ctx context.Context, path string, waiting func()) (func(), error) 
 		}
 	}
 }
+
+// tryLockFile takes the lock on path (created if needed, in a folder
+// that exists) when no other process or goroutine holds it; ok is false
+// when one does.
+func tryLockFile(path string) (unlock func(), ok bool, err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return func() { f.Close() }, true, nil
+}
