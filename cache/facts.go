@@ -32,7 +32,11 @@ type Facts struct {
 }
 
 // Facts is the store's record of tool answers (in <cache>/facts).
-func (s *Store) Facts() *Facts { return &Facts{dir: filepath.Join(s.dir, "facts")} }
+func (s *Store) Facts() *Facts { return FactsIn(filepath.Join(s.dir, "facts")) }
+
+// FactsIn is a record of tool answers in dir, for a folder that is not
+// opened as a Store on the path that asks.
+func FactsIn(dir string) *Facts { return &Facts{dir: dir} }
 
 type fact struct {
 	Question string `json:"question"`

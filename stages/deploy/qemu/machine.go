@@ -1,8 +1,13 @@
 package qemu
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/unikfile/unikfile/internal/atomicfile"
 
 	pack "github.com/unikfile/unikfile/stages/package"
 )
@@ -53,7 +58,8 @@ func (c Config) nicArg() string {
 	return "virtio-net-pci,netdev=" + netdevID + ",romfile="
 }
 
-// tscOnce measures the host's TSC frequency once per provider.
+// tscOnce measures the host's TSC frequency once per provider (and, with
+// a state directory, once per boot of the host: hostTSCkHz).
 type tscOnce struct {
 	once sync.Once
 	kHz  int
@@ -66,7 +72,7 @@ func (p *Provider) machineCmdline(cfg Config, cmdline string) string {
 	if cfg.Machine != MachineMicroVM || cfg.Accel != AccelTCG {
 		return cmdline
 	}
-	p.tsc.once.Do(func() { p.tsc.kHz = HostTSCkHz() })
+	p.tsc.once.Do(func() { p.tsc.kHz = p.hostTSCkHz() })
 	return cmdline + TCGMicroVMCmdline(p.tsc.kHz)
 }
 
@@ -96,4 +102,32 @@ func (c Config) rootArgs() []string {
 		"-drive", "file=" + c.RootDisk + ",if=none,id=rootfs,format=raw,readonly=on",
 		"-device", dev + ",drive=rootfs",
 	}
+}
+
+// tscRecord is a measured TSC frequency, kept in the state directory: the
+// frequency is fixed for a boot of the host, and measuring it takes 60 ms,
+// a twentieth of a microvm's boot under TCG.
+type tscRecord struct {
+	BootID string `json:"boot_id"`
+	KHz    int    `json:"khz"`
+}
+
+// hostTSCkHz is HostTSCkHz, measured once per boot of the host when the
+// provider has a state directory.
+func (p *Provider) hostTSCkHz() int {
+	bootID := readBootID()
+	if p.stateDir == "" || bootID == "" {
+		return HostTSCkHz()
+	}
+	path := filepath.Join(p.stateDir, Name, "tsc.json")
+	var rec tscRecord
+	if data, err := os.ReadFile(path); err == nil && json.Unmarshal(data, &rec) == nil && rec.BootID == bootID && rec.KHz > 0 {
+		return rec.KHz
+	}
+	khz := HostTSCkHz()
+	if khz > 0 {
+		// One that cannot be written only costs a measurement next time.
+		_ = atomicfile.WriteJSON(path, tscRecord{BootID: bootID, KHz: khz}, 0o644)
+	}
+	return khz
 }

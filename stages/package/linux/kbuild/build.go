@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -154,7 +155,7 @@ func (b *Builder) Plan(ctx context.Context, n Needs) (*Plan, error) {
 	if p.Source == nil {
 		return p, nil
 	}
-	if p.Compiler, err = compilerIdentity(ctx); err != nil {
+	if p.Compiler, err = compilerIdentity(ctx, b.Root); err != nil {
 		return nil, err
 	}
 	p.Key = kernelKey(frag, n, p.Source, p.Compiler)
@@ -219,7 +220,7 @@ func (b *Builder) Build(ctx context.Context, n Needs) (*Kernel, bool, error) {
 		if p.Source, err = FetchSource(ctx, b.Root, b.Say); err != nil {
 			return nil, false, err
 		}
-		if p.Compiler, err = compilerIdentity(ctx); err != nil {
+		if p.Compiler, err = compilerIdentity(ctx, b.Root); err != nil {
 			return nil, false, err
 		}
 		p.Key = kernelKey(p.Fragment, n, p.Source, p.Compiler)
@@ -308,18 +309,33 @@ func kernelKey(fragment string, n Needs, src *Source, compiler string) string {
 }
 
 // compilerIdentity is the first line of `gcc --version` and of `ld
-// --version`: a new compiler or linker builds kernels again.
-func compilerIdentity(ctx context.Context) (string, error) {
-	var ids []string
-	for _, tool := range []string{"gcc", "ld"} {
-		res, err := run.Run(ctx, run.Cmd{Path: tool, Args: []string{"--version"}, Hint: toolsHint})
-		if err != nil {
-			return "", err
+// --version`: a new compiler or linker builds kernels again. The answer is
+// kept in root's facts while both binaries keep their metadata, so that
+// every `up` of an app with a built kernel does not start them again.
+func compilerIdentity(ctx context.Context, root string) (string, error) {
+	tools := []string{"gcc", "ld"}
+	var files []string
+	for _, tool := range tools {
+		if p, err := exec.LookPath(tool); err == nil {
+			files = append(files, p)
+			if real, err := filepath.EvalSymlinks(p); err == nil && real != p {
+				files = append(files, real)
+			}
 		}
-		first, _, _ := strings.Cut(string(res.Stdout), "\n")
-		ids = append(ids, strings.TrimSpace(first))
 	}
-	return strings.Join(ids, "; "), nil
+	q := "kbuild compiler: gcc --version; ld --version\nPATH=" + os.Getenv("PATH")
+	return cache.FactsIn(filepath.Join(root, "facts")).Get(q, files, func() (string, error) {
+		var ids []string
+		for _, tool := range tools {
+			res, err := run.Run(ctx, run.Cmd{Path: tool, Args: []string{"--version"}, Hint: toolsHint})
+			if err != nil {
+				return "", err
+			}
+			first, _, _ := strings.Cut(string(res.Stdout), "\n")
+			ids = append(ids, strings.TrimSpace(first))
+		}
+		return strings.Join(ids, "; "), nil
+	})
 }
 
 // make configures and compiles the kernel of p in tree and writes the
