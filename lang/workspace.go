@@ -107,7 +107,9 @@ func LoadWorkspace(root string, files []string, opts Options) (*Workspace, Sourc
 		abs = filepath.Join(realPath(filepath.Dir(abs)), filepath.Base(abs))
 		loaded[filepath.Dir(abs)] = true
 		o := opts
-		if !all {
+		if !all && len(opts.Vars) > 0 {
+			// Which --vars this file gets: the ones it declares. With no
+			// --var there is nothing to give, and the file is parsed once.
 			o.Vars = map[string]string{}
 			for _, name := range declaredVariables(abs) {
 				declaredAnywhere[name] = true
