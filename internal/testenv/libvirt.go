@@ -62,6 +62,12 @@ type LibvirtOptions struct {
 	// WithoutQEMU leaves the QEMU driver out (a host that has libvirtd
 	// but not libvirt-daemon-driver-qemu).
 	WithoutQEMU bool
+	// ConsoleMaxSize and ConsoleMaxBackups are virtlogd's max_size and
+	// max_backups: the size at which it rotates a log file (a domain's
+	// serial console log among them) and how many rotated generations
+	// it keeps. 0 leaves virtlogd's defaults (2 MiB, 3).
+	ConsoleMaxSize    int64
+	ConsoleMaxBackups int
 }
 
 // driverDir holds libvirt's connection drivers, loaded as modules.
@@ -121,7 +127,7 @@ dynamic_ownership = 0
 security_driver = "none"
 cgroup_controllers = [ ]
 `,
-		"virtlogd.conf": fmt.Sprintf("log_outputs = \"3:file:%s\"\n", filepath.Join(dir, "virtlogd.log")),
+		"virtlogd.conf": virtlogdConf(filepath.Join(dir, "virtlogd.log"), opts),
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, "etc", name), []byte(body), 0o644); err != nil {
@@ -193,6 +199,19 @@ cgroup_controllers = [ ]
 		return nil, err
 	}
 	return l, nil
+}
+
+// virtlogdConf is virtlogd's configuration: its own log, and the options'
+// rotation limits.
+func virtlogdConf(logFile string, opts LibvirtOptions) string {
+	conf := fmt.Sprintf("log_outputs = \"3:file:%s\"\n", logFile)
+	if opts.ConsoleMaxSize > 0 {
+		conf += fmt.Sprintf("max_size = %d\n", opts.ConsoleMaxSize)
+	}
+	if opts.ConsoleMaxBackups > 0 {
+		conf += fmt.Sprintf("max_backups = %d\n", opts.ConsoleMaxBackups)
+	}
+	return conf
 }
 
 // Virsh runs virsh against the daemon's unix socket.
