@@ -114,10 +114,33 @@ func (c *conn) closeDownloads() {
 // blocks delivering it while holding the lock every call needs. A
 // download that got its n bytes and does not return is therefore taken as
 // done and its connection abandoned (its goroutines stay blocked; the next
-// download dials a new one); a short one is an error, to be retried.
+// download dials a new one). Bytes are also lost: go-libvirt takes a data
+// packet that comes before the call's reply for the reply, and the
+// download returns short, or never returns. A download that gets no byte
+// for firstByteWait is abandoned the same way, and a short or abandoned
+// one is tried again (a file that is shorter than asked, as a console that
+// virtlogd just rotated, stays short: that is an error).
 func (c *conn) download(v golibvirt.StorageVol, off, n uint64) ([]byte, error) {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
+	for try := 1; ; try++ {
+		b, err := c.downloadOnce(v, off, n)
+		if !errors.Is(err, errNoFirstByte) && !errors.Is(err, errShort) || try == downloadTries {
+			return b, err
+		}
+	}
+}
+
+// downloadTries is how many times a download that is short or gets no
+// byte is tried.
+const downloadTries = 3
+
+var (
+	errNoFirstByte = errors.New("no byte came")
+	errShort       = errors.New("short")
+)
+
+func (c *conn) downloadOnce(v golibvirt.StorageVol, off, n uint64) ([]byte, error) {
 	if c.dl == nil {
 		l, err := golibvirt.ConnectToURI(c.dial)
 		if err != nil {
@@ -126,48 +149,84 @@ func (c *conn) download(v golibvirt.StorageVol, off, n uint64) ([]byte, error) {
 		c.dl = l
 	}
 	l := c.dl
-	w := &fillBuffer{want: int(n), full: make(chan struct{})}
+	w := &fillBuffer{want: int(n), first: make(chan struct{}), full: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() { done <- l.StorageVolDownload(v, w, off, n, 0) }()
 	stall := time.NewTimer(downloadStall + time.Duration(n>>20)*time.Second)
 	defer stall.Stop()
+	wait := firstByteWait
+	if !c.Local {
+		wait = remoteFirstByteWait
+	}
+	first := time.NewTimer(wait)
+	defer first.Stop()
+	firstByte := w.first
 	var err error
-	select {
-	case err = <-done:
-	case <-w.full:
+	for err == nil {
 		select {
 		case err = <-done:
-		case <-time.After(500 * time.Millisecond):
-			c.dl = nil // wedged: abandoned
+			return w.result(v, err)
+		case <-firstByte:
+			firstByte = nil // it came
+		case <-first.C:
+			if firstByte != nil {
+				c.abandon(l, done)
+				return nil, fmt.Errorf("download of volume %s: %w", v.Name, errNoFirstByte)
+			}
+		case <-w.full:
+			select {
+			case err = <-done:
+			case <-time.After(500 * time.Millisecond):
+				c.abandon(l, done)
+			}
+			return w.result(v, err)
+		case <-stall.C:
+			c.abandon(l, done)
+			return nil, fmt.Errorf("download of volume %s stalled", v.Name)
 		}
-	case <-stall.C:
-		c.dl = nil
-		return nil, fmt.Errorf("download of volume %s stalled", v.Name)
 	}
-	b := w.bytes()
-	if err != nil {
-		return nil, fmt.Errorf("download volume %s: %w", v.Name, err)
-	}
-	if len(b) != int(n) {
-		return nil, fmt.Errorf("download volume %s: got %d of %d bytes", v.Name, len(b), n)
-	}
-	return b, nil
+	return nil, err
 }
+
+// abandon leaves the download connection l, whose download ends on done,
+// to itself: the next download dials a new one. It is closed if its
+// download ever returns.
+func (c *conn) abandon(l *golibvirt.Libvirt, done <-chan error) {
+	c.dl = nil
+	go func() {
+		<-done
+		_ = l.Disconnect()
+	}()
+}
+
+// firstByteWait bounds the wait for a download's first byte through a
+// local libvirtd, remoteFirstByteWait through a remote one.
+const (
+	firstByteWait       = 500 * time.Millisecond
+	remoteFirstByteWait = 5 * time.Second
+)
 
 // downloadStall bounds a download that makes no progress.
 const downloadStall = 30 * time.Second
 
-// fillBuffer collects a download and says when it holds want bytes.
+// fillBuffer collects a download and says when it got its first byte and
+// when it holds want bytes.
 type fillBuffer struct {
-	mu   sync.Mutex
-	b    []byte
-	want int
-	full chan struct{}
+	mu    sync.Mutex
+	b     []byte
+	want  int
+	first chan struct{}
+	full  chan struct{}
+	got   bool
 }
 
 func (f *fillBuffer) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(p) > 0 && !f.got {
+		f.got = true
+		close(f.first)
+	}
 	was := len(f.b) >= f.want
 	f.b = append(f.b, p...)
 	if !was && len(f.b) >= f.want {
@@ -180,6 +239,18 @@ func (f *fillBuffer) bytes() []byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]byte(nil), f.b...)
+}
+
+// result is what a download that ended with err got.
+func (f *fillBuffer) result(v golibvirt.StorageVol, err error) ([]byte, error) {
+	b := f.bytes()
+	if err != nil {
+		return nil, fmt.Errorf("download volume %s: %w", v.Name, err)
+	}
+	if len(b) != f.want {
+		return nil, fmt.Errorf("download volume %s: got %d of %d bytes: %w", v.Name, len(b), f.want, errShort)
+	}
+	return b, nil
 }
 
 func isLoopback(host string) bool {
