@@ -38,6 +38,7 @@ type Scanner struct {
 	ready   bool
 	exit    *int
 	address string
+	button  bool
 }
 
 // Write feeds console bytes; it never fails.
@@ -86,6 +87,9 @@ func (s *Scanner) line(l string) {
 	}
 	if strings.HasPrefix(l, guest.ReadyMarker) {
 		s.ready = true
+	}
+	if strings.HasPrefix(l, guest.PowerButtonMarker) {
+		s.button = true
 	}
 	if strings.HasPrefix(l, guest.ErrorPrefix) {
 		s.errs = append(s.errs, strings.TrimPrefix(l, guest.ErrorPrefix))
@@ -176,6 +180,11 @@ func (s *Scanner) Ready() bool {
 
 // Exit is the app's exit status once the guest printed it, else nil.
 func (s *Scanner) Exit() *int { return s.exit }
+
+// PowerButton says the guest's init printed guest.PowerButtonMarker: it
+// stops the app on the ACPI power button. A provider whose console does
+// not keep the boot's start (virtlogd rotates it away) records it.
+func (s *Scanner) PowerButton() bool { return s.button }
 
 // Address is the guest's IPv4 address as its init last printed it
 // (guest.AddressMarker), or "".

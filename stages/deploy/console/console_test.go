@@ -41,6 +41,18 @@ func TestScannerMarkersAtLineStartOnly(t *testing.T) {
 	}
 }
 
+func TestScannerPowerButton(t *testing.T) {
+	s := &Scanner{}
+	s.Write([]byte("echo " + guest.PowerButtonMarker + "\n" + guest.PowerButtonMarker[:4]))
+	if s.PowerButton() {
+		t.Fatal("the power-button marker counted in the middle of a line, or half of it")
+	}
+	s.Write([]byte("\n" + guest.PowerButtonMarker + "\r\n"))
+	if !s.PowerButton() {
+		t.Error("the power-button marker at a line's start was not seen")
+	}
+}
+
 func TestTailKeepsTheLastLines(t *testing.T) {
 	s := &Scanner{}
 	if s.Tail() != "(the console is empty)" {
