@@ -111,7 +111,7 @@ type booting struct {
 	dom  golibvirt.Domain
 	inst *state.Instance
 	con  console.Scanner
-	off  uint64 // console bytes read so far
+	cr   *consoleReader // the console, read across virtlogd's rotations
 	// final are the forwards the instance ends with, cfg.Forwards the
 	// ones it has now.
 	final []lang.Forward
@@ -207,6 +207,9 @@ func (b *booting) boot(ctx context.Context) (*state.Instance, error) {
 		return inst, err
 	}
 	b.inst.State, b.inst.Started = state.Running, time.Now().UTC()
+	// Stop needs to know it after virtlogd rotated the boot's lines away.
+	button := b.con.PowerButton()
+	b.cfg.PowerButton = &button
 	hctx := context.WithoutCancel(ctx)
 	if err := b.takeOverPorts(hctx); err != nil {
 		return nil, b.fail(ctx, fmt.Errorf("ready, but cannot take over the host ports of the instance it replaces: %w", err))
@@ -384,7 +387,7 @@ func (b *booting) uploadImages(ctx context.Context, vols []imageVolume) error {
 // domain expects them.
 func (b *booting) instanceVolumes() error {
 	m := b.cfg.Machine
-	_ = b.pl.remove(b.cfg.ConsoleVolume) // a leftover would be read as this boot's
+	_ = b.pl.removeConsole(b.cfg.ConsoleVolume) // a leftover would be read as this boot's
 	cv, err := b.pl.create(b.cfg.ConsoleVolume, 0, "", "")
 	if err != nil {
 		return err
@@ -499,14 +502,13 @@ func (b *booting) ports() []state.Port {
 	return out
 }
 
-// readConsole feeds what the console volume gained to the scanner.
+// readConsole feeds what the console gained to the scanner.
 func (b *booting) readConsole() {
-	v, ok, err := b.pl.lookup(b.cfg.ConsoleVolume)
-	if err != nil || !ok {
-		return
+	if b.cr == nil {
+		b.cr = &consoleReader{name: b.cfg.ConsoleVolume}
 	}
-	data, _ := b.pl.read(v, b.off)
-	b.off += uint64(len(data))
+	b.cr.pl = b.pl
+	data, _ := b.cr.next()
 	_, _ = b.con.Write(data)
 }
 

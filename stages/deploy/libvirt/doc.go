@@ -19,7 +19,15 @@
 // a connection of its own, see conn.download): the guest
 // init's markers (stages/deploy/console) give readiness, the guest's address
 // and the exit status, `logs -f` follows it, and it outlives the domain, so
-// an app that exited still shows its status. Networking is a libvirt network
+// an app that exited still shows its status. virtlogd rotates it by its own
+// max_size and max_backups (<log>.0 the newest rotated generation, the
+// oldest dropped); console.go reads the generations, oldest first, and
+// follows across rotations (consoleReader), finds the exit status in the
+// tail across them, and deletes them with the volume. The init's
+// power-button marker is recorded in the instance's config at boot
+// (virtlogd may have rotated it away by the time of a stop), and removal
+// keeps the console's end in the run directory in two generations
+// (deploy.CreateConsoleCopy). Networking is a libvirt network
 // or a bridge (the app is reached at the guest's own address), or QEMU's
 // user-mode networking with host port forwards added through the QEMU
 // monitor (libvirt 9.0 has no port forwards of its own for it), moved to

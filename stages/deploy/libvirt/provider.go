@@ -1,6 +1,7 @@
 package libvirt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,8 +27,11 @@ const Name = "libvirt"
 
 // Files in an instance's run directory.
 const (
-	ConfigFile  = "config.json"
-	ConsoleFile = "console.log" // the console, saved when the domain is removed
+	ConfigFile = "config.json"
+	// ConsoleFile is the console, saved when the domain is removed: its
+	// end, at most about twice Provider.ConsoleMax, in two generations
+	// (deploy.RotatedConsole(ConsoleFile) is the older).
+	ConsoleFile = "console.log"
 )
 
 // Default readiness timeouts: TCG boots several times slower.
@@ -48,6 +52,10 @@ type Provider struct {
 	// Poll is how often a boot reads the console and the domain's state; 0
 	// means 250 ms.
 	Poll time.Duration
+	// ConsoleMax is the size at which the copy of a console kept in the
+	// run directory at removal is split into two generations (it keeps at
+	// most about twice it); 0 or less means deploy.ConsoleMax().
+	ConsoleMax int64
 
 	stateDir string
 	client   string
@@ -66,6 +74,13 @@ func New(env deploy.Env) (deploy.Provider, error) { return NewProvider(env), nil
 func NewProvider(env deploy.Env) *Provider {
 	host, _ := os.Hostname()
 	return &Provider{stateDir: env.StateDir, client: host + ":" + env.StateDir}
+}
+
+func (p *Provider) consoleMax() int64 {
+	if p.ConsoleMax > 0 {
+		return p.ConsoleMax
+	}
+	return deploy.ConsoleMax()
 }
 
 func (p *Provider) poll() time.Duration {
@@ -95,6 +110,10 @@ type Config struct {
 	// Address is the guest's own address, as its init or a DHCP lease
 	// says (libvirt networks and bridges).
 	Address string `json:"address,omitempty"`
+	// PowerButton says whether the guest's init said, as it booted, that
+	// it stops the app on the ACPI power button (nil: the record is older
+	// than that, and the console's start is searched for the marker).
+	PowerButton *bool `json:"power_button,omitempty"`
 }
 
 // names of an instance's libvirt objects.
@@ -181,18 +200,16 @@ func (p *Provider) Refresh(ctx context.Context, inst *state.Instance) error {
 // marker is among the guest's last lines.
 const exitTail = 64 << 10
 
-// consoleExit is the exit status in the console's tail (the volume, or
-// the copy saved in the run directory).
+// consoleExit is the exit status in the console's tail (the volume and
+// the generations virtlogd rotated out of it, or the copy saved in the run
+// directory).
 func (p *Provider) consoleExit(c *conn, cfg Config, runDir string) *int {
 	if pl, err := openPool(c, cfg.Pool); err == nil {
-		if v, ok, _ := pl.lookup(cfg.ConsoleVolume); ok {
-			n, _ := pl.physical(v)
-			b, _ := pl.read(v, n-min(n, exitTail))
+		if b, ok, _ := pl.consoleTail(cfg.ConsoleVolume, exitTail); ok {
 			return console.LastExit(b)
 		}
 	}
-	b, _ := os.ReadFile(filepath.Join(runDir, ConsoleFile))
-	return console.LastExit(b)
+	return console.LastExit(deploy.ReadConsoleCopy(filepath.Join(runDir, ConsoleFile)))
 }
 
 // Stop stops the instance's domain (the ACPI power button first, when its
@@ -272,11 +289,12 @@ func (p *Provider) removeDomain(ctx context.Context, c *conn, cfg Config, runDir
 		}
 		return nil, nil
 	}
-	if v, ok, _ := pl.lookup(cfg.ConsoleVolume); ok && runDir != "" {
-		if b, err := pl.read(v, 0); err == nil {
+	if runDir != "" {
+		// The console's end, across virtlogd's generations.
+		if b, ok, err := pl.consoleTail(cfg.ConsoleVolume, 2*uint64(p.consoleMax())); ok && err == nil {
 			exit = console.LastExit(b)
 			if _, err := os.Stat(runDir); err == nil {
-				_ = atomicfile.WriteFile(filepath.Join(runDir, ConsoleFile), b, 0o644)
+				_ = p.keepConsole(runDir, b)
 			}
 		}
 	}
@@ -287,10 +305,14 @@ func (p *Provider) removeDomain(ctx context.Context, c *conn, cfg Config, runDir
 		}
 	}
 	var errs []error
-	for _, v := range []string{cfg.ConsoleVolume, cfg.OverlayVolume} {
-		if v != "" {
-			errs = append(errs, pl.remove(v))
-		}
+	if cfg.ConsoleVolume != "" {
+		errs = append(errs, pl.removeConsole(cfg.ConsoleVolume))
+		// Again: virtlogd may have rotated the console once more as it
+		// wrote the last of the domain's output.
+		errs = append(errs, pl.removeConsole(cfg.ConsoleVolume))
+	}
+	if cfg.OverlayVolume != "" {
+		errs = append(errs, pl.remove(cfg.OverlayVolume))
 	}
 	errs = append(errs, p.gcImages(c, pl, cfg.ImageVolumes))
 	return exit, errors.Join(errs...)
@@ -301,14 +323,38 @@ func domainActive(c *conn, dom golibvirt.Domain) bool {
 	return err == nil && golibvirt.DomainState(st) != golibvirt.DomainShutoff
 }
 
-// watchesPowerButton says whether the guest's init said it stops the app on
-// the ACPI power button.
-func (p *Provider) watchesPowerButton(pl *pool, cfg Config) bool {
-	v, ok, _ := pl.lookup(cfg.ConsoleVolume)
-	if !ok {
-		return false
+// keepConsole saves b, the console's end, into the run directory: in two
+// generations when it is longer than the console limit.
+func (p *Provider) keepConsole(runDir string, b []byte) error {
+	max := p.consoleMax()
+	cc, err := deploy.CreateConsoleCopy(filepath.Join(runDir, ConsoleFile), max)
+	if err != nil {
+		return err
 	}
-	b, _ := pl.read(v, 0)
+	older := []byte(nil)
+	if int64(len(b)) > max {
+		// The newer generation begins with a line.
+		cut := len(b) - int(max)
+		if i := bytes.IndexByte(b[cut:], '\n'); i >= 0 {
+			cut += i + 1
+		}
+		older, b = b[:cut], b[cut:]
+	}
+	_, err = cc.Write(older)
+	if err == nil {
+		_, err = cc.Write(b)
+	}
+	return errors.Join(err, cc.Close())
+}
+
+// watchesPowerButton says whether the guest's init said it stops the app on
+// the ACPI power button: as the boot saw it, or, for a record that does not
+// say, as the console's start shows (if virtlogd still has it).
+func (p *Provider) watchesPowerButton(pl *pool, cfg Config) bool {
+	if cfg.PowerButton != nil {
+		return *cfg.PowerButton
+	}
+	b, _ := pl.consoleHead(cfg.ConsoleVolume, consoleHead)
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(strings.TrimRight(l, "\r"), guest.PowerButtonMarker) {
 			return true
@@ -376,53 +422,70 @@ func (p *Provider) Logs(ctx context.Context, inst *state.Instance, follow bool, 
 		return err
 	}
 	out := console.StripCR{W: w}
-	saved := filepath.Join(inst.RunDir, ConsoleFile)
 	if !ok {
 		return fmt.Errorf("instance %s: no console: its boot did not get as far as creating a domain", inst.ID)
 	}
+	// The copy saved at removal (console.log.1, then console.log).
+	saved := filepath.Join(inst.RunDir, ConsoleFile)
+	fromCopy := func(err error) error {
+		r, rerr := deploy.OpenConsoleCopy(saved)
+		if rerr != nil {
+			return err
+		}
+		defer r.Close()
+		_, err = io.Copy(out, r)
+		return err
+	}
 	c, err := connect(ctx, cfg.URI)
 	if err != nil {
-		if b, rerr := os.ReadFile(saved); rerr == nil {
-			_, werr := out.Write(b)
-			return werr
-		}
-		return err
+		return fromCopy(err)
 	}
 	defer c.Close()
 	pl, err := openPool(c, cfg.Pool)
 	if err != nil {
 		return err
 	}
-	v, found, err := pl.lookup(cfg.ConsoleVolume)
+	_, found, err := pl.lookup(cfg.ConsoleVolume)
 	if err != nil {
 		return err
 	}
+	noConsole := fmt.Errorf("instance %s: no console log (volume %s is gone from pool %s, and nothing was saved in %s)", inst.ID, cfg.ConsoleVolume, cfg.Pool, saved)
 	if !found {
-		b, err := os.ReadFile(saved)
-		if err != nil {
-			return fmt.Errorf("instance %s: no console log (volume %s is gone from pool %s, and nothing was saved in %s)", inst.ID, cfg.ConsoleVolume, cfg.Pool, saved)
-		}
-		_, err = out.Write(b)
-		return err
+		return fromCopy(noConsole)
 	}
-	var off uint64
+	// Every generation virtlogd kept, then what comes, across rotations.
+	cr := &consoleReader{pl: pl, name: cfg.ConsoleVolume}
+	gone := false
+	var readErr error // the last read's
 	readMore := func() error {
-		b, err := pl.read(v, off)
+		b, err := cr.next()
+		readErr = nil
+		if errors.Is(err, errConsoleGone) {
+			gone = true // removed
+			return nil
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("instance %s: console: %w", inst.ID, err)
+			readErr = fmt.Errorf("instance %s: console: %w", inst.ID, err)
+			return readErr
 		}
-		off += uint64(len(b))
 		_, err = out.Write(b)
 		return err
 	}
-	if err := readMore(); err != nil || !follow {
+	if err := readMore(); err != nil {
 		return err
+	}
+	if gone {
+		return fromCopy(noConsole) // removed meanwhile
+	}
+	if !follow {
+		return nil
 	}
 	tick := time.NewTicker(p.poll())
 	defer tick.Stop()
+	failed := 0 // polls in a row that failed
 	for {
 		select {
 		case <-ctx.Done():
@@ -431,14 +494,18 @@ func (p *Provider) Logs(ctx context.Context, inst *state.Instance, follow bool, 
 		}
 		dom, err := c.DomainLookupByName(cfg.Domain)
 		alive := err == nil && domainActive(c, dom)
-		if _, ok, _ := pl.lookup(cfg.ConsoleVolume); !ok {
-			return nil // removed
-		}
-		if err := readMore(); err != nil {
+		err = readMore()
+		switch {
+		case err != nil && err == readErr && alive && failed < followRetries:
+			failed++ // a pool busy for a refresh, say: the next poll tries again
+			continue
+		case err != nil || gone || !alive:
 			return err
 		}
-		if !alive {
-			return nil
-		}
+		failed = 0
 	}
 }
+
+// followRetries is how many polls in a row logs -f lets fail before it
+// gives up.
+const followRetries = 20
