@@ -114,12 +114,14 @@ func (c *conn) closeDownloads() {
 // blocks delivering it while holding the lock every call needs. A
 // download that got its n bytes and does not return is therefore taken as
 // done and its connection abandoned (its goroutines stay blocked; the next
-// download dials a new one). Bytes are also lost: go-libvirt takes a data
-// packet that comes before the call's reply for the reply, and the
-// download returns short, or never returns. A download that gets no byte
-// for firstByteWait is abandoned the same way, and a short or abandoned
-// one is tried again (a file that is shorter than asked, as a console that
-// virtlogd just rotated, stays short: that is an error).
+// download dials a new one). Bytes are also lost, about once in 200
+// downloads of a file that grows: the download returns none of them, or
+// never returns, with go-libvirt's router blocked on one more empty packet
+// (as if the data had come before the call's reply and been taken for
+// it). A download that gets no byte for firstByteWait is abandoned the
+// same way, and a short or abandoned one is tried again (a file that is
+// shorter than asked, as a console that virtlogd just rotated, stays
+// short: that is an error).
 func (c *conn) download(v golibvirt.StorageVol, off, n uint64) ([]byte, error) {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
