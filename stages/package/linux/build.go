@@ -147,9 +147,12 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 	cfg.Modules = nil
 	var moduleFiles []string
 	if in.Kernel.ModulesDir != "" {
-		rels, err := imageModules(in.Kernel.ModulesDir)
-		if err != nil {
-			return fail(err)
+		rels := in.Kernel.Modules
+		if rels == nil {
+			var err error
+			if rels, err = imageModules(in.Kernel.ModulesDir); err != nil {
+				return fail(err)
+			}
 		}
 		moduleFiles = rels
 		for _, r := range rels {

@@ -38,6 +38,10 @@ type Kernel struct {
 	// overlay over it (RootFSEROFS), or "" when images for it keep
 	// everything in the initramfs.
 	RootFS string
+	// Modules are the module files an image of this kernel gets, relative
+	// to ModulesDir, once ModulesDigestWith has found them (walking the
+	// module tree takes about 10 ms); nil means Build finds them.
+	Modules []string
 }
 
 // RootFSEROFS is Kernel.RootFS of a kernel with EROFS, overlayfs and

@@ -248,7 +248,8 @@ func ModulesDigest(k *Kernel) (string, error) {
 	return ModulesDigestWith(k, cache.FileDigest)
 }
 
-// ModulesDigestWith is ModulesDigest digesting each module with digest.
+// ModulesDigestWith is ModulesDigest digesting each module with digest. It
+// records the module files in k.Modules, for Build.
 func ModulesDigestWith(k *Kernel, digest Digester) (string, error) {
 	if k.ModulesDir == "" {
 		return "no modules", nil
@@ -257,6 +258,7 @@ func ModulesDigestWith(k *Kernel, digest Digester) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	k.Modules = rels
 	h := sha256.New()
 	for _, rel := range rels {
 		d, err := digest(filepath.Join(k.ModulesDir, rel))
