@@ -211,8 +211,11 @@ func JlinkArgs(mods []string, out string) []string {
 // under TCG that halves the instructions Java runs to its port (431 to
 // 201 million for examples/java). jlink'd runtimes have no archive of
 // their own. With JDK 17 two dumps of the same runtime are not the same
-// bytes (JDK 19 made the dump deterministic); the compile cache is keyed
-// by the inputs, so a cached build is reused as it is.
+// bytes (the JVM's own threads race while it dumps; JDK 19 made the dump
+// deterministic), so a Java bundle built afresh differs from the last in
+// that file; the compile cache is keyed by the inputs, so a cached build
+// is reused as it is. The BuildKit executor, whose images are the same
+// on every buildkitd, does not dump one.
 var JavaCDSArgs = []string{"-Xshare:dump"}
 
 // JavaRuntimeVersion is the feature version of the jlink'd runtime in
