@@ -294,6 +294,41 @@ func TestMinimalKernelPythonOnARootDisk(t *testing.T) {
 	p.ok("down")
 }
 
+// Java with its minimal kernel starts from the class-data-sharing archive
+// the build dumped: -Xshare:on (here through JAVA_TOOL_OPTIONS, which the
+// JVM reads besides its command line) makes a JVM that cannot map the
+// archive exit instead of starting without it.
+func TestMinimalKernelJavaMapsItsCDSArchive(t *testing.T) {
+	needBoot(t)
+	files := exampleFiles(t, "java")
+	files["Unikfile"] = strings.Replace(files["Unikfile"], `  ports    = [8080]
+}`, `  ports    = [8080]
+  env      = { JAVA_TOOL_OPTIONS = "-Xshare:on -Xlog:cds" }
+  linux {
+    kernel = "minimal"
+  }
+}`, 1)
+	if !strings.Contains(files["Unikfile"], `kernel = "minimal"`) {
+		t.Fatal("could not add the linux block to examples/java/Unikfile")
+	}
+	p := newProject(t, files)
+	port := freePort(t)
+	p.runLong("up", "--var", "port="+strconv.Itoa(port), "--timeout", "10m")
+	if got := slowGet(t, port); !strings.Contains(got, "hello from Java") {
+		t.Fatalf("GET = %q", got)
+	}
+	logs := p.ok("logs", "hello-java").stdout
+	for _, want := range []string{"Picked up JAVA_TOOL_OPTIONS: -Xshare:on", "Mapped static", "/opt/java/lib/server/classes.jsa"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the console has no %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "alternative address") {
+		t.Errorf("the JVM relocated the archive:\n%s", logs)
+	}
+	p.ok("down")
+}
+
 func readHead(t *testing.T, p string, n int) string {
 	t.Helper()
 	f, err := os.Open(p)

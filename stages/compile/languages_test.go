@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -252,6 +253,43 @@ func TestJavaJlinkRuntime(t *testing.T) {
 	}
 	if r.Manifest.MemoryMiB < 256 {
 		t.Errorf("a JVM needs more memory than the default, got %d", r.Manifest.MemoryMiB)
+	}
+	// The runtime has its class-data-sharing archive, and the JVM maps
+	// it: with -Xshare:on a JVM that cannot use it does not start. The
+	// launch's own options map it where it was dumped.
+	if _, err := os.Stat(rootfsPath(r, "/opt/java/lib/server/classes.jsa")); err != nil {
+		t.Fatalf("the runtime has no CDS archive: %v", err)
+	}
+	argv := r.Manifest.Command()
+	if !slices.Contains(argv, "-XX:ArchiveRelocationMode=0") {
+		t.Errorf("the launch %q does not map the archive where it was dumped", argv)
+	}
+	var opts []string
+	for _, a := range argv[1:] {
+		if strings.HasPrefix(a, "-XX:") {
+			opts = append(opts, a)
+		}
+	}
+	java := rootfsPath(r, "/opt/java/bin/java")
+	out, err := exec.Command(java, append(append(opts, "-Xshare:on", "-Xlog:cds=info"), "-version")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s -Xshare:on: %v\n%s", java, err, out)
+	}
+	if !strings.Contains(string(out), "Mapped static") || strings.Contains(string(out), "alternative address") {
+		t.Errorf("the archive is not mapped where it was dumped:\n%s", out)
+	}
+}
+
+func TestParseJavaVersion(t *testing.T) {
+	for release, want := range map[string]int{
+		"IMPLEMENTOR=\"Debian\"\nJAVA_VERSION=\"17.0.15\"\nMODULES=\"java.base\"\n": 17,
+		"JAVA_VERSION=\"21\"":        21,
+		"JAVA_VERSION=\"1.8.0_402\"": 8,
+		"MODULES=\"java.base\"":      0,
+	} {
+		if got := ParseJavaVersion(release); got != want {
+			t.Errorf("ParseJavaVersion(%q) = %d, want %d", release, got, want)
+		}
 	}
 }
 

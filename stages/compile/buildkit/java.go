@@ -14,7 +14,8 @@ import (
 // javaLang compiles as the local executor does (java.go of
 // stages/compile), with the JDK of the builder image's javac: javac (or
 // the source's jar), jdeps, then jlink with the modules jdeps found and
-// those of UNIKFILE_JAVA_MODULES, with the same arguments.
+// those of UNIKFILE_JAVA_MODULES, with the same arguments (but for the
+// class-data-sharing archive, which it leaves out: see Build).
 type javaLang struct{}
 
 func (javaLang) DefaultImage(ctx context.Context) string { return temurinImage(ctx) }
@@ -76,6 +77,9 @@ func (javaLang) Build(ctx context.Context, r *recipe) (llb.State, error) {
 		return llb.State{}, err
 	}
 	mods := compile.JavaModules(deps, os.Getenv(compile.JavaModulesEnv))
+	// No class-data-sharing archive (compile.JavaCDSArgs): a JDK before
+	// 19 does not dump the same bytes twice, and an image built on
+	// another buildkitd is the same image.
 	jlink := shArgs(append([]string{path.Join(home, "bin", "jlink")}, compile.JlinkArgs(mods, outRootfs+compile.JavaRuntime)...))
 	return r.sh("jlink", srcDir, jlink+"\n").AddMount(outDir, compiled), nil
 }
@@ -85,5 +89,5 @@ func (javaLang) Finish(ctx context.Context, f *finish) (compile.Launch, error) {
 	if err != nil {
 		return compile.Launch{}, err
 	}
-	return compile.JavaLaunch(f.app, env)
+	return compile.JavaLaunch(f.app, env, compile.JavaRuntimeVersion(f.rootfs))
 }
