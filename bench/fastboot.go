@@ -173,7 +173,7 @@ func benchRuntimes(root, tmp, bin, cache, debian string) error {
 					if err := le.unikfile("up", "--timeout", "10m"); err != nil {
 						return err
 					}
-					return waitAnswer(le.port, 5*time.Minute)
+					return waitHTTP(le.port, 5*time.Minute)
 				})
 				if err != nil {
 					return err
@@ -401,7 +401,7 @@ func (pb *plainRun) boot(withTimeline bool) (time.Duration, timeline, error) {
 	} else {
 		close(done)
 	}
-	err := waitAnswer(port, 4*time.Minute)
+	err := waitHTTP(port, 4*time.Minute)
 	took := time.Since(start)
 	close(stop)
 	<-done
