@@ -6,18 +6,17 @@ package libvirt
 // builder, which this package's tests must not depend on.
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/unikfile/unikfile/guest"
+	"github.com/unikfile/unikfile/internal/testenv"
 	pack "github.com/unikfile/unikfile/stages/package"
 )
 
@@ -163,7 +162,7 @@ var (
 // command line; it skips when there is no cached kernel.
 func chattyImage(t *testing.T, params string) (*pack.Image, string) {
 	t.Helper()
-	vmlinuz, modules, looked := cachedKernel()
+	vmlinuz, modules, looked := testenv.CachedKernel()
 	if vmlinuz == "" {
 		t.Skip("needs a cached kernel (unikfile kernel fetch, or scripts/install-deps); looked in " + looked)
 	}
@@ -175,29 +174,6 @@ func chattyImage(t *testing.T, params string) (*pack.Image, string) {
 	sum := sha256.Sum256([]byte(cmdline))
 	return &pack.Image{App: "chatty", Format: pack.FormatKernelInitrd, Kernel: "vmlinuz", Initrd: "initrd",
 		Cmdline: cmdline, Digest: "sha256:" + hex.EncodeToString(sum[:]), MemoryMiB: 256}, chattyDir
-}
-
-// cachedKernel finds a kernel unikfile kernel fetch put in the cache:
-// its vmlinuz and modules folder, or where it looked.
-func cachedKernel() (vmlinuz, modules, looked string) {
-	var roots []string
-	if d := os.Getenv("UNIKFILE_CACHE_DIR"); d != "" {
-		roots = append(roots, filepath.Join(d, "kernels"))
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		roots = append(roots, filepath.Join(d, "unikfile", "kernels"))
-	}
-	for _, r := range roots {
-		matches, _ := filepath.Glob(filepath.Join(r, "*", "boot", "vmlinuz-*"))
-		for _, m := range matches {
-			ver := strings.TrimPrefix(filepath.Base(m), "vmlinuz-")
-			mods := filepath.Join(filepath.Dir(filepath.Dir(m)), "lib", "modules", ver)
-			if _, err := os.Stat(mods); err == nil {
-				return m, mods, ""
-			}
-		}
-	}
-	return "", "", strings.Join(roots, ", ")
 }
 
 // buildChatty compiles the init and writes the image folder (vmlinuz,
@@ -230,47 +206,19 @@ func buildChatty(vmlinuz, modules string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var cw cpio
+	var cw testenv.CPIO
 	for _, d := range []string{"dev", "proc", "lib", "lib/modules"} {
-		cw.entry(d, 0o040755, nil, 0, 0)
+		cw.Dir(d)
 	}
-	cw.entry("dev/console", 0o020600, nil, 5, 1)
-	cw.entry("init", 0o100755, initBin, 0, 0)
+	cw.CharDev("dev/console", 5, 1)
+	cw.File("init", 0o755, initBin)
 	for _, m := range []string{"kernel/drivers/acpi/button.ko", "kernel/drivers/input/evdev.ko"} {
 		if b, err := os.ReadFile(filepath.Join(modules, m)); err == nil {
-			cw.entry("lib/modules/"+filepath.Base(m), 0o100644, b, 0, 0)
+			cw.File("lib/modules/"+filepath.Base(m), 0o644, b)
 		}
 	}
-	cw.entry("TRAILER!!!", 0, nil, 0, 0)
-	if err := os.WriteFile(filepath.Join(dir, "initrd"), cw.buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "initrd"), cw.Finish(), 0o644); err != nil {
 		return "", err
 	}
 	return dir, os.Symlink(vmlinuz, filepath.Join(dir, "vmlinuz"))
-}
-
-// cpio writes a "newc" cpio archive, the initramfs format.
-type cpio struct {
-	buf bytes.Buffer
-	ino int
-}
-
-func (c *cpio) entry(name string, mode uint32, data []byte, rmajor, rminor int) {
-	c.ino++
-	nlink := 1
-	if mode&0o170000 == 0o040000 {
-		nlink = 2
-	}
-	fmt.Fprintf(&c.buf, "070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x",
-		c.ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rmajor, rminor, len(name)+1, 0)
-	c.buf.WriteString(name)
-	c.buf.WriteByte(0)
-	c.pad()
-	c.buf.Write(data)
-	c.pad()
-}
-
-func (c *cpio) pad() {
-	for c.buf.Len()%4 != 0 {
-		c.buf.WriteByte(0)
-	}
 }

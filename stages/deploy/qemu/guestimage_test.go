@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/unikfile/unikfile/guest"
+	"github.com/unikfile/unikfile/internal/testenv"
 	pack "github.com/unikfile/unikfile/stages/package"
 )
 
@@ -166,30 +167,6 @@ func ifup(name string, addr, mask []byte) error {
 }
 `
 
-// testKernel finds a cached Debian kernel: its vmlinuz and modules
-// directory, or where it looked.
-func testKernel() (vmlinuz, modules, looked string) {
-	var roots []string
-	if d := os.Getenv("UNIKFILE_CACHE_DIR"); d != "" {
-		roots = append(roots, filepath.Join(d, "kernels"))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		roots = append(roots, filepath.Join(home, ".cache", "unikfile", "kernels"))
-	}
-	roots = append(roots, "/root/.cache/unikfile/kernels")
-	for _, r := range roots {
-		matches, _ := filepath.Glob(filepath.Join(r, "*", "boot", "vmlinuz-*"))
-		for _, m := range matches {
-			ver := strings.TrimPrefix(filepath.Base(m), "vmlinuz-")
-			mods := filepath.Join(filepath.Dir(filepath.Dir(m)), "lib", "modules", ver)
-			if _, err := os.Stat(mods); err == nil {
-				return m, mods, ""
-			}
-		}
-	}
-	return "", "", strings.Join(roots, ", ")
-}
-
 // testImageBuilder holds the test initramfs, built once per test binary,
 // and writes images that boot it with different kernel parameters.
 type testImageBuilder struct {
@@ -201,7 +178,7 @@ type testImageBuilder struct {
 
 // buildTestImages compiles the init and writes the initramfs into dir.
 func buildTestImages(dir string) (*testImageBuilder, error) {
-	vmlinuz, modDir, looked := testKernel()
+	vmlinuz, modDir, looked := testenv.CachedKernel()
 	if vmlinuz == "" {
 		return nil, fmt.Errorf("no cached kernel in %s", looked)
 	}
@@ -231,12 +208,12 @@ func buildTestImages(dir string) (*testImageBuilder, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cw cpioWriter
+	var cw testenv.CPIO
 	for _, d := range []string{"dev", "proc", "sys", "lib", "lib/modules"} {
-		cw.dir(d)
+		cw.Dir(d)
 	}
-	cw.charDev("dev/console", 5, 1)
-	cw.file("init", 0o755, initBin)
+	cw.CharDev("dev/console", 5, 1)
+	cw.File("init", 0o755, initBin)
 	var inImage []string
 	for _, m := range order {
 		data, err := os.ReadFile(m)
@@ -244,12 +221,12 @@ func buildTestImages(dir string) (*testImageBuilder, error) {
 			return nil, err
 		}
 		name := "lib/modules/" + filepath.Base(m)
-		cw.file(name, 0o644, data)
+		cw.File(name, 0o644, data)
 		inImage = append(inImage, "/"+name)
 	}
-	cw.file("modules.order", 0o644, []byte(strings.Join(inImage, "\n")+"\n"))
+	cw.File("modules.order", 0o644, []byte(strings.Join(inImage, "\n")+"\n"))
 	initrd := filepath.Join(dir, "initrd.cpio")
-	if err := os.WriteFile(initrd, cw.finish(), 0o644); err != nil {
+	if err := os.WriteFile(initrd, cw.Finish(), 0o644); err != nil {
 		return nil, err
 	}
 	return &testImageBuilder{dir: dir, kernel: vmlinuz, initrd: initrd, version: filepath.Base(modDir)}, nil
@@ -356,44 +333,4 @@ func moduleDepends(path string) ([]string, error) {
 		}
 	}
 	return nil, nil
-}
-
-// cpioWriter writes a "newc" cpio archive, the initramfs format.
-type cpioWriter struct {
-	buf bytes.Buffer
-	ino int
-}
-
-func (w *cpioWriter) entry(name string, mode uint32, data []byte, rmajor, rminor int) {
-	w.ino++
-	nlink := 1
-	if mode&0o170000 == 0o040000 {
-		nlink = 2
-	}
-	fmt.Fprintf(&w.buf, "070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x",
-		w.ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rmajor, rminor, len(name)+1, 0)
-	w.buf.WriteString(name)
-	w.buf.WriteByte(0)
-	w.pad()
-	w.buf.Write(data)
-	w.pad()
-}
-
-func (w *cpioWriter) pad() {
-	for w.buf.Len()%4 != 0 {
-		w.buf.WriteByte(0)
-	}
-}
-
-func (w *cpioWriter) dir(name string) { w.entry(name, 0o040755, nil, 0, 0) }
-func (w *cpioWriter) file(name string, perm uint32, data []byte) {
-	w.entry(name, 0o100000|perm, data, 0, 0)
-}
-func (w *cpioWriter) charDev(name string, major, minor int) {
-	w.entry(name, 0o020600, nil, major, minor)
-}
-
-func (w *cpioWriter) finish() []byte {
-	w.entry("TRAILER!!!", 0, nil, 0, 0)
-	return w.buf.Bytes()
 }

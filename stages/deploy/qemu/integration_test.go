@@ -22,6 +22,7 @@ import (
 
 	"github.com/unikfile/unikfile/guest"
 	"github.com/unikfile/unikfile/internal/run"
+	"github.com/unikfile/unikfile/internal/testenv"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/deploy"
 	pack "github.com/unikfile/unikfile/stages/package"
@@ -54,7 +55,7 @@ func needQEMU(t *testing.T) *testImageBuilder {
 		t.Skip("boots QEMU; skipped with -short")
 	}
 	qemuBinary(t)
-	if k, _, looked := testKernel(); k == "" {
+	if k, _, looked := testenv.CachedKernel(); k == "" {
 		t.Skip("needs a cached kernel (unikfile kernel fetch); looked in " + looked)
 	}
 	imagesOnce.Do(func() {
