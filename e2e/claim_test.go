@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/unikfile/unikfile/internal/testenv"
 )
 
 // Two `unikfile watch` of one target started at the same instant: exactly
@@ -24,10 +26,10 @@ func TestTwoWatchesStartedAtOnceOneWins(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var cmds [2]*exec.Cmd
-	var errs [2]*syncBuffer
+	var errs [2]*testenv.SyncBuffer
 	for i := range cmds {
 		cmds[i] = p.command(ctx, "watch")
-		errs[i] = &syncBuffer{}
+		errs[i] = &testenv.SyncBuffer{}
 		cmds[i].Stderr = errs[i]
 	}
 	for _, c := range cmds {

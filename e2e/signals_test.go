@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/unikfile/unikfile/internal/testenv"
 )
 
 // Ctrl-C while `up` waits for the guest stops the VM it started and leaves
@@ -96,7 +98,7 @@ func TestStopIsGracefulForTheApp(t *testing.T) {
 	defer cancel()
 	cmd := p.command(ctx, "up", "--attach")
 	stdout, _ := cmd.StdoutPipe()
-	var stderr syncBuffer
+	var stderr testenv.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

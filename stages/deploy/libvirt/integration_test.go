@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -376,7 +375,7 @@ func TestIntegrationConsoleRotation(t *testing.T) {
 		inst := boot(t, fmt.Sprintf("lines=%d burst=40 pause=100ms", lines))
 		fctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		var followed syncBuffer
+		var followed testenv.SyncBuffer
 		done := make(chan error, 1)
 		go func() { done <- p.Logs(fctx, inst, true, &followed) }()
 		// Until the guest is done, then until logs -f has caught up.
@@ -456,22 +455,4 @@ func fmtStatus(p *int) string {
 		return "none"
 	}
 	return fmt.Sprint(*p)
-}
-
-// syncBuffer is a buffer one goroutine writes and another reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -316,30 +316,13 @@ func TestIntegrationQEMUCancelDuringBoot(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestIntegrationQEMUAttach(t *testing.T) {
 	b := needQEMU(t)
 	dir := stateDir(t)
 	img, imgDir := b.image(t, "serve-exit", "testmsg=attached testexit=2s")
 	p := NewProvider(deploy.Env{StateDir: dir})
 	spec := testSpec(t, dir, testTarget(t), img, imgDir)
-	var console syncBuffer
+	var console testenv.SyncBuffer
 	spec.Attach, spec.Console = true, &console
 	ready := false
 	spec.Ready = func(*state.Instance) error { ready = true; return nil }

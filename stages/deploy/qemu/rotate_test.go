@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unikfile/unikfile/internal/testenv"
 	"github.com/unikfile/unikfile/stages/deploy"
 )
 
@@ -53,7 +54,7 @@ func TestIntegrationQEMUConsoleRotates(t *testing.T) {
 	t.Cleanup(func() { _ = p.Stop(context.Background(), inst) })
 	c, _ := ConfigOf(inst)
 
-	var followed syncBuffer
+	var followed testenv.SyncBuffer
 	fdone := make(chan error, 1)
 	go func() { fdone <- p.Logs(context.Background(), inst, true, &followed) }()
 	// Another command looking at the instance (ps) rotates it too.
