@@ -251,7 +251,10 @@ func (s *Store) entry(kind, key string) (Entry, bool) {
 		}
 		if fi, err := d.Info(); err == nil {
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				e.Size += st.Blocks * 512
+				// A file linked into several entries (the cache's one copy
+				// of a kernel, in every image of it) counts its share in
+				// each, so that the entries' sizes add up to the disk used.
+				e.Size += st.Blocks * 512 / int64(max(st.Nlink, 1))
 			} else {
 				e.Size += fi.Size()
 			}

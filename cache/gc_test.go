@@ -221,3 +221,30 @@ func TestPruneDuringBuildsNeverShowsAHalfEntry(t *testing.T) {
 		return true
 	})
 }
+
+// A file linked into several entries (the cache's one copy of a kernel,
+// in each image of it) is counted once across them: the sizes a prune
+// adds up are the disk the cache takes.
+func TestListCountsALinkedFileOnce(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	shared := fillEntry(t, s, "kernel-images", "k", 256<<10)
+	for _, k := range []string{"a", "b", "c"} {
+		if _, _, err := s.Fill(context.Background(), "images", k, func(ctx context.Context, dir string) error {
+			return os.Link(filepath.Join(shared, "data"), filepath.Join(dir, "kernel"))
+		}, shared); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, err := s.List()
+	if err != nil || len(es) != 4 {
+		t.Fatalf("List: %v, %v", ids(es), err)
+	}
+	var total int64
+	for _, e := range es {
+		total += e.Size
+	}
+	// The file's blocks once, and four small entry records.
+	if total < 256<<10 || total > 256<<10+4*16<<10 {
+		t.Errorf("entries add up to %d bytes for one file of %d linked into four of them", total, 256<<10)
+	}
+}

@@ -64,6 +64,11 @@ func Open(dir string) (*Store, error) {
 // Dir is the cache's root directory.
 func (s *Store) Dir() string { return s.dir }
 
+// Path is where the entry kind/key is, or would be once filled: what a
+// Fill that makes one entry from another names in its from list before
+// the other exists.
+func (s *Store) Path(kind, key string) string { return s.entryPath(kind, key) }
+
 func (s *Store) entryPath(kind, key string) string {
 	return filepath.Join(s.dir, "objects", kind, key)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -153,6 +154,43 @@ func kernel(env *pack.Env, setting string) (*Kernel, string, error) {
 	return r.k, r.modules, nil
 }
 
+// storedKernel returns k as the cache holds it: one copy of each kernel
+// image (by its digest, entry kind kernelKind), which nothing
+// rewrites, so that every image of that kernel hard-links it
+// (Kernel.Immutable) instead of holding a copy of its own (14 MiB for
+// Debian's kernel: a tree of 100 apps kept 1.4 GiB of identical
+// kernels, and writing them was most of a package stage's time). The
+// copy is made from k.Path once per cache and checked against k.Digest.
+func storedKernel(ctx context.Context, store *cache.Store, k *Kernel) (*Kernel, error) {
+	if k.Digest == "" {
+		return k, nil
+	}
+	entry, _, err := store.Fill(ctx, kernelKind, k.Digest, func(ctx context.Context, dir string) error {
+		d, err := writeAtomic(ctx, filepath.Join(dir, KernelFile), func(w io.Writer) error {
+			f, err := os.Open(k.Path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(w, f)
+			return err
+		})
+		if err == nil && d != k.Digest {
+			err = fmt.Errorf("kernel %s changed since it was resolved (sha256 %s, was %s)", k.Path, d, k.Digest)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store kernel %s: %w", k.Path, err)
+	}
+	sk := *k
+	sk.Path, sk.Immutable = filepath.Join(entry, KernelFile), true
+	return &sk, nil
+}
+
+// kernelKind is the cache's entry kind of kernel images (storedKernel).
+const kernelKind = "kernel-images"
+
 // Package makes the kernel+initrd image of one app: the kernel, and an
 // initramfs of the bundle, the kernel's modules and the guest init, cached
 // under a key of all of them.
@@ -201,17 +239,25 @@ func (Base) Package(ctx context.Context, env *pack.Env, in pack.Input) (*pack.Bu
 		Add("cmdline", settings.Cmdline).
 		Add("memory", strconv.Itoa(memory)).
 		Sum()
+	from := []string{in.Bundle.Dir, initBin} // what a prune keeps with the image
+	if k.Digest != "" {
+		from = append(from, env.Cache.Path(kernelKind, k.Digest))
+	}
 	dir, hit, err := env.Cache.Fill(ctx, "images", key, func(ctx context.Context, dir string) error {
-		_, err := Build(ctx, Input{
+		sk, err := storedKernel(ctx, env.Cache, k)
+		if err != nil {
+			return err
+		}
+		_, err = Build(ctx, Input{
 			BundleRoot:   filepath.Join(in.Bundle.Dir, compile.RootfsDir),
 			Config:       cfg,
-			Kernel:       k,
+			Kernel:       sk,
 			InitBinary:   initBin,
 			ExtraCmdline: settings.Cmdline,
 			MemoryMiB:    memory,
 		}, dir)
 		return err
-	}, in.Bundle.Dir, initBin) // what a prune keeps with the image
+	}, from...)
 	if err != nil {
 		return nil, fmt.Errorf("package %s: %w", a.Name, err)
 	}

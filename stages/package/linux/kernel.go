@@ -38,6 +38,10 @@ type Kernel struct {
 	// overlay over it (RootFSEROFS), or "" when images for it keep
 	// everything in the initramfs.
 	RootFS string
+	// Immutable says nothing rewrites Path in place (the cache's own copy
+	// of a kernel image, which is written once and only ever removed), so
+	// that an image may hard-link it instead of copying it.
+	Immutable bool
 	// Modules are the module files an image of this kernel gets, relative
 	// to ModulesDir, once ModulesDigestWith has found them (walking the
 	// module tree takes about 10 ms); nil means Build finds them.
