@@ -166,7 +166,10 @@ func benchRuntimes(root, tmp, bin, cache, debian string) error {
 			if err := le.unikfile("build"); err != nil {
 				return err
 			}
+			// Each up is followed by a plain boot, so that a slow minute of
+			// the machine falls on both sides.
 			var ups []time.Duration
+			var tls []timeline
 			var pl *plainRun
 			for i := 0; i < *fastbootBoots; i++ {
 				d, err := timeIt(func() error {
@@ -187,9 +190,6 @@ func benchRuntimes(root, tmp, bin, cache, debian string) error {
 				if err := le.unikfile("down"); err != nil {
 					return err
 				}
-			}
-			var tls []timeline
-			for i := 0; i < *fastbootBoots; i++ {
 				_, tl, err := pl.boot(true)
 				if err != nil {
 					return err

@@ -45,6 +45,9 @@ func (c Config) machineArg() string {
 	if c.NoACPI {
 		m += ",acpi=off"
 	}
+	if c.Accel == AccelTCG {
+		m += ",memory-backend=" + ramID
+	}
 	return m
 }
 
