@@ -184,6 +184,9 @@ func (r *consoleReader) copyTo(w io.Writer) error {
 		ok, _ := fl.TryRLockContext(ctx, 10*time.Millisecond)
 		cancel()
 		_, err := io.Copy(w, r.f)
+		if err == nil {
+			err = r.copySkipped(w)
+		}
 		next, oerr := os.Open(r.path)
 		if ok {
 			_ = fl.Unlock()
@@ -201,6 +204,27 @@ func (r *consoleReader) copyTo(w io.Writer) error {
 		_ = r.f.Close()
 		r.f = next
 	}
+}
+
+// copySkipped writes the kept older generation when it is not the file
+// being read: the console rotated twice since the last read (a guest
+// printing fast, read every 200 ms), so the generation between the two
+// was written and renamed away unseen. Callers hold the shared lock.
+// Three rotations between two reads lose a generation, as only two are
+// kept.
+func (r *consoleReader) copySkipped(w io.Writer) error {
+	mid, err := os.Open(rotatedPath(r.path))
+	if err != nil {
+		return nil
+	}
+	defer mid.Close()
+	cur, err1 := r.f.Stat()
+	fi, err2 := mid.Stat()
+	if err1 != nil || err2 != nil || os.SameFile(cur, fi) {
+		return nil
+	}
+	_, err = io.Copy(w, mid)
+	return err
 }
 
 // rotated reports whether the console's path now names another file than

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
@@ -127,4 +128,48 @@ func TestIntegrationQEMUConsoleRotates(t *testing.T) {
 		t.Errorf("logs after the rotations has counts %d..%d; want the end, %d, and not the start", kfirst, klast, last)
 	}
 	t.Logf("%d rotations, %d lines followed, logs keeps %d..%d (%d bytes), largest file %d", rotations, last+1, kfirst, klast, all.Len(), largest)
+}
+
+// Two rotations between two reads: the generation between them is read
+// too, so that logs -f loses nothing of a guest that prints fast.
+func TestConsoleReaderReadsAGenerationRotatedAwayUnseen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "console.log")
+	if err := os.WriteFile(path, []byte("count 1\ncount 2\ncou"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, older, err := openConsole(path, true)
+	if err != nil || older != nil {
+		t.Fatalf("open: %v, older %v", err, older)
+	}
+	defer r.close()
+	var out bytes.Buffer
+	if err := r.copyTo(&out); err != nil {
+		t.Fatal(err)
+	}
+	appendTo := func(p, s string) {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(s)
+		f.Close()
+	}
+	rotate := func() {
+		if err := os.Rename(path, rotatedPath(path)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTo(path, "nt 3\n") // QEMU ends the first generation
+	rotate()
+	appendTo(path, "count 4\ncount 5\ncount")
+	rotate()
+	appendTo(path, " 6\ncount 7\n")
+	if err := r.copyTo(&out); err != nil {
+		t.Fatal(err)
+	}
+	first, last := counts(t, "console", out.String())
+	if first != 1 || last != 7 {
+		t.Errorf("read counts %d..%d, want 1..7:\n%s", first, last, out.String())
+	}
 }
