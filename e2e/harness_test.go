@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -198,14 +199,36 @@ func (p *project) ps() []instance {
 	return out
 }
 
-func freePort(t *testing.T) int {
+// freePort is a host port nothing listens on; freePorts(t, n) the first
+// of n such ports in a row (the examples forward var.port, var.port + 1,
+// ...). They are chosen below Linux's ephemeral range (32768-60999),
+// from which the kernel gives outgoing connections their local ports: a
+// port from there (what listening on port 0 gives) can be taken by any
+// test's connection between the check and the boot.
+func freePort(t *testing.T) int { return freePorts(t, 1) }
+
+func freePorts(t *testing.T, n int) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	const low, high = 20000, 32768
+	for try := 0; try < 200; try++ {
+		base := low + rand.IntN(high-low-n)
+		var ls []net.Listener
+		for i := 0; i < n; i++ {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				break
+			}
+			ls = append(ls, l)
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if len(ls) == n {
+			return base
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no %d free ports in a row in %d-%d", n, low, high)
+	return 0
 }
 
 // get fetches a URL with short timeouts and a few retries.

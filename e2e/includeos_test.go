@@ -180,7 +180,7 @@ func TestIncludeOSExamplesUp(t *testing.T) {
 	sdk := includeosSDK(t)
 	p := newProject(t, exampleFiles(t, "includeos"))
 	p.env = append(p.env, "UNIKFILE_INCLUDEOS_SDK="+sdk)
-	port := freePort(t)
+	port := freePorts(t, 2)
 	p.ok("up", "--var", "port="+strconv.Itoa(port), "--timeout", "5m", "dev", "disk")
 	for _, pt := range []int{port, port + 1} {
 		if got := get(t, pt); got != "hello from C++ on IncludeOS\n" {

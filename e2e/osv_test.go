@@ -40,7 +40,7 @@ func instanceIDs(insts []instance) map[string]string {
 // logs show OSv's console.
 func TestOSvExamplesUp(t *testing.T) {
 	p := osvProject(t, exampleFiles(t, "osv"))
-	port := freePort(t)
+	port := freePorts(t, 4)
 	vars := []string{"--var", "port=" + strconv.Itoa(port), "--timeout", "5m"}
 	r := p.ok(append([]string{"up"}, vars...)...)
 	want := map[int]string{

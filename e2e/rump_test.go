@@ -33,7 +33,7 @@ func rumpProject(t *testing.T, files map[string]string) *project {
 // instances only; logs show Rumprun's console; down leaves nothing.
 func TestRumpExamplesUp(t *testing.T) {
 	p := rumpProject(t, exampleFiles(t, "rump"))
-	port := freePort(t)
+	port := freePorts(t, 3)
 	vars := []string{"--var", "port=" + strconv.Itoa(port), "--timeout", "5m"}
 	r := p.ok(append([]string{"up"}, vars...)...)
 	want := map[int]string{
