@@ -117,12 +117,6 @@ func domainXML(name string, m Machine, meta Metadata) (string, error) {
 			MemBalloon: &libvirtxml.DomainMemBalloon{Model: "none"},
 		},
 	}
-	if m.Type == "qemu" {
-		// Under TCG the guest's memory is a memfd, as the qemu provider
-		// has it (see qemu's ramID): cleared 4 KiB at a time as the guest
-		// touches it, not 2 MiB huge pages at a time on the vCPU's thread.
-		d.MemoryBacking = &libvirtxml.DomainMemoryBacking{MemorySource: &libvirtxml.DomainMemorySource{Type: "memfd"}}
-	}
 	switch {
 	case m.Kernel != "":
 		d.OS.Kernel, d.OS.Initrd, d.OS.Cmdline = m.Kernel, m.Initrd, m.Cmdline
