@@ -20,6 +20,7 @@ import (
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/unikfile/unikfile/internal/testenv"
 	"github.com/unikfile/unikfile/stages/deploy"
 	"github.com/unikfile/unikfile/state"
 )
@@ -442,7 +443,7 @@ func TestAttachFollowsTheConsoleWithStandInGuest(t *testing.T) {
 	ti := newTestImage(t, "api", "bios")
 	p := s.provider()
 
-	var out syncWriter
+	var out testenv.SyncBuffer
 	spec := ti.spec(t, s.target(s.settings(), "api"), "api-attach")
 	spec.Attach, spec.Console = true, &out
 	ready := make(chan *state.Instance, 1)
@@ -580,21 +581,4 @@ func TestTLSCertificateCheckedUnlessInsecure(t *testing.T) {
 	if !e.Insecure {
 		t.Error("GOVC_INSECURE=1 does not skip the check")
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -166,15 +165,7 @@ func storedKernel(ctx context.Context, store *cache.Store, k *Kernel) (*Kernel, 
 		return k, nil
 	}
 	entry, _, err := store.Fill(ctx, kernelKind, k.Digest, func(ctx context.Context, dir string) error {
-		d, err := writeAtomic(ctx, filepath.Join(dir, KernelFile), func(w io.Writer) error {
-			f, err := os.Open(k.Path)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = io.Copy(w, f)
-			return err
-		})
+		d, err := copyFile(ctx, k.Path, filepath.Join(dir, KernelFile))
 		if err == nil && d != k.Digest {
 			err = fmt.Errorf("kernel %s changed since it was resolved (sha256 %s, was %s)", k.Path, d, k.Digest)
 		}

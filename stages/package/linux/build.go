@@ -483,8 +483,13 @@ func placeKernel(ctx context.Context, k *Kernel, p string) (string, error) {
 			}
 		}
 	}
-	return writeAtomic(ctx, p, func(w io.Writer) error {
-		f, err := os.Open(k.Path)
+	return copyFile(ctx, k.Path, p)
+}
+
+// copyFile copies src to dst atomically and returns the copy's digest.
+func copyFile(ctx context.Context, src, dst string) (string, error) {
+	return writeAtomic(ctx, dst, func(w io.Writer) error {
+		f, err := os.Open(src)
 		if err != nil {
 			return err
 		}
