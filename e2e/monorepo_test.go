@@ -130,6 +130,11 @@ func TestMonorepoBuild(t *testing.T) {
 			t.Errorf("%s not rebuilt:\n%s", node, r.stderr)
 		}
 	}
+	// The last identical build's stamp named the edited file, so its
+	// compile started first, not after the checks of the apps before it.
+	if first, _, _ := strings.Cut(r.stderr, "\n"); first != "compile services/s03:b03: started" {
+		t.Errorf("first line %q, want the edited app's compile to start first:\n%s", first, r.stderr)
+	}
 
 	// The graph shows the same: everything cached, then one app to build.
 	g := p.ok("graph", "./...:prod")

@@ -17,6 +17,11 @@ type Node struct {
 	// Run does the work. deps holds the outputs of Deps by ID. cached
 	// reports that the result came from the cache and nothing was redone.
 	Run func(ctx context.Context, deps map[string]any) (out any, cached bool, err error)
+	// Likely says the node's inputs have probably changed since the last
+	// run, so that it is likely to do real work: it and the nodes that
+	// depend on it start before other ready nodes (see readyQueue). It
+	// changes the order only, never what runs.
+	Likely bool
 }
 
 // Graph is a set of nodes. Adding a node whose ID is already present is a

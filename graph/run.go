@@ -39,7 +39,7 @@ func (g *Graph) Run(ctx context.Context, opts Options) (map[string]*Result, erro
 			r.dependents[d] = append(r.dependents[d], id)
 		}
 	}
-	r.queue.depth = g.depths(r.index)
+	r.queue.depth, r.queue.likely = g.depths(r.index)
 
 	r.mu.Lock()
 	start := time.Now()

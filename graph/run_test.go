@@ -175,6 +175,22 @@ func TestDeepestReadyNodeFirst(t *testing.T) {
 	}
 }
 
+// TestLikelyNodeFirst: a node marked Likely (its inputs changed) starts
+// before its peers, and what depends on it follows it as soon as its
+// other inputs are done; the rest keep their order.
+func TestLikelyNodeFirst(t *testing.T) {
+	rec := &recorder{}
+	g := appGraph(3, func(string) {})
+	g.nodes["compile 2"].Likely = true
+	if _, err := g.Run(context.Background(), Options{Jobs: 1, OnEvent: rec.on}); err != nil {
+		t.Fatal(err)
+	}
+	want := "compile 2, init, package 2, compile 0, package 0, compile 1, package 1"
+	if got := strings.Join(rec.started(), ", "); got != want {
+		t.Fatalf("order at -j1 with compile 2 likely:\n got %s\nwant %s", got, want)
+	}
+}
+
 // TestPackagesOverlapCompiles: at -j2, packages start while compiles are
 // still to start; the executor does not run every compile first.
 func TestPackagesOverlapCompiles(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,8 +41,32 @@ type Env struct {
 	// from their metadata when they did not change.
 	Digests *cache.StatCache
 	// Executor overrides the Unikfile's build executor (--executor); "" keeps it.
-	Executor  string
+	Executor string
+	// Changed lists paths, sorted, that changed since the last identical
+	// build (stamp.Changed). They only order the graph: an app whose
+	// source folder holds one is compiled and packaged before the others
+	// are checked (graph.Node.Likely).
+	Changed   []string
 	executors executors
+}
+
+// changedUnder reports whether a path of env.Changed is dir or below it.
+func (env *Env) changedUnder(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	dir = filepath.Clean(dir)
+	i, _ := slices.BinarySearch(env.Changed, dir)
+	for ; i < len(env.Changed); i++ {
+		c := env.Changed[i]
+		if !strings.HasPrefix(c, dir) {
+			return false
+		}
+		if len(c) == len(dir) || c[len(dir)] == filepath.Separator {
+			return true
+		}
+	}
+	return false
 }
 
 // Image is the output of a package node.
@@ -162,7 +187,7 @@ func (r *planner) addPackage(g *graph.Graph, p *lang.Project, a *lang.App, plat 
 			}})
 		}
 	}
-	g.Add(&graph.Node{ID: compileID(a.Name), Run: func(ctx context.Context, _ map[string]any) (any, bool, error) {
+	g.Add(&graph.Node{ID: compileID(a.Name), Likely: r.env.changedUnder(a.Source), Run: func(ctx context.Context, _ map[string]any) (any, bool, error) {
 		res, err := r.compileApp(ctx, p, a)
 		if err != nil {
 			return nil, false, err

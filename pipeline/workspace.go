@@ -140,7 +140,7 @@ func renamed(n *graph.Node, rename func(string) string) *graph.Node {
 		orig[deps[i]] = d
 	}
 	run := n.Run
-	return &graph.Node{ID: rename(n.ID), Deps: deps, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
+	return &graph.Node{ID: rename(n.ID), Deps: deps, Likely: n.Likely, Run: func(ctx context.Context, in map[string]any) (any, bool, error) {
 		back := make(map[string]any, len(in))
 		for id, v := range in {
 			back[orig[id]] = v

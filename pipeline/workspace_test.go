@@ -81,3 +81,32 @@ func TestRenamedNodeSeesOriginalDependencyIDs(t *testing.T) {
 		t.Errorf("b = %v", res["x/b"].Output)
 	}
 }
+
+// An app whose source folder holds a path that changed since the last
+// identical build has a Likely compile (it runs first); one whose folder
+// only shares a prefix with it does not.
+func TestChangedSourceMakesItsCompileLikely(t *testing.T) {
+	w, _, api, web := threeProjects()
+	api.Apps[0].Source, web.Apps[0].Source = "/w/services/api", "/w/services/web"
+	apps := []lang.ProjectApp{{Project: api, App: api.Apps[0]}, {Project: web, App: web.Apps[0]}}
+	for _, tt := range []struct {
+		changed []string
+		likely  string
+	}{
+		{[]string{"/w/services/web/main.go"}, "compile services/web:web"},
+		{[]string{"/w/services/api"}, "compile services/api:api"},
+		{[]string{"/w/services/api2/main.go", "/w/services/webapp/x"}, ""},
+		{nil, ""},
+	} {
+		pl := WorkspaceBuildGraph(w, apps, &Env{Changed: tt.changed}, "", "")
+		var likely []string
+		for _, n := range pl.Graph.Nodes() {
+			if n.Likely {
+				likely = append(likely, n.ID)
+			}
+		}
+		if got := strings.Join(likely, ", "); got != tt.likely {
+			t.Errorf("changed %v: likely nodes %q, want %q", tt.changed, got, tt.likely)
+		}
+	}
+}

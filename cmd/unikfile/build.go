@@ -17,6 +17,7 @@ import (
 	"github.com/unikfile/unikfile/address"
 	"github.com/unikfile/unikfile/cache"
 	"github.com/unikfile/unikfile/graph"
+	"github.com/unikfile/unikfile/internal/stamp"
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/pipeline"
 	"github.com/unikfile/unikfile/stages/deploy"
@@ -93,6 +94,10 @@ tar.gz). --boot chooses the disk's firmware: bios (default) or uefi.`,
 			env, err := c.pipelineEnv(false)
 			if err != nil {
 				return err
+			}
+			if stamped {
+				// What changed since the last identical build is built first.
+				env.Changed = stamp.Changed(inv.Key())
 			}
 			start := time.Now()
 			plan := pipeline.WorkspaceBuildGraph(ws.w, apps, env, format, boot)

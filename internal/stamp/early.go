@@ -11,8 +11,12 @@ import (
 const ProfileEnv = "UNIKFILE_PROFILE"
 
 // earlyKey is the key Early checked and found no valid stamp for; the
-// command's own check skips it (see Checked).
-var earlyKey string
+// command's own check skips it (see Checked). earlyChanged is what that
+// stamp said had changed (see Changed).
+var (
+	earlyKey     string
+	earlyChanged []string
+)
 
 // Early answers this process's command from its stamp, if one holds, and
 // reports whether it did (the caller then exits with err's status). It is
@@ -43,9 +47,9 @@ func Early(args []string) (replayed bool, err error) {
 		return false, nil
 	}
 	key := inv.Key()
-	r, _, ok := Check(Path(dir, inv), key, 0)
+	r, _, changed, ok := CheckChanged(Path(dir, inv), key, 0)
 	if !ok {
-		earlyKey = key
+		earlyKey, earlyChanged = key, changed
 		return false, nil
 	}
 	return true, r.Print(os.Stdout, os.Stderr, time.Since(start))
@@ -68,3 +72,16 @@ func Current(args []string) (Invocation, bool) {
 // this process and found none that holds, so that the command does not
 // check the same stamp twice.
 func Checked(key string) bool { return earlyKey != "" && earlyKey == key }
+
+// Changed lists the paths that Early found changed since the last
+// successful build of key, the same invocation as this one (sorted; nil
+// when Early did not check key or had no stamp of it). They are hints: a
+// build starts the work they feed before its other work, so that the one
+// app edited in a tree of a hundred compiles while the others are checked
+// instead of after.
+func Changed(key string) []string {
+	if !Checked(key) {
+		return nil
+	}
+	return earlyChanged
+}

@@ -208,55 +208,81 @@ func Encode(key string, entries map[string]Entry, r Replay) (data []byte, ok boo
 // every CPU at once: a stamp of a large tree lists thousands, and the
 // answer is on the critical path of a no-op.
 func Check(path, key string, granularity time.Duration) (r Replay, n int, ok bool) {
+	r, n, _, ok = check(path, key, granularity, false)
+	return r, n, ok
+}
+
+// CheckChanged is Check that, when the stamp is this invocation's but does
+// not hold, goes on to list every path it records whose metadata changed
+// (or is in doubt). A build uses that list to start the work those paths
+// feed first (see Changed). changed is nil when ok is true or the stamp is
+// missing, unreadable or another invocation's.
+func CheckChanged(path, key string, granularity time.Duration) (r Replay, n int, changed []string, ok bool) {
+	return check(path, key, granularity, true)
+}
+
+func check(path, key string, granularity time.Duration, collect bool) (r Replay, n int, changed []string, ok bool) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Replay{}, 0, false
+		return Replay{}, 0, nil, false
 	}
 	lines := strings.Split(string(data), "\n")
 	if len(lines) < 4 || lines[0] != header {
-		return Replay{}, 0, false
+		return Replay{}, 0, nil, false
 	}
 	if k, err := strconv.Unquote(lines[1]); err != nil || k != key {
-		return Replay{}, 0, false
+		return Replay{}, 0, nil, false
 	}
 	if r.Stdout, err = base64.StdEncoding.DecodeString(lines[2]); err != nil {
-		return Replay{}, 0, false
+		return Replay{}, 0, nil, false
 	}
 	if r.Stderr, err = base64.StdEncoding.DecodeString(lines[3]); err != nil {
-		return Replay{}, 0, false
+		return Replay{}, 0, nil, false
 	}
 	lines = lines[4:]
 	workers := min(runtime.GOMAXPROCS(0), (len(lines)+chunk-1)/chunk)
 	var failed atomic.Bool
 	var checked atomic.Int64
+	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			n := 0
+			var mine []string
 			// Worker w takes chunks w, w+workers, ...: each gets near
-			// and far paths alike.
-			for lo := w * chunk; lo < len(lines) && !failed.Load(); lo += workers * chunk {
+			// and far paths alike. Without collect the first changed
+			// path ends every worker.
+			for lo := w * chunk; lo < len(lines) && (collect || !failed.Load()); lo += workers * chunk {
 				for _, l := range lines[lo:min(lo+chunk, len(lines))] {
 					if l == "" {
 						continue
 					}
 					if !lineHolds(l, granularity) {
 						failed.Store(true)
-						return
+						if !collect {
+							return
+						}
+						p, _, _ := strings.Cut(l, "\t")
+						mine = append(mine, p)
+						continue
 					}
 					n++
 				}
 			}
 			checked.Add(int64(n))
+			mu.Lock()
+			changed = append(changed, mine...)
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	if failed.Load() {
-		return Replay{}, 0, false
+		sort.Strings(changed)
+		return Replay{}, 0, changed, false
 	}
-	return r, int(checked.Load()), true
+	return r, int(checked.Load()), nil, true
 }
 
 // chunk is how many stamp lines a worker checks at a time.

@@ -126,6 +126,42 @@ func TestLargeStampCheckedWhole(t *testing.T) {
 	}
 }
 
+// TestCheckChangedListsEveryChangedPath: a stamp of this invocation that
+// does not hold names every path that changed, in every chunk, removed,
+// rewritten or appeared; one that holds, or another invocation's, names
+// none.
+func TestCheckChangedListsEveryChangedPath(t *testing.T) {
+	dir := t.TempDir()
+	const files = 3*chunk + 5
+	var paths []string
+	for i := 0; i < files; i++ {
+		p := filepath.Join(dir, "src", "f"+strconv.Itoa(i))
+		writeOld(t, p, "x")
+		paths = append(paths, p)
+	}
+	absent := filepath.Join(dir, "src", "Unikfile")
+	paths = append(paths, absent)
+	time.Sleep(RacyWindow + 100*time.Millisecond)
+	st := filepath.Join(dir, "stamps", "s")
+	record(t, st, "k", paths, Replay{})
+	if _, _, changed, ok := CheckChanged(st, "k", 0); !ok || changed != nil {
+		t.Fatalf("unchanged: ok=%v, changed %v", ok, changed)
+	}
+	os.Remove(paths[0])
+	writeOld(t, paths[chunk+1], "longer")
+	writeOld(t, paths[files-1], "y") // same size, other inode or times
+	writeOld(t, absent, "app {}")
+	want := []string{paths[0], paths[chunk+1], paths[files-1], absent}
+	slices.Sort(want)
+	_, _, changed, ok := CheckChanged(st, "k", 0)
+	if ok || !slices.Equal(changed, want) {
+		t.Errorf("ok=%v, changed %v, want %v", ok, changed, want)
+	}
+	if _, _, changed, _ := CheckChanged(st, "another invocation", 0); changed != nil {
+		t.Errorf("another invocation's stamp names changes: %v", changed)
+	}
+}
+
 func TestRecentChangeIsNotTrusted(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "main.go")
