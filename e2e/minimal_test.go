@@ -287,6 +287,11 @@ func TestMinimalKernelPythonOnARootDisk(t *testing.T) {
 	if !strings.Contains(logs, "unikfile-init: ready") {
 		t.Errorf("console:\n%s", logs)
 	}
+	// The provider told the init its address on QEMU's user network
+	// (guest.IPParam): no DHCP exchange, and the app still answered.
+	if !strings.Contains(logs, "unikfile-init: address 10.0.2.15/24 via the host") {
+		t.Errorf("the init did not take its address from the host:\n%s", logs)
+	}
 	// A stop reaches the app through the power button (ACPI on microvm).
 	if !strings.Contains(logs, "stop on power button") {
 		t.Errorf("the init does not watch the power button on microvm:\n%s", logs)

@@ -66,7 +66,7 @@ func TestGuestRenewsItsDHCPLease(t *testing.T) {
 	port := freePort(t)
 	p := newProject(t, map[string]string{
 		"Unikfile": qemuApp(port, `linux {
-    cmdline = "unikfile.verbose unikfile.dhcp_t1=3"
+    cmdline = "unikfile.verbose unikfile.dhcp_t1=3 unikfile.ip=dhcp"
   }`),
 		"go.mod":  goMod,
 		"main.go": helloSource("renewed"),

@@ -84,5 +84,27 @@ type Static struct {
 	DNS     []string `json:"dns,omitempty"`
 }
 
+// IPParam is the kernel command line parameter with which the host tells
+// the guest its network, when the host knows it (QEMU's user network has
+// fixed addresses): unikfile.ip=ADDRESS/PREFIX[,GATEWAY[,DNS...]] (see
+// IPCmdline). The init then configures it at once instead of asking DHCP,
+// an exchange of 50-75 ms under TCG, whatever the image's Net says. The
+// first one on the command line counts, and unikfile.ip=dhcp keeps the
+// image's own settings: an image whose command line has one is not given
+// another by the host.
+const IPParam = "unikfile.ip"
+
+// IPCmdline is s as IPParam, with a leading space, for a kernel command line.
+func IPCmdline(s Static) string {
+	v := s.Address
+	if s.Gateway != "" || len(s.DNS) > 0 {
+		v += "," + s.Gateway
+	}
+	for _, d := range s.DNS {
+		v += "," + d
+	}
+	return " " + IPParam + "=" + v
+}
+
 // QEMUUserNet is the static fallback for QEMU user-mode networking (slirp).
 var QEMUUserNet = Static{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: []string{"10.0.2.3"}}

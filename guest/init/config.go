@@ -142,3 +142,33 @@ func parseStatic(s *guest.Static) (*ipv4Config, error) {
 	}
 	return c, nil
 }
+
+// cmdlineIP reads the first guest.IPParam of a kernel command line: ok is
+// false when there is none, or it is unikfile.ip=dhcp (the image's own
+// settings, DHCP first); err says what is wrong with one that is.
+func cmdlineIP(cmdline string) (c *ipv4Config, ok bool, err error) {
+	for _, f := range strings.Fields(cmdline) {
+		v, found := strings.CutPrefix(f, guest.IPParam+"=")
+		if !found {
+			continue
+		}
+		if v == "dhcp" {
+			return nil, false, nil // the image's own settings
+		}
+		parts := strings.Split(v, ",")
+		s := &guest.Static{Address: parts[0]}
+		if len(parts) > 1 {
+			s.Gateway = parts[1]
+		}
+		if len(parts) > 2 {
+			s.DNS = parts[2:]
+		}
+		c, err := parseStatic(s)
+		if err != nil {
+			return nil, true, fmt.Errorf("%s=%s: %w", guest.IPParam, v, err)
+		}
+		c.Source = "the host"
+		return c, true, nil
+	}
+	return nil, false, nil
+}

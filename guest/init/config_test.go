@@ -123,3 +123,32 @@ func TestCmdlineAndLogger(t *testing.T) {
 		t.Errorf("log\n%q\nwant\n%q", b.String(), want)
 	}
 }
+
+// The host's unikfile.ip (guest.IPCmdline) is read back as it was given;
+// a malformed one is an error, and none is no answer.
+func TestCmdlineIP(t *testing.T) {
+	line := "console=ttyS0 quiet" + guest.IPCmdline(guest.QEMUUserNet) + " unikfile.verbose"
+	c, ok, err := cmdlineIP(line)
+	if err != nil || !ok {
+		t.Fatalf("%q: ok=%v err=%v", line, ok, err)
+	}
+	if got := c.String(); got != "10.0.2.15/24 via the host, gateway 10.0.2.2, dns 10.0.2.3" {
+		t.Errorf("%q gives %s", line, got)
+	}
+	if c, ok, err := cmdlineIP("x unikfile.ip=192.168.1.9/16"); err != nil || !ok || c.Gateway != nil || len(c.DNS) != 0 || c.IP.String() != "192.168.1.9" {
+		t.Errorf("address only: %v %v %v", c, ok, err)
+	}
+	for _, bad := range []string{"unikfile.ip=10.0.2.15", "unikfile.ip=10.0.2.15/24,gw", "unikfile.ip=10.0.2.15/24,10.0.2.2,dns", "unikfile.ip="} {
+		if _, ok, err := cmdlineIP(bad); !ok || err == nil || !strings.Contains(err.Error(), "unikfile.ip=") {
+			t.Errorf("%q: ok=%v err=%v", bad, ok, err)
+		}
+	}
+	// The first one counts: the image's own command line comes before
+	// what the host adds, and dhcp keeps the image's settings.
+	if _, ok, err := cmdlineIP("unikfile.ip=dhcp" + guest.IPCmdline(guest.QEMUUserNet)); ok || err != nil {
+		t.Errorf("unikfile.ip=dhcp first: ok=%v err=%v", ok, err)
+	}
+	if _, ok, _ := cmdlineIP("console=ttyS0 unikfile.ipv6=x"); ok {
+		t.Error("another parameter read as unikfile.ip")
+	}
+}

@@ -90,7 +90,13 @@ func setupNetwork(log *logger, cfg *guest.Config, host string) (*ipv4Config, err
 	var lease *dhcpLease
 	var mac net.HardwareAddr
 	var errs []error
-	if cfg.Net.DHCP {
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
+		var given bool
+		if c, given, err = cmdlineIP(string(b)); given && err != nil {
+			log.errorf("%v; using the image's network settings", err)
+		}
+	}
+	if c == nil && cfg.Net.DHCP {
 		mac, err = readMAC(ifname)
 		if err != nil {
 			return nil, fmt.Errorf("read MAC address of %s: %w", ifname, err)

@@ -76,7 +76,7 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 			cfg.RootDisk = filepath.Join(spec.ImageDir, spec.Image.RootDisk)
 		}
 		cfg.Machine = machineFor(spec.Image)
-		cfg.Cmdline = p.machineCmdline(cfg, spec.Image.Cmdline)
+		cfg.Cmdline = p.machineCmdline(cfg, spec.Image)
 	}
 	cfg.GuestConsole = spec.Image.Console
 	if hw := spec.Image.Hardware; hw != nil {

@@ -5,8 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
+	"github.com/unikfile/unikfile/guest"
 	"github.com/unikfile/unikfile/internal/atomicfile"
 
 	pack "github.com/unikfile/unikfile/stages/package"
@@ -68,16 +70,28 @@ type tscOnce struct {
 	kHz  int
 }
 
-// machineCmdline is the image's kernel command line with what the
-// machine adds. The image's own command line, and its digest, stay as
-// they were.
-func (p *Provider) machineCmdline(cfg Config, cmdline string) string {
+// machineCmdline is the kernel command line of a direct boot of img: the
+// image's own with what the machine adds. The image's own command line,
+// and its digest, stay as they were.
+//
+// A linux image's init is told its address on QEMU's user network, which
+// is fixed (guest.QEMUUserNet on the one -netdev user), so that it
+// configures it at once instead of asking DHCP (guest.IPParam), unless
+// the image's command line says otherwise (unikfile.ip=dhcp).
+func (p *Provider) machineCmdline(cfg Config, img *pack.Image) string {
+	cmdline := img.Cmdline
+	if img.Base == linuxBase && !strings.Contains(" "+cmdline, " "+guest.IPParam+"=") {
+		cmdline += guest.IPCmdline(guest.QEMUUserNet)
+	}
 	if cfg.Machine != MachineMicroVM || cfg.Accel != AccelTCG {
 		return cmdline
 	}
 	p.tsc.once.Do(func() { p.tsc.kHz = p.hostTSCkHz() })
 	return cmdline + TCGMicroVMCmdline(p.tsc.kHz)
 }
+
+// linuxBase is the base whose images boot the guest init (guest/init).
+const linuxBase = "linux"
 
 // TCGMicroVMCmdline is what a kernel on a microvm under TCG needs on its
 // command line (with a leading space), given the host's TSC frequency
