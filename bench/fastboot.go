@@ -374,9 +374,15 @@ func (pb *plainRun) boot(withTimeline bool) (time.Duration, timeline, error) {
 	if machine == "microvm" {
 		machine, nic, blk = "microvm,x-option-roms=off,isa-serial=on", "virtio-net-device,netdev=n0", "virtio-blk-device"
 	}
-	args := []string{"-M", machine, "-accel", *accel, "-cpu", "max", "-m", strconv.Itoa(max(pb.cfg.MemoryMiB, 256)),
-		"-nodefaults", "-no-user-config", "-display", "none", "-serial", "file:" + console,
-		"-kernel", pb.cfg.Kernel, "-initrd", pb.cfg.Initrd, "-append", cmdline}
+	mem := strconv.Itoa(max(pb.cfg.MemoryMiB, 256))
+	args := []string{"-M", machine, "-accel", *accel, "-cpu", "max", "-m", mem}
+	if *accel == "tcg" {
+		// The guest memory unikfile gives a TCG guest (see qemu/config.go),
+		// so that the comparison is of the same machine.
+		args = append(args, "-object", "memory-backend-memfd,id=ram0,size="+mem+"M", "-M", machine+",memory-backend=ram0")
+	}
+	args = append(args, "-nodefaults", "-no-user-config", "-display", "none", "-serial", "file:"+console,
+		"-kernel", pb.cfg.Kernel, "-initrd", pb.cfg.Initrd, "-append", cmdline)
 	if pb.cfg.RootDisk != "" {
 		args = append(args, "-drive", "file="+pb.cfg.RootDisk+",if=none,id=rootfs,format=raw,readonly=on", "-device", blk+",drive=rootfs")
 	}
