@@ -331,6 +331,11 @@ func TestMinimalKernelJavaMapsItsCDSArchive(t *testing.T) {
 	if strings.Contains(logs, "alternative address") {
 		t.Errorf("the JVM relocated the archive:\n%s", logs)
 	}
+	// Under TCG the init gave the JVM the options it starts faster with
+	// when emulated (stages/compile's JavaEmulatedOptions); the launcher says so.
+	if want := "Picked up JDK_JAVA_OPTIONS: -XX:CompileThresholdScaling=100"; !strings.Contains(logs, want) {
+		t.Errorf("the console has no %q:\n%s", want, logs)
+	}
 	p.ok("down")
 }
 

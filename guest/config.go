@@ -42,6 +42,11 @@ type Config struct {
 	Argv []string `json:"argv"`
 	// Env is the app's environment, KEY=value, sorted.
 	Env []string `json:"env,omitempty"`
+	// EmulatedEnv joins Env when the kernel command line has
+	// EmulatedParam (the host emulates the guest's CPU), for variables
+	// Env does not set: what a runtime starts faster with under emulation
+	// and should not have on hardware (see stages/compile's Java launch).
+	EmulatedEnv []string `json:"emulated_env,omitempty"`
 	// Dir is the app's working directory.
 	Dir string `json:"dir,omitempty"`
 	// Ports are the TCP ports the app listens on; ReadyMarker is printed when
@@ -93,6 +98,11 @@ type Static struct {
 // image's own settings: an image whose command line has one is not given
 // another by the host.
 const IPParam = "unikfile.ip"
+
+// EmulatedParam on the kernel command line says the host emulates the
+// guest's CPU (QEMU's TCG): the init adds Config.EmulatedEnv to the app's
+// environment.
+const EmulatedParam = "unikfile.emulated"
 
 // IPCmdline is s as IPParam, with a leading space, for a kernel command line.
 func IPCmdline(s Static) string {

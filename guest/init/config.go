@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/unikfile/unikfile/guest"
@@ -45,6 +46,19 @@ func parseConfig(data []byte) (*guest.Config, error) {
 		c.Net.DHCPTimeoutMillis = defaultDHCPTimeoutMillis
 	}
 	return &c, nil
+}
+
+// addMissing is env with each KEY=value of extra whose KEY env does not
+// set.
+func addMissing(env, extra []string) []string {
+	out := append([]string(nil), env...)
+	for _, e := range extra {
+		k, _, _ := strings.Cut(e, "=")
+		if !slices.ContainsFunc(env, func(x string) bool { return strings.HasPrefix(x, k+"=") }) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // appEnv is the app's environment: the configured one plus PATH and HOME

@@ -152,3 +152,11 @@ func TestCmdlineIP(t *testing.T) {
 		t.Error("another parameter read as unikfile.ip")
 	}
 }
+
+// The emulated-CPU environment fills in what the app's own does not set.
+func TestAddMissing(t *testing.T) {
+	got := addMissing([]string{"A=1", "JDK_JAVA_OPTIONS=-Xmx64m"}, []string{"JDK_JAVA_OPTIONS=-XX:CompileThresholdScaling=100", "B=2"})
+	if want := []string{"A=1", "JDK_JAVA_OPTIONS=-Xmx64m", "B=2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -46,8 +46,10 @@ func boot(log *logger) (status int) {
 	if con, err := os.OpenFile("/dev/console", os.O_WRONLY|syscall.O_NOCTTY, 0); err == nil {
 		log.w = con
 	}
+	emulated := false
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
 		log.verbose = cmdlineHas(string(b), "unikfile.verbose")
+		emulated = cmdlineHas(string(b), guest.EmulatedParam)
 	}
 	log.stepf("mounted /proc /sys /dev /tmp /run")
 
@@ -60,6 +62,10 @@ func boot(log *logger) (status int) {
 	if err != nil {
 		log.errorf("%v", err)
 		return statusNotStarted
+	}
+	if emulated && len(cfg.EmulatedEnv) > 0 {
+		cfg.Env = addMissing(cfg.Env, cfg.EmulatedEnv)
+		log.stepf("emulated CPU: %s", strings.Join(cfg.EmulatedEnv, " "))
 	}
 
 	if cfg.Root != nil {

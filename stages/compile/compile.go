@@ -42,6 +42,9 @@ type Manifest struct {
 	// MemoryMiB is the guest memory the bundle needs when the Unikfile
 	// does not say: the unpacked image plus the runtime's own needs.
 	MemoryMiB int `json:"memory_mib,omitempty"`
+	// EmulatedEnv is the environment the runtime adds when the guest's
+	// CPU is emulated (Launch.EmulatedEnv).
+	EmulatedEnv []string `json:"emulated_env,omitempty"`
 }
 
 // Command is the bundle's command line before the app's args.
@@ -79,6 +82,9 @@ type Launch struct {
 	Env       []string // KEY=value the runtime needs
 	Dir       string   // working directory
 	MemoryMiB int      // guest memory the runtime needs besides the image itself (a JVM's heap)
+	// EmulatedEnv is KEY=value the runtime starts faster with when the
+	// guest's CPU is emulated (guest.Config.EmulatedEnv).
+	EmulatedEnv []string
 }
 
 var languages = map[string]Language{
@@ -235,7 +241,7 @@ func ReadBundle(dir string, cached bool) (*Result, error) {
 // rootfs is complete. Every executor ends a compile with it, so that the
 // same tree gives the same manifest.
 func FinishBundle(dir string, man Manifest, launch Launch) error {
-	man.Argv, man.Env, man.Dir = launch.Argv, launch.Env, launch.Dir
+	man.Argv, man.Env, man.Dir, man.EmulatedEnv = launch.Argv, launch.Env, launch.Dir, launch.EmulatedEnv
 	sort.Strings(man.Env)
 	var err error
 	if man.MemoryMiB, err = memoryFor(filepath.Join(dir, RootfsDir), launch.MemoryMiB); err != nil {

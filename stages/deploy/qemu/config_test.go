@@ -126,21 +126,24 @@ func TestMachineFor(t *testing.T) {
 }
 
 // A direct boot of a linux image tells its init the user network's fixed
-// address (guest.IPParam); another base's command line is its own, and a
-// microvm under TCG adds its clock settings after either.
+// address (guest.IPParam) and, under TCG, that its CPU is emulated;
+// another base's command line is its own, and a microvm under TCG adds
+// its clock settings after either.
 func TestMachineCmdline(t *testing.T) {
 	p := &Provider{}
 	p.tsc.once.Do(func() { p.tsc.kHz = 2300000 })
 	pc := Config{Machine: MachinePC, Accel: AccelTCG}
 	micro := Config{Machine: MachineMicroVM, Accel: AccelTCG}
+	pcKVM := Config{Machine: MachinePC, Accel: AccelKVM}
 	for _, tc := range []struct {
 		cfg  Config
 		img  pack.Image
 		want string
 	}{
-		{pc, pack.Image{Base: "linux", Cmdline: "console=ttyS0"}, "console=ttyS0 unikfile.ip=10.0.2.15/24,10.0.2.2,10.0.2.3"},
-		{micro, pack.Image{Base: "linux", Cmdline: "console=ttyS0"}, "console=ttyS0 unikfile.ip=10.0.2.15/24,10.0.2.2,10.0.2.3" + TCGMicroVMCmdline(2300000)},
-		{pc, pack.Image{Base: "linux", Cmdline: "console=ttyS0 unikfile.ip=dhcp"}, "console=ttyS0 unikfile.ip=dhcp"},
+		{pc, pack.Image{Base: "linux", Cmdline: "console=ttyS0"}, "console=ttyS0 unikfile.ip=10.0.2.15/24,10.0.2.2,10.0.2.3 unikfile.emulated"},
+		{pcKVM, pack.Image{Base: "linux", Cmdline: "console=ttyS0"}, "console=ttyS0 unikfile.ip=10.0.2.15/24,10.0.2.2,10.0.2.3"},
+		{micro, pack.Image{Base: "linux", Cmdline: "console=ttyS0"}, "console=ttyS0 unikfile.ip=10.0.2.15/24,10.0.2.2,10.0.2.3 unikfile.emulated" + TCGMicroVMCmdline(2300000)},
+		{pc, pack.Image{Base: "linux", Cmdline: "console=ttyS0 unikfile.ip=dhcp"}, "console=ttyS0 unikfile.ip=dhcp unikfile.emulated"},
 		{pc, pack.Image{Base: "osv", Cmdline: "--rootfs=rofs /app/main"}, "--rootfs=rofs /app/main"},
 	} {
 		if got := p.machineCmdline(tc.cfg, &tc.img); got != tc.want {

@@ -77,11 +77,16 @@ type tscOnce struct {
 // A linux image's init is told its address on QEMU's user network, which
 // is fixed (guest.QEMUUserNet on the one -netdev user), so that it
 // configures it at once instead of asking DHCP (guest.IPParam), unless
-// the image's command line says otherwise (unikfile.ip=dhcp).
+// the image's command line says otherwise (unikfile.ip=dhcp); under TCG
+// it is told its CPU is emulated (guest.EmulatedParam), so that a runtime
+// that starts faster so (a JVM) is started so.
 func (p *Provider) machineCmdline(cfg Config, img *pack.Image) string {
 	cmdline := img.Cmdline
 	if img.Base == linuxBase && !strings.Contains(" "+cmdline, " "+guest.IPParam+"=") {
 		cmdline += guest.IPCmdline(guest.QEMUUserNet)
+	}
+	if img.Base == linuxBase && cfg.Accel == AccelTCG {
+		cmdline += " " + guest.EmulatedParam
 	}
 	if cfg.Machine != MachineMicroVM || cfg.Accel != AccelTCG {
 		return cmdline

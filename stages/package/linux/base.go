@@ -213,6 +213,8 @@ func (Base) Package(ctx context.Context, env *pack.Env, in pack.Input) (*pack.Bu
 		Env:   pack.Environment(in),
 		Dir:   in.Bundle.Manifest.Dir,
 		Ports: append([]int(nil), a.Ports...),
+		// Not when the app's env says, as for its other variables.
+		EmulatedEnv: in.Bundle.Manifest.EmulatedEnv,
 	}
 	memory := pack.MemoryMiB(in)
 	cfgJSON, _ := json.Marshal(cfg)
