@@ -46,11 +46,12 @@ func boot(log *logger) (status int) {
 	if con, err := os.OpenFile("/dev/console", os.O_WRONLY|syscall.O_NOCTTY, 0); err == nil {
 		log.w = con
 	}
-	emulated := false
+	var cmdline string
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
-		log.verbose = cmdlineHas(string(b), "unikfile.verbose")
-		emulated = cmdlineHas(string(b), guest.EmulatedParam)
+		cmdline = string(b)
 	}
+	log.verbose = cmdlineHas(cmdline, "unikfile.verbose")
+	emulated := cmdlineHas(cmdline, guest.EmulatedParam)
 	log.stepf("mounted /proc /sys /dev /tmp /run")
 
 	data, err := os.ReadFile(guest.ConfigPath)
@@ -84,7 +85,7 @@ func boot(log *logger) (status int) {
 			log.errorf("set hostname %q: %v", host, err)
 		}
 	}
-	ipc, err := setupNetwork(log, cfg, host)
+	ipc, err := setupNetwork(log, cfg, host, cmdline)
 	if err != nil {
 		// Not fatal: an app may not need the network.
 		log.errorf("network: %v", err)

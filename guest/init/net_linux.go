@@ -65,10 +65,11 @@ func readMAC(ifname string) (net.HardwareAddr, error) {
 	return net.ParseMAC(strings.TrimSpace(string(b)))
 }
 
-// setupNetwork brings up lo and the first NIC, and configures the NIC from
-// DHCP or the static fallback. It returns the configuration applied (nil
+// setupNetwork brings up lo and the first NIC, and configures the NIC with
+// the address the host gave on the kernel command line (cmdline), else
+// from DHCP or the static fallback. It returns the configuration applied (nil
 // when none) and writes /etc/resolv.conf.
-func setupNetwork(log *logger, cfg *guest.Config, host string) (*ipv4Config, error) {
+func setupNetwork(log *logger, cfg *guest.Config, host, cmdline string) (*ipv4Config, error) {
 	nc, err := openNetctl()
 	if err != nil {
 		return nil, err
@@ -86,15 +87,12 @@ func setupNetwork(log *logger, cfg *guest.Config, host string) (*ipv4Config, err
 	}
 	log.stepf("%s is up", ifname)
 
-	var c *ipv4Config
 	var lease *dhcpLease
 	var mac net.HardwareAddr
 	var errs []error
-	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
-		var given bool
-		if c, given, err = cmdlineIP(string(b)); given && err != nil {
-			log.errorf("%v; using the image's network settings", err)
-		}
+	c, given, err := cmdlineIP(cmdline)
+	if given && err != nil {
+		log.errorf("%v; using the image's network settings", err)
 	}
 	if c == nil && cfg.Net.DHCP {
 		mac, err = readMAC(ifname)

@@ -83,22 +83,29 @@ func writeOld(t *testing.T, p, content string) {
 	}
 }
 
-// TestLargeStampCheckedWhole: a stamp of many paths (several chunks, on
-// every CPU) counts every path, and a change to any one of them, the last
-// or the first, is seen; so is a path that appears.
-func TestLargeStampCheckedWhole(t *testing.T) {
+// oldTree writes n files changed outside the racy window and returns
+// where their stamp goes and their paths, then one of a file that does
+// not exist (a Unikfile, recorded as absent).
+func oldTree(t *testing.T, n int) (stamp string, paths []string) {
+	t.Helper()
 	dir := t.TempDir()
-	const files = 5*chunk + 7
-	var paths []string
-	for i := 0; i < files; i++ {
+	for i := 0; i < n; i++ {
 		p := filepath.Join(dir, "src", "f"+strconv.Itoa(i))
 		writeOld(t, p, "x")
 		paths = append(paths, p)
 	}
-	absent := filepath.Join(dir, "src", "Unikfile")
-	paths = append(paths, absent)
+	paths = append(paths, filepath.Join(dir, "src", "Unikfile"))
 	time.Sleep(RacyWindow + 100*time.Millisecond)
-	st := filepath.Join(dir, "stamps", "s")
+	return filepath.Join(dir, "stamps", "s"), paths
+}
+
+// TestLargeStampCheckedWhole: a stamp of many paths (several chunks, on
+// every CPU) counts every path, and a change to any one of them, the last
+// or the first, is seen; so is a path that appears.
+func TestLargeStampCheckedWhole(t *testing.T) {
+	const files = 5*chunk + 7
+	st, paths := oldTree(t, files)
+	absent := paths[files]
 	record(t, st, "k", paths, Replay{Stdout: []byte("out")})
 	if r, n, ok := Check(st, "k", 0); !ok || n != files+1 || string(r.Stdout) != "out" {
 		t.Fatalf("unchanged: ok=%v, %d paths checked, want %d, stdout %q", ok, n, files+1, r.Stdout)
@@ -131,18 +138,9 @@ func TestLargeStampCheckedWhole(t *testing.T) {
 // rewritten or appeared; one that holds, or another invocation's, names
 // none.
 func TestCheckChangedListsEveryChangedPath(t *testing.T) {
-	dir := t.TempDir()
 	const files = 3*chunk + 5
-	var paths []string
-	for i := 0; i < files; i++ {
-		p := filepath.Join(dir, "src", "f"+strconv.Itoa(i))
-		writeOld(t, p, "x")
-		paths = append(paths, p)
-	}
-	absent := filepath.Join(dir, "src", "Unikfile")
-	paths = append(paths, absent)
-	time.Sleep(RacyWindow + 100*time.Millisecond)
-	st := filepath.Join(dir, "stamps", "s")
+	st, paths := oldTree(t, files)
+	absent := paths[files]
 	record(t, st, "k", paths, Replay{})
 	if _, _, changed, ok := CheckChanged(st, "k", 0); !ok || changed != nil {
 		t.Fatalf("unchanged: ok=%v, changed %v", ok, changed)
