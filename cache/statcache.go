@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/unikfile/unikfile/internal/atomicfile"
@@ -111,27 +110,14 @@ func (sc *StatCache) Hashed() int {
 	return sc.hashed
 }
 
-func (sc *StatCache) trunc(ns int64) int64 {
-	if g := int64(sc.Granularity); g > 0 {
-		return ns - ns%g
-	}
-	return ns
-}
-
-// meta reads fi's metadata into an entry (without digest).
+// meta reads fi's metadata into an entry (without digest), as a stamp
+// records it.
 func (sc *StatCache) meta(fi fs.FileInfo) (statEntry, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	e, ok := stamp.Meta(fi, sc.Granularity)
 	if !ok {
 		return statEntry{}, false
 	}
-	return statEntry{
-		size:  fi.Size(),
-		mtime: sc.trunc(fi.ModTime().UnixNano()),
-		ctime: sc.trunc(st.Ctim.Sec*1e9 + st.Ctim.Nsec),
-		ino:   st.Ino,
-		dev:   uint64(st.Dev),
-		mode:  uint32(fi.Mode()),
-	}, true
+	return statEntry{size: e.Size, mtime: e.Mtime, ctime: e.Ctime, ino: e.Ino, dev: e.Dev, mode: e.Mode}, true
 }
 
 // FileDigest returns the sha256 of the regular file at path, from the

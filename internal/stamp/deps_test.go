@@ -10,7 +10,7 @@ import (
 // binary; anything else imported here would hold Early back until the
 // packages sorted before it (protobuf registries, SDKs) had initialised.
 var early = map[string]bool{
-	"cmp": true, "encoding/base64": true, "errors": true, "hash": true, "hash/fnv": true, "io": true, "io/fs": true,
+	"bytes": true, "cmp": true, "errors": true, "hash": true, "hash/fnv": true, "io": true, "io/fs": true,
 	"iter": true, "math/bits": true, "os": true, "path": true, "slices": true, "sort": true, "strconv": true,
 	"strings": true, "sync": true, "sync/atomic": true, "syscall": true, "time": true, "unicode": true,
 	"unicode/utf8": true, "unsafe": true, "runtime": true,

@@ -1,8 +1,7 @@
 package stamp
 
 import (
-	"encoding/base64"
-	"errors"
+	"bytes"
 	"hash/fnv"
 	"io"
 	"io/fs"
@@ -15,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // RacyWindow is how long after a file's last change its metadata is not
@@ -43,14 +43,51 @@ func Meta(fi fs.FileInfo, granularity time.Duration) (Entry, bool) {
 	if !ok {
 		return Entry{}, false
 	}
+	return metaOf(st, granularity), true
+}
+
+// metaOf is Meta from the stat system call's own record: what a stamp's
+// check reads, without the FileInfo os.Stat allocates for every path.
+func metaOf(st *syscall.Stat_t, granularity time.Duration) Entry {
 	return Entry{
-		Size:  fi.Size(),
-		Mtime: trunc(fi.ModTime().UnixNano(), granularity),
+		Size:  st.Size,
+		Mtime: trunc(st.Mtim.Sec*1e9+st.Mtim.Nsec, granularity),
 		Ctime: trunc(st.Ctim.Sec*1e9+st.Ctim.Nsec, granularity),
 		Ino:   st.Ino,
 		Dev:   uint64(st.Dev),
-		Mode:  uint32(fi.Mode()),
-	}, true
+		Mode:  uint32(fileMode(st.Mode)),
+	}
+}
+
+// fileMode is the fs.FileMode of a stat mode (type bits, permissions and
+// the setuid, setgid and sticky bits), as os reports it: the stamps
+// record fs.FileMode, which is what a FileInfo gives.
+func fileMode(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	switch m & syscall.S_IFMT {
+	case syscall.S_IFBLK:
+		mode |= fs.ModeDevice
+	case syscall.S_IFCHR:
+		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFDIR:
+		mode |= fs.ModeDir
+	case syscall.S_IFIFO:
+		mode |= fs.ModeNamedPipe
+	case syscall.S_IFLNK:
+		mode |= fs.ModeSymlink
+	case syscall.S_IFSOCK:
+		mode |= fs.ModeSocket
+	}
+	if m&syscall.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&syscall.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&syscall.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
 }
 
 func trunc(ns int64, g time.Duration) int64 {
@@ -139,12 +176,24 @@ type Replay struct {
 const Elapsed = "\x00elapsed\x00"
 
 // Print writes r, with elapsed (rounded as the CLI rounds durations) in
-// place of Elapsed, stderr first, each in one write.
+// place of Elapsed, stderr first.
 func (r Replay) Print(stdout, stderr io.Writer, elapsed time.Duration) error {
-	if len(r.Stderr) > 0 {
-		e := strings.ReplaceAll(string(r.Stderr), Elapsed, Round(elapsed).String())
-		if _, err := io.WriteString(stderr, e); err != nil {
+	// Written around each mark rather than copied with the duration in
+	// it: a replay of a large tree is a hundred kilobytes or more.
+	rest, took := r.Stderr, Round(elapsed).String()
+	for len(rest) > 0 {
+		i := strings.Index(string(rest), Elapsed)
+		if i < 0 {
+			i = len(rest)
+		}
+		if _, err := stderr.Write(rest[:i]); err != nil {
 			return err
+		}
+		if rest = rest[i:]; len(rest) > 0 {
+			if _, err := io.WriteString(stderr, took); err != nil {
+				return err
+			}
+			rest = rest[len(Elapsed):]
 		}
 	}
 	if len(r.Stdout) > 0 {
@@ -168,7 +217,11 @@ func Round(d time.Duration) time.Duration {
 	}
 }
 
-const header = "unikfile stamp v2"
+// header begins every stamp file. The file is the header, the quoted key,
+// "replay" and the byte lengths of what a replay prints on stdout and
+// stderr, those bytes as they are, then one line per path: the path and
+// its Entry's fields, tab-separated.
+const header = "unikfile stamp v3"
 
 // Encode is the stamp file of key, entries and r. Paths with a tab or a
 // newline cannot be recorded: ok is false and the build records no stamp.
@@ -184,8 +237,8 @@ func Encode(key string, entries map[string]Entry, r Replay) (data []byte, ok boo
 	var b []byte
 	b = append(b, header+"\n"...)
 	b = append(b, strconv.Quote(key)+"\n"...)
-	b = append(b, base64.StdEncoding.EncodeToString(r.Stdout)+"\n"...)
-	b = append(b, base64.StdEncoding.EncodeToString(r.Stderr)+"\n"...)
+	b = append(b, "replay "+strconv.Itoa(len(r.Stdout))+" "+strconv.Itoa(len(r.Stderr))+"\n"...)
+	b = append(append(b, r.Stdout...), r.Stderr...)
 	for _, p := range paths {
 		e := entries[p]
 		b = append(b, p...)
@@ -199,6 +252,42 @@ func Encode(key string, entries map[string]Entry, r Replay) (data []byte, ok boo
 		b = append(b, '\n')
 	}
 	return b, true
+}
+
+// parse splits a stamp file into its quoted key, its replay and its path
+// lines; ok is false when data is not a whole stamp. The replay's bytes
+// are data's own; lines is a view of data, which must not change after.
+func parse(data []byte) (quotedKey string, r Replay, lines string, ok bool) {
+	var head [3]string
+	rest := data
+	for i := range head {
+		n := bytes.IndexByte(rest, '\n')
+		if n < 0 {
+			return "", Replay{}, "", false
+		}
+		head[i], rest = string(rest[:n]), rest[n+1:]
+	}
+	var nout, nerr int
+	if head[0] != header || !readLengths(head[2], &nout, &nerr) || nout+nerr > len(rest) {
+		return "", Replay{}, "", false
+	}
+	r.Stdout, r.Stderr = rest[:nout:nout], rest[nout:nout+nerr:nout+nerr]
+	rest = rest[nout+nerr:]
+	// A view, not a copy: a large tree's lines are a few hundred kilobytes,
+	// read on the critical path of a no-op, and nothing writes data after.
+	return head[1], r, unsafe.String(unsafe.SliceData(rest), len(rest)), true
+}
+
+// readLengths parses "replay N M".
+func readLengths(l string, nout, nerr *int) bool {
+	f := strings.Fields(strings.TrimPrefix(l, "replay "))
+	if !strings.HasPrefix(l, "replay ") || len(f) != 2 {
+		return false
+	}
+	var err1, err2 error
+	*nout, err1 = strconv.Atoi(f[0])
+	*nerr, err2 = strconv.Atoi(f[1])
+	return err1 == nil && err2 == nil && *nout >= 0 && *nerr >= 0
 }
 
 // Check reads the stamp at path and returns what to replay if it was
@@ -226,20 +315,14 @@ func check(path, key string, granularity time.Duration, collect bool) (r Replay,
 	if err != nil {
 		return Replay{}, 0, nil, false
 	}
-	lines := strings.Split(string(data), "\n")
-	if len(lines) < 4 || lines[0] != header {
+	quoted, r, text, ok := parse(data)
+	if !ok {
 		return Replay{}, 0, nil, false
 	}
-	if k, err := strconv.Unquote(lines[1]); err != nil || k != key {
+	if k, err := strconv.Unquote(quoted); err != nil || k != key {
 		return Replay{}, 0, nil, false
 	}
-	if r.Stdout, err = base64.StdEncoding.DecodeString(lines[2]); err != nil {
-		return Replay{}, 0, nil, false
-	}
-	if r.Stderr, err = base64.StdEncoding.DecodeString(lines[3]); err != nil {
-		return Replay{}, 0, nil, false
-	}
-	lines = lines[4:]
+	lines := strings.Split(text, "\n")
 	workers := min(runtime.GOMAXPROCS(0), (len(lines)+chunk-1)/chunk)
 	var failed atomic.Bool
 	var checked atomic.Int64
@@ -318,15 +401,14 @@ func lineHolds(l string, granularity time.Duration) bool {
 			return false
 		}
 	}
-	fi, err := os.Stat(f[0])
+	// The system call itself, into a record on this goroutine's stack:
+	// os.Stat would allocate a FileInfo for every line.
+	var st syscall.Stat_t
+	err = syscall.Stat(f[0], &st)
 	if want.Mode == AbsentMode {
-		return errors.Is(err, fs.ErrNotExist)
+		return err == syscall.ENOENT
 	}
-	if err != nil {
-		return false
-	}
-	got, ok := Meta(fi, granularity)
-	return ok && got.Same(want) && !want.Racy(granularity)
+	return err == nil && metaOf(&st, granularity).Same(want) && !want.Racy(granularity)
 }
 
 // Paths lists the paths the stamp at path records (what its build relied
@@ -336,11 +418,11 @@ func Paths(path string) (paths []string, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	lines := strings.Split(string(data), "\n")
-	if len(lines) < 4 || lines[0] != header {
+	_, _, lines, ok := parse(data)
+	if !ok {
 		return nil, false, nil
 	}
-	for _, l := range lines[4:] {
+	for _, l := range strings.Split(lines, "\n") {
 		if p, _, found := strings.Cut(l, "\t"); found {
 			paths = append(paths, p)
 		}

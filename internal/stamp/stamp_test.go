@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -174,7 +175,8 @@ func TestRecentChangeIsNotTrusted(t *testing.T) {
 func TestCorruptStampIsAMiss(t *testing.T) {
 	dir := t.TempDir()
 	st := filepath.Join(dir, "stamp")
-	for _, data := range []string{"", "unikfile stamp v1\nAAAA\n", header + "\n\"k\"\n!!\n\n", header + "\n\"k\"\n\n\n/x\t1\t2\n"} {
+	for _, data := range []string{"", "unikfile stamp v2\n\"k\"\n\n\n", header + "\n\"k\"\n!!\n", header + "\n\"k\"\nreplay 0 0\n/x\t1\t2\n",
+		header + "\n\"k\"\nreplay 9 0\nshort", header + "\n\"k\"\nreplay -1 0\n", header + "\n\"k\"\nreplay 0\n"} {
 		os.WriteFile(st, []byte(data), 0o644)
 		if _, _, ok := Check(st, "k", 0); ok {
 			t.Errorf("stamp %q holds", data)
@@ -187,7 +189,7 @@ func TestCorruptStampIsAMiss(t *testing.T) {
 	// one more or one fewer.
 	absent := fmt.Sprintf("%s\t0\t0\t0\t0\t0\t%d\t0", filepath.Join(dir, "gone"), AbsentMode)
 	for line, want := range map[string]bool{absent: true, absent + "\t0": false, absent[:strings.LastIndex(absent, "\t")]: false} {
-		os.WriteFile(st, []byte(header+"\n\"k\"\n\n\n"+line+"\n"), 0o644)
+		os.WriteFile(st, []byte(header+"\n\"k\"\nreplay 0 0\n"+line+"\n"), 0o644)
 		if _, _, ok := Check(st, "k", 0); ok != want {
 			t.Errorf("stamp line %q: holds %v, want %v", line, ok, want)
 		}
@@ -202,5 +204,70 @@ func TestReplayPrintsItsOwnDuration(t *testing.T) {
 	}
 	if out.String() != "image\n" || !strings.Contains(errOut.String(), "in 235µs: 0 built") || strings.Contains(errOut.String(), "\x00") {
 		t.Errorf("stdout %q stderr %q", out.String(), errOut.String())
+	}
+}
+
+func TestReplayKeepsItsBytes(t *testing.T) {
+	st, paths := oldTree(t, 1)
+	// Newlines, tabs, a line that looks like a stamp's own, and two
+	// duration marks.
+	want := Replay{Stdout: []byte("image a\n\timage b\n" + header + "\n"), Stderr: []byte("a\t1\n\nin " + Elapsed + "\nand in " + Elapsed)}
+	record(t, st, "k", paths, want)
+	got, n, ok := Check(st, "k", 0)
+	if !ok || n != 2 {
+		t.Fatalf("the stamp does not hold (%v) or checked %d paths, want 2", ok, n)
+	}
+	if !bytes.Equal(got.Stdout, want.Stdout) || !bytes.Equal(got.Stderr, want.Stderr) {
+		t.Errorf("replay came back as %q / %q", got.Stdout, got.Stderr)
+	}
+	var out, errOut bytes.Buffer
+	if err := got.Print(&out, &errOut, 3*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if errOut.String() != "a\t1\n\nin 3ms\nand in 3ms" || out.String() != string(want.Stdout) {
+		t.Errorf("printed %q / %q", out.String(), errOut.String())
+	}
+	if got, ok, err := Paths(st); err != nil || !ok || !slices.Equal(got, slices.Sorted(slices.Values(paths))) {
+		t.Errorf("Paths = %q, %v, %v; want %q", got, ok, err, paths)
+	}
+}
+
+func TestModeIsWhatOsReports(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	os.WriteFile(file, nil, 0o640)
+	special := filepath.Join(dir, "s")
+	os.WriteFile(special, nil, 0o755)
+	os.Chmod(special, 0o755|os.ModeSetuid|os.ModeSetgid|os.ModeSticky)
+	link := filepath.Join(dir, "l")
+	os.Symlink("f", link)
+	fifo := filepath.Join(dir, "p")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, file, special, link, fifo, sock, "/dev/null"} {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := fileMode(st.Mode); got != fi.Mode() {
+			t.Errorf("%s: mode %v, os says %v", p, got, fi.Mode())
+		}
+		if want, _ := Meta(fi, 0); metaOf(&st, 0) != want {
+			t.Errorf("%s: metadata %+v, from the FileInfo %+v", p, metaOf(&st, 0), want)
+		}
 	}
 }
