@@ -323,12 +323,13 @@ func kernelTable(e *env) error {
 
 // plainRun is a QEMU command line as a user would write it for an
 // image: the instance's machine, kernel, initrd, root disk and command
-// line, user networking with one forward, the console to a file.
+// line and CPUs, user networking with one forward, the console to a file.
 type plainRun struct {
 	e   *env
 	cfg struct {
 		Machine   string `json:"machine"`
 		MemoryMiB int    `json:"memory_mib"`
+		CPUs      int    `json:"cpus"`
 		Kernel    string `json:"kernel"`
 		Initrd    string `json:"initrd"`
 		Cmdline   string `json:"cmdline"`
@@ -375,7 +376,7 @@ func (pb *plainRun) boot(withTimeline bool) (time.Duration, timeline, error) {
 		machine, nic, blk = "microvm,x-option-roms=off,isa-serial=on", "virtio-net-device,netdev=n0", "virtio-blk-device"
 	}
 	mem := strconv.Itoa(max(pb.cfg.MemoryMiB, 256))
-	args := []string{"-M", machine, "-accel", *accel, "-cpu", "max", "-m", mem}
+	args := []string{"-M", machine, "-accel", *accel, "-cpu", "max", "-m", mem, "-smp", strconv.Itoa(max(pb.cfg.CPUs, 1))}
 	if *accel == "tcg" {
 		// The guest memory unikfile gives a TCG guest (see qemu/config.go),
 		// so that the comparison is of the same machine.

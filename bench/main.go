@@ -304,7 +304,7 @@ func plainQEMU(e *env, imageDir string) (time.Duration, error) {
 	if img, err := pack.ReadImage(imageDir); err == nil && img.KernelEntry == pack.KernelEntryPVH && img.Bus == pack.BusVirtioMMIO {
 		machine, nic = "microvm,x-option-roms=off,isa-serial=on", "virtio-net-device,netdev=n0"
 		if *accel == "tcg" {
-			append += qemu.TCGMicroVMCmdline(qemu.HostTSCkHz())
+			append += qemu.TCGMicroVMCmdline(qemu.HostTSCkHz(), img.KernelHZ)
 		}
 	}
 	start := time.Now()

@@ -173,7 +173,9 @@ func monorepoBench(root, kernel string) error {
 	}
 	noopLoad := loadavg()
 	var noopU, noopM, noopCPUU, noopCPUM []time.Duration
-	for i := 0; i < *runs*2; i++ {
+	// Ten times -runs: a no-op takes about 10 ms, in which one scheduler
+	// delay moves a sample by half.
+	for i := 0; i < *runs*10; i++ {
 		d, err := timeIt(func() error { return unikfile("build", "./...") })
 		if err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,6 +54,7 @@ type minimalImage struct {
 	image  struct {
 		Kernel      string `json:"kernel"`
 		KernelEntry string `json:"kernel_entry"`
+		KernelHZ    int    `json:"kernel_hz"`
 		Bus         string `json:"bus"`
 		RootDisk    string `json:"root_disk"`
 		Source      string `json:"source"`
@@ -89,38 +91,64 @@ func fileSHA(t *testing.T, p string) string {
 	return hex.EncodeToString(s[:])
 }
 
-// qemuConfig is what `ps --json` shows of an instance's QEMU.
-func (p *project) qemuMachines() map[string]string {
+// cpusSource is a Go HTTP server on port 8080 answering msg and the
+// number of CPUs the guest has.
+func cpusSource(msg string) string {
+	return `package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+)
+
+func main() {
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s on %d CPUs\n", ` + strconv.Quote(msg) + `, runtime.NumCPU())
+	})
+	if err := http.ListenAndServe(":8080", nil); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+}
+`
+}
+
+// qemuConfigs is what `ps --json` shows of each instance's QEMU, by app.
+func (p *project) qemuConfigs() map[string]struct{ Machine, Cmdline string } {
 	p.t.Helper()
 	var insts []struct {
 		App    string `json:"app"`
 		Config struct {
-			Machine  string `json:"machine"`
-			RootDisk string `json:"root_disk"`
+			Machine string `json:"machine"`
+			Cmdline string `json:"cmdline"`
 		} `json:"config"`
 	}
 	r := p.ok("ps", "--json")
 	if err := json.Unmarshal([]byte(r.stdout), &insts); err != nil {
 		p.t.Fatalf("ps --json: %v\n%s", err, r.stdout)
 	}
-	out := map[string]string{}
+	out := map[string]struct{ Machine, Cmdline string }{}
 	for _, i := range insts {
-		out[i.App] = i.Config.Machine
+		out[i.App] = struct{ Machine, Cmdline string }{i.Config.Machine, i.Config.Cmdline}
 	}
 	return out
 }
 
 // Two Go apps with the same needs share one minimal kernel and boot on
 // QEMU's microvm; a target that boots a BIOS disk needs PCI devices and a
-// bzImage, and gets a second kernel, which boots too.
+// bzImage, and gets a second kernel, which boots too. A guest gets two
+// CPUs when its target does not set cpus (on a host with two or more),
+// and what cpus says when it does.
 func TestMinimalKernelIsSharedAndPerPlatform(t *testing.T) {
 	needBoot(t)
 	pa, pb, pd := freePort(t), freePort(t), freePort(t)
 	p := newProject(t, map[string]string{
 		"a/go.mod":  goMod,
-		"a/main.go": helloSource("hello from a"),
+		"a/main.go": cpusSource("hello from a"),
 		"b/go.mod":  goMod,
-		"b/main.go": helloSource("hello from b"),
+		"b/main.go": cpusSource("hello from b"),
 		"Unikfile": fmt.Sprintf(`app "a" {
   source   = "a"
   language = "go"
@@ -150,6 +178,7 @@ target "b" {
   apps     = [app.b]
   qemu {
     accel      = "tcg"
+    cpus       = 1
     host_ports = { 8080 = %d }
   }
 }
@@ -182,20 +211,31 @@ target "disk" {
 	if a.image.KernelEntry != "pvh" || a.image.Bus != "virtio-mmio" {
 		t.Errorf("a's image: kernel entry %q, bus %q; want pvh and virtio-mmio", a.image.KernelEntry, a.image.Bus)
 	}
+	if a.image.KernelHZ <= 0 {
+		t.Errorf("a's image does not know its kernel's HZ (kernel_hz %d): its config is beside the kernel", a.image.KernelHZ)
+	}
 	if head := readHead(t, filepath.Join(a.Dir, a.image.Kernel), 4); head != "\x7fELF" {
 		t.Errorf("a's kernel starts with %q, want an ELF vmlinux", head)
 	}
 
 	p.runLong("up", "dev", "b")
-	if got := get(t, pa); !strings.Contains(got, "hello from a") {
-		t.Errorf("GET a = %q", got)
+	defaultCPUs := 1
+	if runtime.NumCPU() >= 2 {
+		defaultCPUs = 2
 	}
-	if got := get(t, pb); !strings.Contains(got, "hello from b") {
-		t.Errorf("GET b = %q", got)
+	if got, want := get(t, pa), fmt.Sprintf("hello from a on %d CPUs", defaultCPUs); !strings.Contains(got, want) {
+		t.Errorf("GET a (cpus unset, a %d-CPU host) = %q, want %q", runtime.NumCPU(), got, want)
 	}
-	for app, m := range p.qemuMachines() {
-		if m != "microvm" {
-			t.Errorf("%s boots on %q, want microvm", app, m)
+	if got := get(t, pb); !strings.Contains(got, "hello from b on 1 CPUs") {
+		t.Errorf("GET b (cpus = 1) = %q, want hello from b on 1 CPUs", got)
+	}
+	for app, c := range p.qemuConfigs() {
+		if c.Machine != "microvm" {
+			t.Errorf("%s boots on %q, want microvm", app, c.Machine)
+		}
+		// Every CPU is told its delay loop where the TSC frequency is.
+		if strings.Contains(c.Cmdline, "tsc_early_khz=") && !strings.Contains(c.Cmdline, " lpj=") {
+			t.Errorf("%s's command line gives the TSC frequency but no lpj: %s", app, c.Cmdline)
 		}
 	}
 	p.ok("down")
@@ -205,8 +245,8 @@ target "disk" {
 	if !strings.Contains(up.stderr, "build kernel (pci virtio-pci)") {
 		t.Errorf("up disk did not go through the PC kernel's node:\n%s", up.stderr)
 	}
-	if got := get(t, pd); !strings.Contains(got, "hello from a") {
-		t.Errorf("GET disk = %q", got)
+	if got, want := get(t, pd), fmt.Sprintf("hello from a on %d CPUs", defaultCPUs); !strings.Contains(got, want) {
+		t.Errorf("GET disk = %q, want %q", got, want)
 	}
 	var kernels []struct {
 		Kind     string
@@ -280,7 +320,7 @@ func TestMinimalKernelPythonOnARootDisk(t *testing.T) {
 	if got := slowGet(t, port); !strings.Contains(got, "hello from Python") {
 		t.Fatalf("GET = %q", got)
 	}
-	if m := p.qemuMachines()["hello-python"]; m != "microvm" {
+	if m := p.qemuConfigs()["hello-python"].Machine; m != "microvm" {
 		t.Errorf("boots on %q, want microvm", m)
 	}
 	logs := p.ok("logs", "hello-python").stdout

@@ -245,7 +245,7 @@ target "dev" {
 		t.Errorf("app defaults: %s", dump(a))
 	}
 	q := qemu.SettingsOf(p.Targets[0])
-	if q.Accel != "auto" || q.CPUs != 1 || q.Bind != "127.0.0.1" || len(q.HostPorts) != 0 {
+	if q.Accel != "auto" || q.CPUs != 0 || q.Bind != "127.0.0.1" || len(q.HostPorts) != 0 {
 		t.Errorf("qemu defaults: %s", dump(q))
 	}
 	if p.Build.Executor != "local" {

@@ -50,6 +50,11 @@ type Image struct {
 	// provider boots the image on a machine that fits both.
 	KernelEntry string `json:"kernel_entry,omitempty"`
 	Bus         string `json:"bus,omitempty"`
+	// KernelHZ is the kernel's timer frequency (CONFIG_HZ) when its
+	// configuration is known, else 0: with it a provider that knows the
+	// CPU's TSC frequency can tell every CPU its delay loop instead of
+	// having each one after the first measure it.
+	KernelHZ int `json:"kernel_hz,omitempty"`
 	// Console is how the guest reports on its serial console when it is
 	// not unikfile's guest init (nil: guest.ReadyMarker and
 	// guest.ExitMarker). Disk images keep their source's.

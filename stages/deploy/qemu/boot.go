@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -62,7 +63,10 @@ func (p *Provider) Boot(ctx context.Context, spec deploy.Spec) (*state.Instance,
 	}
 	cfg := defaultPaths(spec.RunDir)
 	cfg.Binary, cfg.Machine, cfg.Accel = bin, MachinePC, accel
-	cfg.MemoryMiB, cfg.CPUs = memoryMiB(&spec), max(settings.CPUs, 1)
+	cfg.MemoryMiB, cfg.CPUs = memoryMiB(&spec), settings.CPUs
+	if cfg.CPUs <= 0 {
+		cfg.CPUs = DefaultCPUs(spec.Image, runtime.NumCPU())
+	}
 	if isDisk(spec.Image) {
 		if err := p.setDisk(&cfg, &spec); err != nil {
 			return nil, fmt.Errorf("app %s: %w", app, err)

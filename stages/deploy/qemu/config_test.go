@@ -53,7 +53,7 @@ func TestArgsGolden(t *testing.T) {
 	bios.Disk, bios.DiskFormat = "/images/hello/disk.vmdk", "vmdk"
 	micro := base
 	micro.Machine, micro.Kernel, micro.RootDisk = MachineMicroVM, "/images/py/kernel", "/images/py/root.erofs"
-	micro.Cmdline += TCGMicroVMCmdline(2300000)
+	micro.Cmdline += TCGMicroVMCmdline(2300000, 0)
 	rootDisk := base
 	rootDisk.Initrd, rootDisk.RootDisk, rootDisk.Cmdline = "", "/images/osv/rootfs.img", "--rootfs=rofs /app/main"
 	solo5 := base
@@ -128,7 +128,8 @@ func TestMachineFor(t *testing.T) {
 // A direct boot of a linux image tells its init the user network's fixed
 // address (guest.IPParam) and, under TCG, that its CPU is emulated;
 // another base's command line is its own, and a microvm under TCG adds
-// its clock settings after either.
+// its clock settings after either, with every CPU's delay loop when the
+// kernel's HZ is known.
 func TestMachineCmdline(t *testing.T) {
 	p := &Provider{}
 	p.tsc.once.Do(func() { p.tsc.kHz = 2300000 })
@@ -142,7 +143,9 @@ func TestMachineCmdline(t *testing.T) {
 	}{
 		{pc, pack.Image{Base: "linux", Cmdline: "console=ttyS0"}, "console=ttyS0 unikfile.ip=10.0.2.15/24,10.0.2.2,10.0.2.3 unikfile.emulated"},
 		{pcKVM, pack.Image{Base: "linux", Cmdline: "console=ttyS0"}, "console=ttyS0 unikfile.ip=10.0.2.15/24,10.0.2.2,10.0.2.3"},
-		{micro, pack.Image{Base: "linux", Cmdline: "console=ttyS0"}, "console=ttyS0 unikfile.ip=10.0.2.15/24,10.0.2.2,10.0.2.3 unikfile.emulated" + TCGMicroVMCmdline(2300000)},
+		{micro, pack.Image{Base: "linux", Cmdline: "console=ttyS0"}, "console=ttyS0 unikfile.ip=10.0.2.15/24,10.0.2.2,10.0.2.3 unikfile.emulated tsc_early_khz=2300000 tsc=reliable"},
+		// A kernel of 250 Hz: 2.3 GHz is 9.2 million TSC cycles per jiffy.
+		{micro, pack.Image{Base: "linux", Cmdline: "console=ttyS0", KernelHZ: 250}, "console=ttyS0 unikfile.ip=10.0.2.15/24,10.0.2.2,10.0.2.3 unikfile.emulated tsc_early_khz=2300000 tsc=reliable lpj=9200000"},
 		{pc, pack.Image{Base: "linux", Cmdline: "console=ttyS0 unikfile.ip=dhcp"}, "console=ttyS0 unikfile.ip=dhcp unikfile.emulated"},
 		{pc, pack.Image{Base: "osv", Cmdline: "--rootfs=rofs /app/main"}, "--rootfs=rofs /app/main"},
 	} {

@@ -15,7 +15,8 @@ import (
 // Settings are a target's `qemu { ... }` block.
 type Settings struct {
 	Accel string `json:"accel"` // auto (default) | kvm | tcg
-	CPUs  int    `json:"cpus"`  // default 1
+	// CPUs is the guest's CPU count; 0 (unset) is DefaultCPUs' choice.
+	CPUs int `json:"cpus"`
 	// Bind is the host address port forwards listen on; default 127.0.0.1.
 	Bind string `json:"bind"`
 	// HostPorts maps a guest port to the host port it is forwarded from;
@@ -25,7 +26,7 @@ type Settings struct {
 
 // DefaultSettings are the settings of a target without a qemu block.
 func DefaultSettings() *Settings {
-	return &Settings{Accel: AccelAuto, CPUs: 1, Bind: DefaultBind, HostPorts: map[int]int{}}
+	return &Settings{Accel: AccelAuto, Bind: DefaultBind, HostPorts: map[int]int{}}
 }
 
 // Forwards maps guest ports to host ports on Bind: HostPorts, else the
@@ -79,6 +80,22 @@ func (Schema) Schema() *hcl.BodySchema {
 
 // maxCPUs bounds cpus.
 const maxCPUs = 64
+
+// DefaultCPUs is the CPU count of a guest whose target does not set cpus:
+// two for a linux image on a host with two CPUs or more, else one. The
+// runtimes' own threads (a JVM's JIT compiler and GC, V8's compiler and
+// GC helpers) then run beside the app's instead of taking turns with it;
+// under TCG each vCPU is a host thread of its own (MTTCG). With the
+// minimal kernel, examples/java answered in 3.1 s instead of 3.5 s and
+// examples/node in 2.05 s instead of 2.4 s; Go's hello boots as fast
+// with one as with two. Other bases boot one: their kernels run one CPU
+// or must be built for more.
+func DefaultCPUs(img *pack.Image, hostCPUs int) int {
+	if img.Base == linuxBase && hostCPUs >= 2 {
+		return 2
+	}
+	return 1
+}
 
 // Decode reads the qemu block and checks host_ports against the target's
 // apps.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/unikfile/unikfile/lang"
 	"github.com/unikfile/unikfile/stages/deploy"
+	pack "github.com/unikfile/unikfile/stages/package"
 )
 
 func TestForwardsDefaultToTheSamePort(t *testing.T) {
@@ -50,6 +51,26 @@ func TestSettingsDigestReplacesOnWhatShapesTheVM(t *testing.T) {
 	bigger.MemoryMiB = 512
 	if digest(base, &bigger) == d0 {
 		t.Error("the app's memory does not replace the instance")
+	}
+}
+
+// A target without cpus boots a linux guest with two CPUs where the host
+// has them, and every other base with one; cpus, once set, is what boots.
+func TestDefaultCPUs(t *testing.T) {
+	for _, c := range []struct {
+		base     string
+		hostCPUs int
+		want     int
+	}{
+		{"linux", 2, 2}, {"linux", 16, 2}, {"linux", 1, 1},
+		{"osv", 8, 1}, {"rump", 8, 1}, {"mirage", 8, 1}, {"includeos", 8, 1},
+	} {
+		if got := DefaultCPUs(&pack.Image{Base: c.base}, c.hostCPUs); got != c.want {
+			t.Errorf("DefaultCPUs(%s, host of %d CPUs) = %d, want %d", c.base, c.hostCPUs, got, c.want)
+		}
+	}
+	if s := DefaultSettings(); s.CPUs != 0 {
+		t.Errorf("DefaultSettings().CPUs = %d; want 0 (unset: DefaultCPUs decides)", s.CPUs)
 	}
 }
 

@@ -242,6 +242,7 @@ func Build(ctx context.Context, in Input, outDir string) (*pack.Image, error) {
 		Ports:         append([]int(nil), cfg.Ports...),
 		KernelEntry:   in.Kernel.Entry,
 		Bus:           in.Kernel.Bus,
+		KernelHZ:      in.Kernel.HZ,
 	}
 	if root != nil {
 		img.RootDisk = RootFile

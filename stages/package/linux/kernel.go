@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/unikfile/unikfile/cache"
@@ -42,6 +43,10 @@ type Kernel struct {
 	// of a kernel image, which is written once and only ever removed), so
 	// that an image may hard-link it instead of copying it.
 	Immutable bool
+	// HZ is the kernel's timer frequency (CONFIG_HZ) as the configuration
+	// beside it says (a built kernel's config, Debian's
+	// boot/config-<version>); 0 when there is none.
+	HZ int
 	// Modules are the module files an image of this kernel gets, relative
 	// to ModulesDir, once ModulesDigestWith has found them (walking the
 	// module tree takes about 10 ms); nil means Build finds them.
@@ -167,7 +172,27 @@ func describeKernel(p string, digest Digester) (*Kernel, error) {
 		return nil, fmt.Errorf("kernel %s: %w", p, err)
 	}
 	k.Digest = d
+	if k.Version != "" {
+		k.HZ = ConfigHZ(filepath.Join(dir, "config-"+k.Version))
+	}
 	return k, nil
+}
+
+// ConfigHZ is CONFIG_HZ in the kernel configuration file at path, or 0
+// when the file or the line is missing.
+func ConfigHZ(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "CONFIG_HZ="); ok {
+			if hz, err := strconv.Atoi(v); err == nil && hz > 0 {
+				return hz
+			}
+		}
+	}
+	return 0
 }
 
 // kernelVersionFromName is the suffix after "vmlinuz-", or "".

@@ -128,3 +128,32 @@ func TestVersionLess(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
+
+// A kernel's timer frequency comes from the configuration beside it
+// (Debian's boot/config-<version>); without one it is unknown, never
+// guessed.
+func TestResolveKernelHZ(t *testing.T) {
+	root := t.TempDir()
+	p := fakeKernel(t, root, "6.1.0-9-cloud-amd64", false)
+	k, err := ResolveKernel(p, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.HZ != 0 {
+		t.Errorf("HZ = %d without a config; want 0", k.HZ)
+	}
+	config := "CONFIG_HZ_250=y\n# CONFIG_HZ_1000 is not set\nCONFIG_HZ=250\nCONFIG_HZ_PERIODIC=y\n"
+	if err := os.WriteFile(filepath.Join(root, "boot", "config-6.1.0-9-cloud-amd64"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if k, err = ResolveKernel(p, "", nil); err != nil || k.HZ != 250 {
+		t.Errorf("HZ = %d, %v; want 250 from boot/config-6.1.0-9-cloud-amd64", k.HZ, err)
+	}
+	for _, bad := range []string{"", "CONFIG_HZ_250=y\n", "CONFIG_HZ=fast\n", "CONFIG_HZ=-4\n"} {
+		f := filepath.Join(t.TempDir(), "config")
+		os.WriteFile(f, []byte(bad), 0o644)
+		if hz := ConfigHZ(f); hz != 0 {
+			t.Errorf("ConfigHZ(%q) = %d; want 0", bad, hz)
+		}
+	}
+}

@@ -100,7 +100,8 @@ func buildKernel(ctx context.Context, n kbuild.Needs, env *pack.Env) (*kbuild.Ke
 // built in (no modules), its entry point and bus, and whether it mounts
 // root disks.
 func BuiltKernel(k *kbuild.Kernel) *Kernel {
-	lk := &Kernel{Path: k.Path(), Version: k.Release, Digest: k.Digest, Entry: k.Entry, Bus: k.Bus}
+	lk := &Kernel{Path: k.Path(), Version: k.Release, Digest: k.Digest, Entry: k.Entry, Bus: k.Bus,
+		HZ: ConfigHZ(filepath.Join(k.Dir, kbuild.FileConfig))}
 	if (kbuild.Needs{Features: k.Features}).Has("root-disk") {
 		lk.RootFS = RootFSEROFS
 	}
